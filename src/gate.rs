@@ -1,0 +1,119 @@
+//! The decision for one request, from plain values: route, token, verification, scopes.
+//!
+//! Nothing here knows pingora; `proxy.rs` hands in the request's parts and acts on the
+//! [`Decision`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::error::Rejection;
+use crate::identity::Identity;
+use crate::policy::Policy;
+use crate::token::{self, TokenRules};
+use crate::verify::Verifier;
+
+/// The parts of a request the decision depends on.
+pub struct RequestParts<'a, A> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The path, as sent (no query).
+    pub path: &'a str,
+    /// The query string, if any.
+    pub query: Option<&'a str>,
+    /// Every `Authorization` header value.
+    pub authorization: A,
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+pub struct Decision {
+    /// The matched route's id, if a route matched.
+    pub route: Option<Arc<str>>,
+    /// The normalized path when it differs from the one sent: the upstream gets this.
+    pub rewritten_path: Option<String>,
+    /// Forward (with the identity, for protected routes), or answer with a rejection.
+    pub outcome: Result<Access, Rejection>,
+}
+
+/// Why a request may pass.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The route is public: no token was looked at.
+    Public,
+    /// A verified token carries every required scope.
+    Authorized(Arc<Identity>),
+}
+
+impl Access {
+    /// The metric `reason` label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Authorized(_) => "authorized",
+        }
+    }
+
+    /// The identity, for protected routes.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Access::Public => None,
+            Access::Authorized(id) => Some(id),
+        }
+    }
+}
+
+/// Decides one request against a policy snapshot.
+pub fn decide<'a, A>(
+    request: RequestParts<'a, A>,
+    policy: &Policy,
+    verifier: &Verifier,
+    rules: &TokenRules,
+) -> Decision
+where
+    A: IntoIterator<Item = &'a [u8]>,
+{
+    let path = match crate::path::normalize(request.path) {
+        Ok(p) => p,
+        Err(rejection) => {
+            return Decision {
+                route: None,
+                rewritten_path: None,
+                outcome: Err(rejection),
+            };
+        }
+    };
+    let rewritten_path = match &path {
+        Cow::Owned(p) => Some(p.clone()),
+        Cow::Borrowed(_) => None,
+    };
+    let Some(route) = policy.route(request.method, &path) else {
+        return Decision {
+            route: None,
+            rewritten_path,
+            outcome: Err(Rejection::NoRoute),
+        };
+    };
+    let outcome = if route.is_public() {
+        Ok(Access::Public)
+    } else {
+        authorize(request.authorization, request.query, route, verifier, rules)
+    };
+    Decision {
+        route: Some(route.id.clone()),
+        rewritten_path,
+        outcome,
+    }
+}
+
+fn authorize<'a>(
+    authorization: impl IntoIterator<Item = &'a [u8]>,
+    query: Option<&'a str>,
+    route: &crate::policy::Route,
+    verifier: &Verifier,
+    rules: &TokenRules,
+) -> Result<Access, Rejection> {
+    let token = token::extract(authorization, query, rules)?.ok_or(Rejection::MissingToken)?;
+    let identity = verifier.verify(&token)?;
+    route.decide(&identity)?;
+    Ok(Access::Authorized(identity))
+}

@@ -1,0 +1,541 @@
+//! Signing keys per issuer: fetched from the JWKS URI, refreshed in the background, refetched
+//! (rate-limited) on unknown `kid`s, and kept through outages up to a maximum staleness.
+//!
+//! The request path only reads an `ArcSwap` snapshot; it never waits on the network.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Notify;
+
+use crate::config::{IssuerConfig, JwksSettings};
+use crate::metrics::{Metrics, unix_now};
+
+/// One key that may verify signatures, with the algorithms it may be used with.
+pub struct VerifyKey {
+    /// The key's `kid`, if it has one.
+    pub kid: Option<String>,
+    /// Algorithms allowed for this key: its own `alg`, or its type's, within the allowlist.
+    pub algorithms: Vec<Algorithm>,
+    /// The key material.
+    pub decoding: DecodingKey,
+    /// The JWK's public parameters, to keep the same `Arc` across refreshes.
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A loaded key set.
+#[derive(Debug)]
+pub struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyKey>>,
+    all: Vec<Arc<VerifyKey>>,
+    loaded_at: Instant,
+}
+
+impl KeySet {
+    /// Builds a set from keys; keys without a `kid` are only found by [`KeySet::without_kid`].
+    pub fn new(keys: Vec<Arc<VerifyKey>>) -> KeySet {
+        let by_kid = keys
+            .iter()
+            .filter_map(|k| k.kid.clone().map(|kid| (kid, k.clone())))
+            .collect();
+        KeySet {
+            by_kid,
+            all: keys,
+            loaded_at: Instant::now(),
+        }
+    }
+
+    /// The key with this `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyKey>> {
+        self.by_kid.get(kid)
+    }
+
+    /// For a token without `kid`: the one key that allows `alg`, if exactly one does.
+    pub fn without_kid(&self, alg: Algorithm) -> Option<&Arc<VerifyKey>> {
+        let mut candidates = self.all.iter().filter(|k| k.algorithms.contains(&alg));
+        match (candidates.next(), candidates.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Whether `key` (by identity) is still part of this set.
+    pub fn contains(&self, key: &Arc<VerifyKey>) -> bool {
+        self.all.iter().any(|k| Arc::ptr_eq(k, key))
+    }
+
+    /// Number of usable keys.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether the set has no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// The keys of one issuer, as the request path sees them.
+pub struct KeyStore {
+    /// Metric label.
+    pub label: String,
+    current: ArcSwapOption<KeySet>,
+    allowed: Vec<Algorithm>,
+    settings: JwksSettings,
+    /// Wakes the refresher for an unknown-`kid` refetch.
+    refetch: Notify,
+    refetch_pending: AtomicBool,
+    last_refetch: Mutex<Option<Instant>>,
+    /// `kid`s recently found unknown: a flood of the same random ids costs nothing more.
+    unknown_kids: moka::sync::Cache<String, ()>,
+    /// Never refreshed (HMAC secret from a file).
+    fixed: bool,
+}
+
+impl KeyStore {
+    /// An empty store for an issuer whose keys come from its JWKS.
+    pub fn new(issuer: &IssuerConfig) -> KeyStore {
+        let interval = Duration::from_secs(issuer.jwks.unknown_kid_refetch_seconds.max(1));
+        KeyStore {
+            label: crate::config::Config::issuer_label(issuer).to_owned(),
+            current: ArcSwapOption::empty(),
+            allowed: issuer.algorithms.clone(),
+            settings: issuer.jwks.clone(),
+            refetch: Notify::new(),
+            refetch_pending: AtomicBool::new(false),
+            last_refetch: Mutex::new(None),
+            unknown_kids: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(interval)
+                .build(),
+            fixed: false,
+        }
+    }
+
+    /// A store holding a configured HMAC secret, for the issuer's HS* algorithms.
+    pub fn with_secret(issuer: &IssuerConfig, secret: &[u8]) -> KeyStore {
+        let mut store = KeyStore::new(issuer);
+        let algorithms = issuer
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| crate::config::is_hmac(*a))
+            .collect();
+        let key = VerifyKey {
+            kid: None,
+            algorithms,
+            decoding: DecodingKey::from_secret(secret),
+            fingerprint: String::new(),
+        };
+        store.current.store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
+        store.fixed = true;
+        store
+    }
+
+    /// The usable keys, or `None` while none are loaded or they are too stale to trust.
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
+        let set = self.current.load_full()?;
+        if !self.fixed && set.loaded_at.elapsed() > self.max_staleness() {
+            return None;
+        }
+        Some(set)
+    }
+
+    /// Whether the store has keys it may use (readiness).
+    pub fn is_ready(&self) -> bool {
+        self.keys().is_some()
+    }
+
+    fn max_staleness(&self) -> Duration {
+        Duration::from_secs(self.settings.max_staleness_seconds)
+    }
+
+    /// Asks for a refetch because a token named `kid`, which the set lacks. Never blocks:
+    /// at most one refetch per `unknown_kid_refetch_seconds`, whatever the number of tokens.
+    pub fn unknown_kid(&self, kid: &str) {
+        if self.fixed || self.unknown_kids.contains_key(kid) {
+            return;
+        }
+        self.unknown_kids.insert(kid.to_owned(), ());
+        let interval = Duration::from_secs(self.settings.unknown_kid_refetch_seconds);
+        let mut last = self.last_refetch.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.refetch_pending.store(true, Ordering::Release);
+        self.refetch.notify_one();
+    }
+
+    /// Replaces the set, keeping the `Arc` of every unchanged key so the token cache's
+    /// entries for it stay valid.
+    fn install(&self, fresh: Vec<VerifyKey>) -> usize {
+        let old = self.current.load_full();
+        let keys: Vec<Arc<VerifyKey>> = fresh
+            .into_iter()
+            .map(|k| {
+                old.as_ref()
+                    .and_then(|o| {
+                        o.all
+                            .iter()
+                            .find(|ok| ok.kid == k.kid && ok.fingerprint == k.fingerprint)
+                            .cloned()
+                    })
+                    .unwrap_or_else(|| Arc::new(k))
+            })
+            .collect();
+        let n = keys.len();
+        self.current.store(Some(Arc::new(KeySet::new(keys))));
+        self.unknown_kids.invalidate_all();
+        n
+    }
+}
+
+/// Why a fetch failed; logged and counted, the old keys stay.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Connection refused, timeout, TLS failure.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// Not a 2xx answer.
+    #[error("the server answered {0}")]
+    Status(u16),
+    /// Not a JWK Set.
+    #[error("invalid JWKS document: {0}")]
+    Invalid(String),
+    /// A JWK Set without a single key this issuer may use.
+    #[error("no usable signing key in the set ({0} keys skipped)")]
+    NoUsableKey(usize),
+}
+
+/// Turns a JWKS document into the keys this issuer may use; returns them and how many were
+/// skipped (encryption keys, HMAC keys, algorithms outside the allowlist, broken entries).
+pub fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(Vec<VerifyKey>, usize), FetchError> {
+    #[derive(serde::Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let raw: RawSet =
+        serde_json::from_slice(body).map_err(|e| FetchError::Invalid(e.to_string()))?;
+    let mut keys = Vec::new();
+    let mut skipped = 0;
+    for value in raw.keys {
+        match serde_json::from_value::<Jwk>(value)
+            .ok()
+            .and_then(|jwk| usable_key(&jwk, allowed))
+        {
+            Some(key) => keys.push(key),
+            None => skipped += 1,
+        }
+    }
+    if keys.is_empty() {
+        return Err(FetchError::NoUsableKey(skipped));
+    }
+    Ok((keys, skipped))
+}
+
+fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
+    let common = &jwk.common;
+    if matches!(
+        common.public_key_use,
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+    ) {
+        return None;
+    }
+    if let Some(ops) = &common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return None;
+    }
+    // What the key type permits; HMAC secrets never come from a JWKS.
+    let by_type: &[Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &[
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => &[Algorithm::ES256],
+            EllipticCurve::P384 => &[Algorithm::ES384],
+            _ => &[],
+        },
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            &[Algorithm::EdDSA]
+        }
+        _ => &[],
+    };
+    let algorithms: Vec<Algorithm> = match common.key_algorithm {
+        None => by_type
+            .iter()
+            .copied()
+            .filter(|a| allowed.contains(a))
+            .collect(),
+        Some(KeyAlgorithm::UNKNOWN_ALGORITHM) => return None,
+        Some(declared) => {
+            let alg = Algorithm::try_from(declared).ok()?;
+            if by_type.contains(&alg) && allowed.contains(&alg) {
+                vec![alg]
+            } else {
+                vec![]
+            }
+        }
+    };
+    if algorithms.is_empty() {
+        return None;
+    }
+    let decoding = DecodingKey::from_jwk(jwk).ok()?;
+    Some(VerifyKey {
+        kid: common.key_id.clone(),
+        algorithms,
+        decoding,
+        fingerprint: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
+    })
+}
+
+/// `Cache-Control: max-age`, if present.
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').find_map(|d| {
+        let (name, v) = d.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("max-age")
+            .then(|| v.trim().trim_matches('"').parse().ok())
+            .flatten()
+    })
+}
+
+/// The background task that keeps one issuer's [`KeyStore`] fresh.
+pub struct JwksRefresher {
+    store: Arc<KeyStore>,
+    uri: String,
+    client: reqwest::Client,
+    metrics: Metrics,
+}
+
+impl JwksRefresher {
+    /// A refresher for `store`, fetching from `uri`.
+    pub fn new(store: Arc<KeyStore>, uri: String, metrics: Metrics) -> JwksRefresher {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(store.settings.fetch_timeout_seconds))
+            .connect_timeout(Duration::from_secs(store.settings.fetch_timeout_seconds))
+            .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client's settings are valid");
+        JwksRefresher {
+            store,
+            uri,
+            client,
+            metrics,
+        }
+    }
+
+    /// Fetches once and installs the keys on success; returns the server's `max-age`.
+    pub async fn refresh(&self) -> Result<Option<u64>, FetchError> {
+        let label = [self.store.label.as_str()];
+        let result = self.fetch().await;
+        match &result {
+            Ok((keys, skipped, age)) => {
+                let n = self.store.install_keys(keys);
+                self.metrics.jwks_refreshes.with_label_values(&[label[0], "success"]).inc();
+                self.metrics.jwks_keys.with_label_values(&label).set(n as i64);
+                self.metrics
+                    .jwks_last_success
+                    .with_label_values(&label)
+                    .set(unix_now());
+                self.metrics.jwks_stale.with_label_values(&label).set(0);
+                tracing::info!(issuer = %self.store.label, keys = n, skipped, max_age = ?age, "JWKS refreshed");
+            }
+            Err(e) => {
+                self.metrics.jwks_refreshes.with_label_values(&[label[0], "failure"]).inc();
+                let usable = self.store.keys().is_some();
+                self.metrics
+                    .jwks_stale
+                    .with_label_values(&label)
+                    .set(i64::from(!usable && self.store.current.load().is_some()));
+                if !usable {
+                    self.metrics.jwks_keys.with_label_values(&label).set(0);
+                }
+                tracing::warn!(issuer = %self.store.label, error = %e, keeping_keys = usable, "JWKS refresh failed");
+            }
+        }
+        result.map(|(_, _, age)| age)
+    }
+
+    async fn fetch(&self) -> Result<(Vec<VerifyKey>, usize, Option<u64>), FetchError> {
+        let response = self
+            .client
+            .get(&self.uri)
+            .header(reqwest::header::ACCEPT, "application/jwk-set+json, application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(without_url(e)))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        let age = max_age(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| FetchError::Transport(without_url(e)))?;
+        let (keys, skipped) = parse_jwks(&body, &self.store.allowed)?;
+        Ok((keys, skipped, age))
+    }
+
+    /// The next regular refresh, from the server's `max-age` clamped to the bounds.
+    fn next_interval(&self, max_age: Option<u64>) -> Duration {
+        let s = &self.store.settings;
+        let secs = max_age
+            .unwrap_or(s.refresh_seconds)
+            .clamp(s.min_refresh_seconds, s.max_refresh_seconds);
+        Duration::from_secs(secs)
+    }
+}
+
+impl KeyStore {
+    fn install_keys(&self, keys: &[VerifyKey]) -> usize {
+        // `VerifyKey` is not `Clone` (the decoding key is large); rebuild from parts.
+        let fresh = keys
+            .iter()
+            .map(|k| VerifyKey {
+                kid: k.kid.clone(),
+                algorithms: k.algorithms.clone(),
+                decoding: k.decoding.clone(),
+                fingerprint: k.fingerprint.clone(),
+            })
+            .collect();
+        self.install(fresh)
+    }
+}
+
+/// reqwest errors print the URL; keep messages to the cause (URLs may carry credentials).
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        cause = format!("{cause}: {s}");
+        source = s.source();
+    }
+    cause
+}
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Retry quickly at start-up and after failures, doubling up to the regular interval.
+        let first_backoff = Duration::from_millis(250);
+        let mut backoff = first_backoff;
+        loop {
+            let wait = match self.refresh().await {
+                Ok(age) => {
+                    backoff = first_backoff;
+                    self.next_interval(age)
+                }
+                Err(_) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(self.next_interval(None).min(Duration::from_secs(30)));
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.store.refetch.notified() => {
+                    if self.store.refetch_pending.swap(false, Ordering::AcqRel) {
+                        self.metrics
+                            .jwks_unknown_kid_refetches
+                            .with_label_values(&[self.store.label.as_str()])
+                            .inc();
+                        tracing::info!(issuer = %self.store.label, "unknown key id: refetching JWKS");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_N: &str = "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0_IzW7yWR7QkrmBL7jTKEn5u-qKhbwKfBstIs-bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW_VDL5AaWTg0nLVkjRo9z-40RQzuVaE8AkAFmxZzow3x-VJYKdjykkJ0iT9wCS0DRTXu269V264Vf_3jvredZiKRkgwlL9xNAwxXFg0x_XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC-9aGVd-Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmw";
+
+    fn rsa_jwk(extra: serde_json::Value) -> serde_json::Value {
+        let mut k = serde_json::json!({"kty": "RSA", "kid": "k1", "n": RSA_N, "e": "AQAB"});
+        for (name, v) in extra.as_object().unwrap() {
+            k[name] = v.clone();
+        }
+        k
+    }
+
+    fn parse(keys: Vec<serde_json::Value>, allowed: &[Algorithm]) -> Result<(Vec<VerifyKey>, usize), FetchError> {
+        parse_jwks(&serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap(), allowed)
+    }
+
+    #[test]
+    fn encryption_keys_never_verify() {
+        let r = parse(vec![rsa_jwk(serde_json::json!({"use": "enc"}))], &[Algorithm::RS256]);
+        assert!(matches!(r, Err(FetchError::NoUsableKey(1))));
+    }
+
+    #[test]
+    fn hmac_keys_in_a_jwks_are_ignored() {
+        let oct = serde_json::json!({"kty": "oct", "kid": "h", "k": "c2VjcmV0"});
+        let (keys, skipped) = parse(vec![oct, rsa_jwk(serde_json::json!({}))], &[Algorithm::RS256, Algorithm::HS256]).unwrap();
+        assert_eq!((keys.len(), skipped), (1, 1));
+        assert_eq!(keys[0].algorithms, [Algorithm::RS256]);
+    }
+
+    #[test]
+    fn declared_alg_outside_the_allowlist_is_skipped() {
+        let r = parse(vec![rsa_jwk(serde_json::json!({"alg": "PS256"}))], &[Algorithm::RS256]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn algorithms_come_from_key_type_and_allowlist() {
+        let (keys, _) = parse(vec![rsa_jwk(serde_json::json!({}))], &[Algorithm::RS256, Algorithm::ES256]).unwrap();
+        assert_eq!(keys[0].algorithms, [Algorithm::RS256]);
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_document() {
+        assert!(matches!(parse_jwks(b"<html>", &[Algorithm::RS256]), Err(FetchError::Invalid(_))));
+        assert!(matches!(parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]), Err(FetchError::NoUsableKey(0))));
+    }
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("cache-control", "public, max-age=600, must-revalidate".parse().unwrap());
+        assert_eq!(max_age(&h), Some(600));
+    }
+}
+
+impl KeyStore {
+    /// Whether a key set was ever loaded (even if it is now too stale to use).
+    pub fn has_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+}

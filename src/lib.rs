@@ -1,0 +1,43 @@
+//! scopegate: an OAuth 2.0 bearer-token authorization gateway on pingora.
+//!
+//! A request's path through the modules:
+//!
+//! | step | what happens | where |
+//! |---|---|---|
+//! | 1 | normalize the path; reject ambiguous ones (400) | [`path`] |
+//! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
+//! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
+//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jwks`] |
+//! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
+//! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
+//! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
+//!
+//! Background services keep the JWKS fresh ([`jwks::JwksRefresher`]) and reload the policy
+//! ([`policy::reload::PolicyWatcher`]); [`admin`] serves `/metrics`, `/healthz`, `/readyz`.
+//! Everything but [`proxy`], [`admin`] and [`server`] is plain code that knows no pingora.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod gate;
+pub mod headers;
+pub mod identity;
+pub mod jwks;
+pub mod metrics;
+pub mod path;
+pub mod policy;
+pub mod proxy;
+pub mod server;
+pub mod token;
+pub mod verify;
+mod yaml;
+
+/// Installs the process-wide JWT crypto provider (aws-lc). Call once at start-up, so that
+/// crate feature unification can never leave two providers or none.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}

@@ -1,0 +1,182 @@
+//! Request path normalization: the one reading of a path that both the policy and the
+//! upstream see.
+//!
+//! The rules, in order (documented in README, "Paths"):
+//! 1. the path must be origin-form (`/…`); control characters, `\` and malformed `%` escapes
+//!    are refused;
+//! 2. escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, other escapes are
+//!    kept with upper-case hex (RFC 3986 §6.2.2);
+//! 3. an escaped `/`, `\`, NUL or control character is refused: backends disagree on whether
+//!    it splits a segment, so no single reading exists;
+//! 4. a segment that is `.` or `..` only after decoding is refused (encoded dot segment);
+//! 5. repeated slashes are merged, `.` and `..` segments are resolved (RFC 3986 §5.2.4);
+//!    `..` above the root is refused.
+//!
+//! The gateway forwards the normalized path, so the upstream acts on what was authorized.
+
+use std::borrow::Cow;
+
+use crate::error::Rejection;
+
+/// Normalizes a request path, or explains why it has no single reading.
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, Rejection> {
+    if !raw.starts_with('/') {
+        return Err(Rejection::InvalidRequest(
+            "The request target must be an absolute path",
+        ));
+    }
+    if is_plain(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut segments: Vec<String> = Vec::new();
+    let trailing_slash = raw.len() > 1 && raw.ends_with('/');
+    for raw_segment in raw.split('/') {
+        let (segment, had_escaped_dot) = decode_segment(raw_segment)?;
+        match segment.as_str() {
+            "" => {}
+            "." | ".." if had_escaped_dot => {
+                return Err(Rejection::AmbiguousPath(
+                    "The path contains an encoded dot segment",
+                ));
+            }
+            "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(Rejection::AmbiguousPath("The path climbs above the root"));
+                }
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The fast path: nothing to decode, merge or resolve.
+fn is_plain(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    if raw.contains("//") {
+        return false;
+    }
+    let plain_bytes = bytes
+        .iter()
+        .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\');
+    plain_bytes
+        && !raw
+            .split('/')
+            .any(|s| s == "." || s == "..")
+}
+
+fn decode_segment(segment: &str) -> Result<(String, bool), Rejection> {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut escaped_dot = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Rejection::InvalidRequest(
+                    "The path has a malformed percent-escape",
+                ))?;
+            match hex {
+                b'/' | b'\\' => {
+                    return Err(Rejection::AmbiguousPath(
+                        "The path contains an encoded slash or backslash",
+                    ));
+                }
+                0x00..=0x1f | 0x7f => {
+                    return Err(Rejection::AmbiguousPath(
+                        "The path contains an encoded control character",
+                    ));
+                }
+                c if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
+                    escaped_dot |= c == b'.';
+                    out.push(c as char);
+                }
+                c => {
+                    out.push('%');
+                    out.push_str(&format!("{c:02X}"));
+                }
+            }
+            i += 3;
+        } else if b == b'\\' {
+            return Err(Rejection::AmbiguousPath("The path contains a backslash"));
+        } else if !b.is_ascii_graphic() {
+            return Err(Rejection::InvalidRequest(
+                "The path contains a control or non-ASCII character",
+            ));
+        } else {
+            out.push(b as char);
+            i += 1;
+        }
+    }
+    Ok((out, escaped_dot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> String {
+        normalize(raw).unwrap().into_owned()
+    }
+
+    fn refused(raw: &str) -> u16 {
+        normalize(raw).unwrap_err().status()
+    }
+
+    #[test]
+    fn plain_paths_are_kept_as_they_are() {
+        assert!(matches!(normalize("/timesheets/7"), Ok(Cow::Borrowed(_))));
+        assert_eq!(ok("/"), "/");
+        assert_eq!(ok("/timesheets/"), "/timesheets/");
+    }
+
+    #[test]
+    fn slashes_merge_and_dot_segments_resolve() {
+        assert_eq!(ok("//timesheets///7"), "/timesheets/7");
+        assert_eq!(ok("/a/./b/../timesheets"), "/a/timesheets");
+        assert_eq!(ok("/timesheets/7/.."), "/timesheets");
+    }
+
+    #[test]
+    fn unreserved_escapes_are_decoded_and_others_uppercased() {
+        assert_eq!(ok("/time%73heets"), "/timesheets");
+        assert_eq!(ok("/a%2fb".replace("%2f", "%3f").as_str()), "/a%3Fb");
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for raw in [
+            "/timesheets%2F7",
+            "/timesheets%2f7",
+            "/timesheets%5C7",
+            "/timesheets\\7",
+            "/timesheets/%2e%2e/approvals",
+            "/timesheets/%2E/x",
+            "/a%00b",
+            "/..",
+            "/a/../../b",
+        ] {
+            assert_eq!(refused(raw), 400, "{raw}");
+        }
+        assert_eq!(refused("/a%zz"), 400);
+        assert_eq!(refused("*"), 400);
+    }
+
+    #[test]
+    fn an_escaped_dot_inside_a_name_is_just_a_dot() {
+        assert_eq!(ok("/files/report%2Etxt"), "/files/report.txt");
+    }
+}

@@ -1,0 +1,561 @@
+//! Policy file → [`Policy`], reporting every problem at once with its location.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::file::{PolicyFile, RouteEntry};
+use super::{METHODS, Policy, Requirement, Route};
+use crate::yaml::Pos;
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// The file, as given.
+    pub file: String,
+    /// Where the problem is.
+    pub pos: Pos,
+    /// YAML path of the offending value, e.g. `routes[2].methods[0]`.
+    pub yaml_path: String,
+    /// The route's id, when the problem is inside a route.
+    pub route: Option<String>,
+    /// What is wrong, with a hint.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.pos.line > 0 {
+            write!(f, ":{}:{}", self.pos.line, self.pos.column)?;
+        }
+        write!(f, ": ")?;
+        if !self.yaml_path.is_empty() {
+            write!(f, "{}", self.yaml_path)?;
+            if let Some(route) = &self.route {
+                write!(f, " (route \"{route}\")")?;
+            }
+            write!(f, ": ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Reads and compiles a policy file.
+pub fn load(path: &Path) -> Result<Policy, Vec<PolicyError>> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => compile(&bytes, &file),
+        Err(e) => Err(vec![PolicyError {
+            file,
+            pos: Pos::default(),
+            yaml_path: String::new(),
+            route: None,
+            message: format!("cannot read the file: {e}"),
+        }]),
+    }
+}
+
+/// Compiles policy text; `file` names it in errors.
+pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
+    let mut errors = Errors {
+        file,
+        list: Vec::new(),
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(_) => {
+            errors.push(Pos::default(), "", None, "the file is not UTF-8".into());
+            return Err(errors.list);
+        }
+    };
+    let parsed: PolicyFile = match serde_saphyr::from_str(text) {
+        Ok(p) => p,
+        Err(e) => {
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: l.line(),
+                    column: l.column(),
+                })
+                .unwrap_or_default();
+            errors.push(pos, "", None, crate::yaml::message(&e));
+            return Err(errors.list);
+        }
+    };
+    if parsed.version.value != 1 {
+        errors.push(
+            Pos::of(&parsed.version),
+            "version",
+            None,
+            format!("unsupported version {} (expected 1)", parsed.version.value),
+        );
+    }
+
+    let mut routes = Vec::with_capacity(parsed.routes.len());
+    let mut templates = Vec::with_capacity(parsed.routes.len());
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (i, entry) in parsed.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let r = &entry.value;
+        let id = r.id.value.clone();
+        let route_name = Some(id.as_str());
+        if !valid_id(&id) {
+            errors.push(
+                Pos::of(&r.id),
+                &format!("{at}.id"),
+                None,
+                format!("\"{id}\" is not a route id (use letters, digits, '-', '_', '.')"),
+            );
+        }
+        if let Some(first) = ids.insert(id.clone(), i) {
+            errors.push(
+                Pos::of(&r.id),
+                &format!("{at}.id"),
+                route_name,
+                format!("duplicate id, first used by routes[{first}]"),
+            );
+        }
+        let methods = compile_methods(r, &at, &mut errors);
+        let template = compile_template(r, &at, &mut errors);
+        let requirement = compile_requirement(r, &at, &mut errors);
+        if let (Some(template), Some(requirement)) = (template, requirement) {
+            templates.push((i, methods, template.clone()));
+            routes.push(Route {
+                id: Arc::from(id.as_str()),
+                template: r.path.value.clone(),
+                requirement,
+                pos: Pos::of(entry),
+            });
+        }
+    }
+    // Indices into `routes` may lag behind file indices when a route failed to compile;
+    // overlap checks are only meaningful on a fully valid file.
+    if !errors.list.is_empty() {
+        return Err(errors.list);
+    }
+    check_overlaps(&parsed.routes, &templates, &mut errors);
+    if !errors.list.is_empty() {
+        return Err(errors.list);
+    }
+
+    let mut routers: Vec<Option<matchit::Router<usize>>> = vec![None; METHODS.len()];
+    for (index, methods, _) in &templates {
+        for &m in methods {
+            let router = routers[m].get_or_insert_with(matchit::Router::new);
+            if let Err(e) = router.insert(routes[*index].template.clone(), *index) {
+                // The overlap check runs first, so this is a template matchit reads
+                // differently from us; report it rather than guess.
+                errors.push(
+                    routes[*index].pos,
+                    &format!("routes[{index}].path"),
+                    Some(&routes[*index].id),
+                    format!("cannot be routed: {e}"),
+                );
+            }
+        }
+    }
+    if !errors.list.is_empty() {
+        return Err(errors.list);
+    }
+    Ok(Policy {
+        routes,
+        routers,
+        hash: hex(&Sha256::digest(bytes)),
+    })
+}
+
+struct Errors<'a> {
+    file: &'a str,
+    list: Vec<PolicyError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, pos: Pos, yaml_path: &str, route: Option<&str>, message: String) {
+        self.list.push(PolicyError {
+            file: self.file.to_owned(),
+            pos,
+            yaml_path: yaml_path.to_owned(),
+            route: route.map(str::to_owned),
+            message,
+        });
+    }
+}
+
+fn compile_methods(r: &RouteEntry, at: &str, errors: &mut Errors) -> Vec<usize> {
+    let id = Some(r.id.value.as_str());
+    let mut out = BTreeSet::new();
+    if r.methods.value.is_empty() {
+        errors.push(
+            Pos::of(&r.methods),
+            &format!("{at}.methods"),
+            id,
+            "name at least one method".into(),
+        );
+    }
+    for (j, m) in r.methods.value.iter().enumerate() {
+        match METHODS.iter().position(|k| *k == m.value) {
+            Some(k) => {
+                if !out.insert(k) {
+                    errors.push(
+                        Pos::of(m),
+                        &format!("{at}.methods[{j}]"),
+                        id,
+                        format!("method \"{}\" is listed twice", m.value),
+                    );
+                }
+            }
+            None => errors.push(
+                Pos::of(m),
+                &format!("{at}.methods[{j}]"),
+                id,
+                format!(
+                    "unknown method \"{}\" (expected {})",
+                    m.value,
+                    METHODS.join(", ")
+                ),
+            ),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// A path template, segment by segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Static(String),
+    Param,
+    CatchAll,
+}
+
+fn compile_template(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Vec<Segment>> {
+    let id = Some(r.id.value.as_str());
+    let path = &r.path.value;
+    let fail = |errors: &mut Errors, message: String| {
+        errors.push(Pos::of(&r.path), &format!("{at}.path"), id, message);
+        None
+    };
+    if !path.starts_with('/') {
+        return fail(errors, format!("\"{path}\" must start with '/'"));
+    }
+    if path == "/" {
+        return Some(vec![]);
+    }
+    let parts: Vec<&str> = path[1..].split('/').collect();
+    let mut segments = Vec::with_capacity(parts.len());
+    let mut names = BTreeSet::new();
+    for (k, part) in parts.iter().enumerate() {
+        let last = k + 1 == parts.len();
+        if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let (catch_all, name) = match inner.strip_prefix('*') {
+                Some(name) => (true, name),
+                None => (false, inner),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return fail(errors, format!("\"{part}\" is not a parameter name"));
+            }
+            if !names.insert(name) {
+                return fail(errors, format!("parameter \"{name}\" is used twice"));
+            }
+            if catch_all && !last {
+                return fail(
+                    errors,
+                    format!("\"{part}\" must be the last segment (it takes the rest of the path)"),
+                );
+            }
+            segments.push(if catch_all {
+                Segment::CatchAll
+            } else {
+                Segment::Param
+            });
+        } else if part.contains(['{', '}']) {
+            return fail(
+                errors,
+                format!("\"{part}\": a parameter must be a whole segment, like {{id}}"),
+            );
+        } else if part.is_empty() && !last {
+            return fail(errors, "empty segment ('//'): requests never have one".into());
+        } else if *part == "." || *part == ".." {
+            return fail(errors, "dot segments never reach the policy".into());
+        } else {
+            match crate::path::normalize(&format!("/{part}")) {
+                Ok(n) if n == format!("/{part}") || part.is_empty() => {
+                    segments.push(Segment::Static(part.to_string()))
+                }
+                _ => {
+                    return fail(
+                        errors,
+                        format!("\"{part}\" is not in normalized form (see README, Paths)"),
+                    );
+                }
+            }
+        }
+    }
+    Some(segments)
+}
+
+fn compile_requirement(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Requirement> {
+    let id = Some(r.id.value.as_str());
+    let public = r.public.as_ref().map(|p| p.value).unwrap_or(false);
+    match (&r.scopes, public) {
+        (Some(scopes), false) => {
+            if scopes.value.is_empty() {
+                errors.push(
+                    Pos::of(scopes),
+                    &format!("{at}.scopes"),
+                    id,
+                    "name at least one scope, or set public: true".into(),
+                );
+                return None;
+            }
+            let mut all = Vec::new();
+            for (j, s) in scopes.value.iter().enumerate() {
+                if !valid_scope(&s.value) {
+                    errors.push(
+                        Pos::of(s),
+                        &format!("{at}.scopes[{j}]"),
+                        id,
+                        format!("\"{}\" is not a scope token (RFC 6749 §3.3)", s.value),
+                    );
+                } else if !all.contains(&s.value) {
+                    all.push(s.value.clone());
+                }
+            }
+            let joined = all.join(" ");
+            Some(Requirement::Scopes { all, joined })
+        }
+        (None, true) => Some(Requirement::Public),
+        (Some(scopes), true) => {
+            errors.push(
+                Pos::of(scopes),
+                &format!("{at}.scopes"),
+                id,
+                "a public route takes no scopes: remove one of the two".into(),
+            );
+            None
+        }
+        (None, false) => {
+            errors.push(
+                Pos::of(&r.id),
+                at,
+                id,
+                "say what the route requires: scopes: [...] or public: true".into(),
+            );
+            None
+        }
+    }
+}
+
+/// Two routes that share a method and can match the same path are an error naming both:
+/// an operator must never have to guess which one wins.
+fn check_overlaps(
+    entries: &[serde_saphyr::Spanned<RouteEntry>],
+    templates: &[(usize, Vec<usize>, Vec<Segment>)],
+    errors: &mut Errors,
+) {
+    // Bucket by first static segment so that large policies are not compared pairwise;
+    // routes starting with a parameter are compared against everything.
+    let mut buckets: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut wild = Vec::new();
+    for (k, (_, _, segs)) in templates.iter().enumerate() {
+        match segs.first() {
+            Some(Segment::Static(s)) => buckets.entry(s.as_str()).or_default().push(k),
+            _ => wild.push(k),
+        }
+    }
+    let mut pairs = BTreeSet::new();
+    let mut consider = |a: usize, b: usize| {
+        let (a, b) = (a.min(b), a.max(b));
+        if a == b {
+            return;
+        }
+        let (ta, tb) = (&templates[a], &templates[b]);
+        let shared = ta.1.iter().find(|m| tb.1.contains(m));
+        if let Some(&m) = shared
+            && overlap(&ta.2, &tb.2)
+        {
+            pairs.insert((ta.0, tb.0, m));
+        }
+    };
+    for members in buckets.values() {
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                consider(a, b);
+            }
+        }
+    }
+    for &w in &wild {
+        for k in 0..templates.len() {
+            consider(w, k);
+        }
+    }
+    for (a, b, m) in pairs {
+        let (ea, eb) = (&entries[a].value, &entries[b].value);
+        errors.push(
+            Pos::of(&eb.path),
+            &format!("routes[{b}].path"),
+            Some(&eb.id.value),
+            format!(
+                "{} {} can also match route \"{}\" ({} at routes[{a}]); make the paths disjoint",
+                METHODS[m], eb.path.value, ea.id.value, ea.path.value
+            ),
+        );
+    }
+}
+
+/// Whether some path matches both templates.
+fn overlap(a: &[Segment], b: &[Segment]) -> bool {
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (None, None) => return true,
+            // A catch-all needs at least one more character.
+            (Some(Segment::CatchAll), Some(_)) | (Some(_), Some(Segment::CatchAll)) => {
+                return true;
+            }
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some(Segment::Static(x)), Some(Segment::Static(y))) if x != y => return false,
+            (Some(Segment::Static(x)), Some(Segment::Param))
+            | (Some(Segment::Param), Some(Segment::Static(x)))
+                if x.is_empty() =>
+            {
+                return false;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        compile(yaml.as_bytes(), "p.yaml")
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn unknown_method_is_reported_with_line_column_and_hint() {
+        let e = errors(
+            "version: 1
+routes:
+  - id: a
+    methods: [GET, FETCH]
+    path: /a
+    scopes: [read:a]
+",
+        );
+        assert_eq!(
+            e,
+            [
+                "p.yaml:4:20: routes[0].methods[1] (route \"a\"): unknown method \"FETCH\" (expected GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let e = errors(
+            "version: 2
+routes:
+  - id: a
+    methods: [GET]
+    path: a
+    scopes: [read:a]
+  - id: b
+    methods: [POST]
+    path: /b
+  - id: b
+    methods: [PUT]
+    path: /c
+    public: true
+    scopes: [x]
+",
+        );
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].starts_with("p.yaml:1:10: version"), "{}", e[0]);
+    }
+
+    #[test]
+    fn overlapping_routes_name_both() {
+        let e = errors(
+            "version: 1
+routes:
+  - id: one
+    methods: [GET]
+    path: /timesheets/{id}
+    scopes: [read:timesheets]
+  - id: two
+    methods: [GET, POST]
+    path: /timesheets/upload
+    scopes: [batch:upload]
+",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("\"two\"") && e[0].contains("\"one\""), "{}", e[0]);
+    }
+
+    #[test]
+    fn same_path_different_methods_is_fine() {
+        let p = compile(
+            b"version: 1
+routes:
+  - {id: get, methods: [GET], path: "/t/{id}", scopes: [r]}
+  - {id: del, methods: [DELETE], path: "/t/{id}", scopes: [d]}
+  - {id: up, methods: [POST], path: /t/upload, scopes: [u]}
+  - {id: files, methods: [GET], path: "/files/{*rest}", public: true}
+",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(&*p.route("DELETE", "/t/9").unwrap().id, "del");
+        assert_eq!(&*p.route("POST", "/t/upload").unwrap().id, "up");
+        assert_eq!(&*p.route("GET", "/files/a/b/c").unwrap().id, "files");
+        assert_eq!(p.hash.len(), 64);
+    }
+
+    #[test]
+    fn yaml_syntax_errors_carry_a_location() {
+        let e = errors("version: 1\nroutes:\n  - id: [\n");
+        assert!(e[0].starts_with("p.yaml:"), "{}", e[0]);
+        assert!(e[0].split(':').nth(1).unwrap().parse::<u32>().is_ok(), "{}", e[0]);
+    }
+
+    #[test]
+    fn template_overlap_rules() {
+        use Segment::*;
+        let s = |x: &str| Static(x.into());
+        assert!(overlap(&[s("a"), Param], &[s("a"), s("b")]));
+        assert!(!overlap(&[s("a"), Param], &[s("a")]));
+        assert!(overlap(&[s("a"), CatchAll], &[s("a"), s("b"), s("c")]));
+        assert!(!overlap(&[s("a"), CatchAll], &[s("a")]));
+        assert!(!overlap(&[s("a")], &[s("b")]));
+    }
+}

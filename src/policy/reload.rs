@@ -1,0 +1,186 @@
+//! The live policy and its reloading: load → compile → swap, never replacing a good policy
+//! with a broken one.
+//!
+//! Triggers: a change in the policy file's folder (watched as a folder, because a
+//! Kubernetes ConfigMap update swaps a `..data` symlink and editors rename over files), a
+//! slow content-hash poll as a safety net for missed events, and SIGHUP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use notify::Watcher as _;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use sha2::{Digest, Sha256};
+
+use super::{Policy, PolicyError, compile};
+use crate::metrics::Metrics;
+
+/// Quiet time after the last file event before reloading: an editor's save or a kubelet
+/// swap is several events within milliseconds.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Content-hash poll interval, for file systems and mounts where events go missing.
+pub const POLL: Duration = Duration::from_secs(10);
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// The file's bytes are those of the live policy.
+    Unchanged,
+    /// A new policy is live.
+    Reloaded {
+        /// Its route count.
+        routes: usize,
+    },
+    /// The file does not compile; the previous policy keeps serving.
+    Failed(Vec<PolicyError>),
+}
+
+/// The live policy. Requests take one snapshot each and keep it to the end.
+pub struct PolicyStore {
+    current: ArcSwap<Policy>,
+    path: PathBuf,
+    metrics: Metrics,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl PolicyStore {
+    /// Loads the policy at start-up; a broken file is a start-up error.
+    pub fn load(path: &Path, metrics: Metrics) -> Result<PolicyStore, Vec<PolicyError>> {
+        let policy = super::load(path)?;
+        metrics.policy_loaded(policy.routes().len(), &policy.hash);
+        Ok(PolicyStore {
+            current: ArcSwap::from_pointee(policy),
+            path: path.to_owned(),
+            metrics,
+            reload_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The live policy.
+    pub fn snapshot(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    /// The policy file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file again and swaps it in if it changed and compiles.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let file = self.path.display().to_string();
+        let outcome = match tokio::fs::read(&self.path).await {
+            Err(e) => ReloadOutcome::Failed(vec![PolicyError {
+                file,
+                pos: Default::default(),
+                yaml_path: String::new(),
+                route: None,
+                message: format!("cannot read the file: {e}"),
+            }]),
+            Ok(bytes) if hex_sha256(&bytes) == self.current.load().hash => ReloadOutcome::Unchanged,
+            Ok(bytes) => match compile(&bytes, &file) {
+                Ok(policy) => {
+                    let routes = policy.routes().len();
+                    self.metrics.policy_loaded(routes, &policy.hash);
+                    tracing::info!(policy = %file, routes, hash = %policy.hash, "policy reloaded");
+                    self.current.store(Arc::new(policy));
+                    ReloadOutcome::Reloaded { routes }
+                }
+                Err(errors) => ReloadOutcome::Failed(errors),
+            },
+        };
+        if let ReloadOutcome::Failed(errors) = &outcome {
+            self.metrics
+                .policy_reloads
+                .with_label_values(&["failure"])
+                .inc();
+            for e in errors {
+                tracing::error!(error = %e, "policy reload failed; the previous policy keeps serving");
+            }
+        }
+        outcome
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The background service that triggers reloads.
+pub struct PolicyWatcher {
+    store: Arc<PolicyStore>,
+}
+
+impl PolicyWatcher {
+    /// A watcher for `store`'s file.
+    pub fn new(store: Arc<PolicyStore>) -> PolicyWatcher {
+        PolicyWatcher { store }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for PolicyWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let folder = self
+            .store
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        // Keep the watcher alive for the life of the loop; without it only polling works.
+        let _watcher = match notify::recommended_watcher(move |_event| {
+            let _ = tx.send(());
+        }) {
+            Ok(mut w) => match w.watch(&folder, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::warn!(folder = %folder.display(), error = %e, "cannot watch the policy folder; polling only");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no file watcher; polling only");
+                None
+            }
+        };
+        let mut hangup =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot handle SIGHUP");
+                    None
+                }
+            };
+        let mut poll = tokio::time::interval(POLL);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                Some(()) = events.recv() => {
+                    // Debounce: wait until the folder has been quiet for a moment.
+                    loop {
+                        tokio::select! {
+                            Some(()) = events.recv() => continue,
+                            _ = tokio::time::sleep(DEBOUNCE) => break,
+                        }
+                    }
+                }
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: reloading the policy");
+                }
+                _ = poll.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.store.reload().await;
+        }
+    }
+}

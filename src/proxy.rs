@@ -1,0 +1,230 @@
+//! pingora's proxy phases. Each phase turns the session into plain values and calls the
+//! pure core (`gate`, `headers`); the only logic here is plumbing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+
+use crate::config::Upstream;
+use crate::error::Rejection;
+use crate::gate::{self, Access, RequestParts};
+use crate::headers::{HeaderPlan, HeaderSink};
+use crate::metrics::Metrics;
+use crate::policy::reload::PolicyStore;
+use crate::token::TokenRules;
+use crate::verify::Verifier;
+
+/// Everything the proxy phases share.
+pub struct Gateway {
+    /// The live policy.
+    pub policy: Arc<PolicyStore>,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+    /// The identity header rewrite.
+    pub headers: HeaderPlan,
+    /// Token extraction rules.
+    pub token_rules: TokenRules,
+    /// `WWW-Authenticate` realm.
+    pub realm: String,
+    /// Where allowed requests go.
+    pub upstream: Upstream,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// Per-request state, from `request_filter` to `logging`.
+#[derive(Default)]
+pub struct RequestCtx {
+    route: Option<Arc<str>>,
+    outcome: Option<Result<Access, Rejection>>,
+    rewritten_path: Option<String>,
+    started: Option<Instant>,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let started = Instant::now();
+        ctx.started = Some(started);
+        // One snapshot per request: a reload mid-request does not change its decision.
+        let policy = self.policy.snapshot();
+        let req = session.req_header();
+        let decision = gate::decide(
+            RequestParts {
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                query: req.uri.query(),
+                authorization: req
+                    .headers
+                    .get_all(http::header::AUTHORIZATION)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+            },
+            &policy,
+            &self.verifier,
+            &self.token_rules,
+        );
+        let decision_label = match &decision.outcome {
+            Ok(_) => "allow",
+            Err(_) => "deny",
+        };
+        self.metrics
+            .auth_duration
+            .with_label_values(&[decision_label])
+            .observe(started.elapsed().as_secs_f64());
+        ctx.route = decision.route;
+        ctx.rewritten_path = decision.rewritten_path;
+        let rejection = decision.outcome.as_ref().err().cloned();
+        ctx.outcome = Some(decision.outcome);
+        match rejection {
+            None => Ok(false),
+            Some(rejection) => {
+                self.reject(session, &rejection).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(
+            self.upstream.address,
+            self.upstream.tls,
+            self.upstream.host.clone(),
+        )))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(path) = &ctx.rewritten_path {
+            // Forward exactly the path the policy was matched on.
+            let target = match upstream_request.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            let uri = target
+                .parse()
+                .or_err(ErrorType::InternalError, "normalized path is a valid URI")?;
+            upstream_request.set_uri(uri);
+        } else if upstream_request.uri.scheme().is_some() {
+            // Absolute-form targets are sent on in origin-form.
+            let origin = upstream_request
+                .uri
+                .path_and_query()
+                .map(|pq| pq.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            let uri = origin
+                .parse()
+                .or_err(ErrorType::InternalError, "path is a valid URI")?;
+            upstream_request.set_uri(uri);
+        }
+        let identity = ctx.outcome.as_ref().and_then(|o| o.as_ref().ok()?.identity());
+        self.headers
+            .apply(&mut PingoraHeaders(upstream_request), identity);
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let route = ctx.route.as_deref().unwrap_or("none");
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let (decision, reason) = match (&ctx.outcome, error) {
+            (Some(Err(rejection)), _) => ("deny", rejection.reason()),
+            (Some(Ok(_)), Some(_)) => {
+                self.metrics.upstream_errors.inc();
+                ("error", "upstream_error")
+            }
+            (Some(Ok(access)), None) => ("allow", access.reason()),
+            // The request never reached `request_filter` (a malformed request line).
+            (None, _) => ("deny", "invalid_request"),
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[route, decision, reason])
+            .inc();
+        let subject = ctx
+            .outcome
+            .as_ref()
+            .and_then(|o| o.as_ref().ok()?.identity()?.subject.clone());
+        let latency_ms = ctx
+            .started
+            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or_default();
+        let req = session.req_header();
+        tracing::info!(
+            method = %req.method,
+            path = req.uri.path(),
+            route,
+            decision,
+            reason,
+            status,
+            latency_ms,
+            subject = subject.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // `logging` writes one line per request, errors included.
+        false
+    }
+}
+
+impl Gateway {
+    /// Writes a rejection with header and body separately, so the connection stays open
+    /// (`respond_error_with_body` would close it).
+    async fn reject(&self, session: &mut Session, rejection: &Rejection) -> Result<()> {
+        let body = Bytes::from(rejection.body());
+        let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        if let Some(challenge) = rejection.challenge(&self.realm) {
+            resp.insert_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if matches!(rejection, Rejection::KeysUnavailable) {
+            resp.insert_header(http::header::RETRY_AFTER, "5")?;
+        }
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(resp), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
+    }
+}
+
+/// pingora's request header as a [`HeaderSink`]; its own methods keep the header-case map
+/// in step with the header map.
+struct PingoraHeaders<'a>(&'a mut RequestHeader);
+
+impl HeaderSink for PingoraHeaders<'_> {
+    fn remove(&mut self, name: &HeaderName) {
+        self.0.remove_header(name);
+    }
+    fn set(&mut self, name: &HeaderName, value: HeaderValue) {
+        // The name and value are valid already, so this cannot fail.
+        let _ = self.0.insert_header(name.clone(), value);
+    }
+}

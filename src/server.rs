@@ -1,0 +1,155 @@
+//! Assembles a pingora server from a checked configuration: the proxy, the admin listener,
+//! one JWKS refresher per issuer and the policy watcher.
+
+use std::sync::Arc;
+
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::headers::HeaderPlan;
+use crate::jwks::{JwksRefresher, KeyStore};
+use crate::metrics::Metrics;
+use crate::policy::reload::{PolicyStore, PolicyWatcher};
+use crate::proxy::Gateway;
+use crate::token::TokenRules;
+use crate::verify::{IssuerVerifier, Verifier};
+
+/// Why the gateway could not start; each line names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct StartError(pub Vec<String>);
+
+/// How the process was started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Take the listening sockets over from a running scopegate (graceful upgrade).
+    pub upgrade: bool,
+}
+
+/// Builds the server; the policy is compiled before any listener opens.
+pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError> {
+    let metrics = Metrics::new();
+    let policy = PolicyStore::load(&config.policy, metrics.clone())
+        .map_err(|errors| StartError(errors.iter().map(ToString::to_string).collect()))?;
+    let policy = Arc::new(policy);
+    let upstream = config
+        .upstream()
+        .map_err(|e| StartError(vec![format!("upstream: {e}")]))?;
+
+    let mut stores = Vec::new();
+    let mut issuers = Vec::new();
+    let mut refreshers = Vec::new();
+    for issuer in &config.issuers {
+        let store = match &issuer.hmac_secret_file {
+            Some(file) => {
+                let secret = std::fs::read(file).map_err(|e| {
+                    StartError(vec![format!("{}: cannot read the HMAC secret: {e}", file.display())])
+                })?;
+                let secret = trim_newline(&secret);
+                if secret.len() < 32 {
+                    return Err(StartError(vec![format!(
+                        "{}: an HMAC secret needs at least 32 bytes",
+                        file.display()
+                    )]));
+                }
+                Arc::new(KeyStore::with_secret(issuer, secret))
+            }
+            None => Arc::new(KeyStore::new(issuer)),
+        };
+        let label = [store.label.as_str()];
+        for result in ["success", "failure"] {
+            metrics
+                .jwks_refreshes
+                .with_label_values(&[label[0], result]);
+        }
+        metrics.jwks_unknown_kid_refetches.with_label_values(&label);
+        metrics.jwks_stale.with_label_values(&label).set(0);
+        metrics.jwks_keys.with_label_values(&label).set(0);
+        if let (Some(uri), None) = (&issuer.jwks_uri, &issuer.hmac_secret_file) {
+            refreshers.push(JwksRefresher::new(
+                store.clone(),
+                uri.clone(),
+                metrics.clone(),
+            ));
+        }
+        issuers.push(IssuerVerifier::new(issuer, store.clone()));
+        stores.push(store);
+    }
+    let headers = HeaderPlan::from_config(config);
+    let cache = config
+        .token_cache
+        .enabled
+        .then_some(config.token_cache.max_entries);
+    let verifier = Arc::new(Verifier::new(
+        issuers,
+        headers.claim_names(),
+        cache,
+        metrics.clone(),
+    ));
+
+    let mut conf = ServerConf {
+        threads: config.threads,
+        grace_period_seconds: Some(config.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.graceful_shutdown_timeout_seconds),
+        upgrade_sock: config.upgrade_socket.display().to_string(),
+        ..ServerConf::default()
+    };
+    conf.pid_file = format!("{}.pid", config.upgrade_socket.display());
+    let opt = Opt {
+        upgrade: options.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let gateway = Gateway {
+        policy: policy.clone(),
+        verifier,
+        headers,
+        token_rules: TokenRules {
+            allow_query: config.token.insecure_allow_query_parameter,
+            max_bytes: config.token.max_bytes,
+        },
+        realm: config.realm.clone(),
+        upstream,
+        metrics: metrics.clone(),
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
+    proxy.add_tcp(&config.listen);
+    if let Some(tls) = &config.listen_tls {
+        proxy
+            .add_tls(
+                &tls.address,
+                &tls.cert.display().to_string(),
+                &tls.key.display().to_string(),
+            )
+            .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?;
+    }
+    server.add_service(proxy);
+
+    let mut admin = Service::new("scopegate admin".into(), Admin::new(metrics.clone(), stores));
+    admin.add_tcp(&config.admin_listen);
+    server.add_service(admin);
+
+    for refresher in refreshers {
+        server.add_service(background_service("jwks refresher", refresher));
+    }
+    server.add_service(background_service(
+        "policy watcher",
+        PolicyWatcher::new(policy),
+    ));
+    Ok(server)
+}
+
+fn trim_newline(secret: &[u8]) -> &[u8] {
+    let end = secret
+        .iter()
+        .rposition(|b| !b"\r\n".contains(b))
+        .map_or(0, |i| i + 1);
+    &secret[..end]
+}

@@ -1,0 +1,172 @@
+//! Bearer token extraction (RFC 6750 §2).
+//!
+//! Only the `Authorization` header is read unless the operator opts into the query
+//! parameter (RFC 6750 §2.3 discourages it: URLs end up in logs and `Referer` headers).
+
+use std::borrow::Cow;
+
+use crate::error::{Rejection, TokenError};
+
+/// Where a token may come from, and how large it may be.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    /// Accept `?access_token=` as well as the header.
+    pub allow_query: bool,
+    /// Longest token accepted, in bytes.
+    pub max_bytes: usize,
+}
+
+/// Takes the bearer token from a request's `Authorization` header values and query string.
+///
+/// - no credentials (or credentials of another scheme): `Ok(None)`, a bare 401 challenge;
+/// - more than one `Authorization` header, or a token in both places: 400 `invalid_request`;
+/// - a token that is not `b64token` syntax or is longer than `max_bytes`: 400 / 401.
+pub fn extract<'a, I>(
+    authorization: I,
+    query: Option<&'a str>,
+    rules: &TokenRules,
+) -> Result<Option<Cow<'a, str>>, Rejection>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut headers = authorization.into_iter();
+    let header = headers.next();
+    if headers.next().is_some() {
+        return Err(Rejection::InvalidRequest(
+            "More than one Authorization header was sent",
+        ));
+    }
+    let from_header = match header {
+        Some(value) => bearer_credentials(value)?,
+        None => None,
+    };
+    let from_query = match (rules.allow_query, query) {
+        (true, Some(q)) => query_token(q)?,
+        _ => None,
+    };
+    let token = match (from_header, from_query) {
+        (Some(_), Some(_)) => {
+            return Err(Rejection::InvalidRequest(
+                "The access token was sent in more than one way",
+            ));
+        }
+        (Some(t), None) => Cow::Borrowed(t),
+        (None, Some(t)) => t,
+        (None, None) => return Ok(None),
+    };
+    if token.len() > rules.max_bytes {
+        return Err(Rejection::InvalidRequest("The access token is too large"));
+    }
+    if !is_b64token(&token) {
+        return Err(Rejection::InvalidToken(TokenError::Malformed));
+    }
+    Ok(Some(token))
+}
+
+/// `Bearer <token>` with the scheme matched case-insensitively (RFC 7235 §2.1).
+fn bearer_credentials(value: &[u8]) -> Result<Option<&str>, Rejection> {
+    let value = std::str::from_utf8(value)
+        .map_err(|_| Rejection::InvalidRequest("The Authorization header is not ASCII"))?;
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, DPoP, …) carries no bearer token: answer as if none was sent.
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(Rejection::InvalidRequest(
+            "The Authorization header has no bearer token",
+        ));
+    }
+    Ok(Some(token))
+}
+
+fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
+    let mut found = None;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "access_token" {
+            continue;
+        }
+        if found.is_some() {
+            return Err(Rejection::InvalidRequest(
+                "More than one access_token parameter was sent",
+            ));
+        }
+        let decoded = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| Rejection::InvalidRequest("The access_token parameter is not UTF-8"))?;
+        found = Some(decoded);
+    }
+    Ok(found)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: TokenRules = TokenRules {
+        allow_query: false,
+        max_bytes: 64,
+    };
+
+    fn one(value: &str) -> Result<Option<String>, Rejection> {
+        extract([value.as_bytes()], None, &RULES).map(|t| t.map(|t| t.into_owned()))
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        assert_eq!(one("bearer abc.def.ghi").unwrap().as_deref(), Some("abc.def.ghi"));
+        assert_eq!(one("BEARER abc").unwrap().as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn other_schemes_count_as_no_credentials() {
+        assert_eq!(one("Basic dXNlcjpwdw==").unwrap(), None);
+        assert_eq!(extract([], None, &RULES).unwrap(), None);
+    }
+
+    #[test]
+    fn two_authorization_headers_are_a_bad_request() {
+        let err = extract([b"Bearer a".as_slice(), b"Bearer b"], None, &RULES).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn empty_and_malformed_tokens_are_refused() {
+        assert_eq!(one("Bearer").unwrap_err().status(), 400);
+        assert_eq!(one("Bearer a b").unwrap_err().status(), 401);
+        assert_eq!(one("Bearer a\"b").unwrap_err().status(), 401);
+    }
+
+    #[test]
+    fn oversized_tokens_are_a_bad_request() {
+        let long = format!("Bearer {}", "a".repeat(65));
+        assert_eq!(one(&long).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn query_token_is_ignored_unless_enabled() {
+        assert_eq!(extract([], Some("access_token=abc"), &RULES).unwrap(), None);
+        let rules = TokenRules {
+            allow_query: true,
+            ..RULES
+        };
+        assert_eq!(
+            extract([], Some("x=1&access_token=abc"), &rules).unwrap().as_deref(),
+            Some("abc")
+        );
+        let both = extract([b"Bearer abc".as_slice()], Some("access_token=abc"), &rules);
+        assert_eq!(both.unwrap_err().status(), 400);
+    }
+}

@@ -1,0 +1,299 @@
+//! Signature and claims → [`Identity`], or the precise reason a token is refused; and the
+//! verified-token cache that spares repeated tokens the signature check.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::config::IssuerConfig;
+use crate::error::{Rejection, TokenError};
+use crate::identity::{Identity, collect_scopes};
+use crate::jwks::{KeyStore, VerifyKey};
+use crate::metrics::Metrics;
+
+/// Token types accepted in `typ` (RFC 9068 §2.1 and RFC 7519 §5.1); any other value marks
+/// another kind of token (an ID token, a logout token, …).
+const ACCEPTED_TYPES: [&str; 3] = ["at+jwt", "application/at+jwt", "jwt"];
+
+/// What the verifier needs to know about one issuer.
+pub struct IssuerVerifier {
+    /// `iss`, exactly as configured.
+    pub issuer: Arc<str>,
+    /// Its keys.
+    pub keys: Arc<KeyStore>,
+    /// One prepared `Validation` per allowed algorithm (a mixed list rejects valid tokens).
+    validations: Vec<(Algorithm, Validation)>,
+    leeway: u64,
+    scope_claims: Vec<String>,
+}
+
+impl IssuerVerifier {
+    /// Prepares validation for an issuer whose keys live in `keys`.
+    pub fn new(config: &IssuerConfig, keys: Arc<KeyStore>) -> IssuerVerifier {
+        let validations = config
+            .algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.set_issuer(&[&config.issuer]);
+                v.set_audience(&config.audiences);
+                v.set_required_spec_claims(&["exp", "iss", "aud"]);
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.leeway = config.leeway_seconds;
+                (alg, v)
+            })
+            .collect();
+        IssuerVerifier {
+            issuer: Arc::from(config.issuer.as_str()),
+            keys,
+            validations,
+            leeway: config.leeway_seconds,
+            scope_claims: config.scope_claims.clone(),
+        }
+    }
+
+    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
+        self.validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A verified token as kept in the cache.
+#[derive(Clone)]
+struct Cached {
+    identity: Arc<Identity>,
+    issuer: usize,
+    key: Arc<VerifyKey>,
+    /// `exp` plus leeway: after this the entry is never served.
+    valid_until: u64,
+}
+
+/// Verifies bearer tokens against the configured issuers.
+pub struct Verifier {
+    issuers: Vec<IssuerVerifier>,
+    by_iss: HashMap<Arc<str>, usize>,
+    /// Claims copied into upstream headers.
+    claim_names: Vec<Arc<str>>,
+    cache: Option<moka::sync::Cache<Box<str>, Cached>>,
+    metrics: Metrics,
+}
+
+impl Verifier {
+    /// A verifier for `issuers`; `cache_entries` of `None` turns the token cache off.
+    pub fn new(
+        issuers: Vec<IssuerVerifier>,
+        claim_names: Vec<Arc<str>>,
+        cache_entries: Option<u64>,
+        metrics: Metrics,
+    ) -> Verifier {
+        let by_iss = issuers
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.issuer.clone(), i))
+            .collect();
+        let cache = cache_entries.map(|n| {
+            moka::sync::Cache::builder()
+                .max_capacity(n)
+                // A backstop only: every hit also checks the token's own `exp`.
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build()
+        });
+        Verifier {
+            issuers,
+            by_iss,
+            claim_names,
+            cache,
+            metrics,
+        }
+    }
+
+    /// The configured issuers.
+    pub fn issuers(&self) -> &[IssuerVerifier] {
+        &self.issuers
+    }
+
+    /// Verifies `token`: a cached identity when the same token was verified before and its
+    /// key is still published, a full verification otherwise.
+    pub fn verify(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token).map(|c| c.identity);
+        };
+        if let Some(hit) = cache.get(token) {
+            let issuer = &self.issuers[hit.issuer];
+            let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
+            if now() <= hit.valid_until && key_current {
+                self.metrics.token_cache_hits.inc();
+                return Ok(hit.identity);
+            }
+            cache.invalidate(token);
+        }
+        self.metrics.token_cache_misses.inc();
+        let verified = self.verify_uncached(token)?;
+        cache.insert(Box::from(token), verified.clone());
+        Ok(verified.identity)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Cached, Rejection> {
+        let invalid = Rejection::InvalidToken;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            invalid(match e.kind() {
+                // `alg: none` and unknown names land here.
+                ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                    TokenError::DisallowedAlgorithm
+                }
+                _ => TokenError::Malformed,
+            })
+        })?;
+        if header.crit.is_some() {
+            // We implement no JWS extension, so any listed one must be refused.
+            return Err(invalid(TokenError::UnsupportedCrit));
+        }
+        if let Some(typ) = &header.typ
+            && !ACCEPTED_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
+        {
+            return Err(invalid(TokenError::BadType));
+        }
+        let iss = peek_issuer(token).ok_or(invalid(TokenError::BadClaims))?;
+        let index = *self
+            .by_iss
+            .get(iss.as_str())
+            .ok_or(invalid(TokenError::UnknownIssuer))?;
+        let issuer = &self.issuers[index];
+        let set = issuer.keys.keys().ok_or(Rejection::KeysUnavailable)?;
+        let key = match &header.kid {
+            Some(kid) => match set.get(kid) {
+                Some(k) => k,
+                None => {
+                    issuer.keys.unknown_kid(kid);
+                    return Err(invalid(TokenError::UnknownKey));
+                }
+            },
+            None => set
+                .without_kid(header.alg)
+                .ok_or(invalid(TokenError::UnknownKey))?,
+        };
+        // The algorithm must be one the key and the allowlist permit: the header only picks
+        // among those, it never widens them.
+        if !key.algorithms.contains(&header.alg) {
+            return Err(invalid(TokenError::DisallowedAlgorithm));
+        }
+        let validation = issuer
+            .validation(header.alg)
+            .ok_or(invalid(TokenError::DisallowedAlgorithm))?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key.decoding,
+            validation,
+        )
+        .map_err(|e| invalid(classify(e.kind())))?;
+        let claims = data.claims;
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(invalid(TokenError::BadClaims))?;
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat.as_u64().ok_or(invalid(TokenError::BadClaims))?;
+            if iat > now() + issuer.leeway {
+                return Err(invalid(TokenError::NotYetValid));
+            }
+        }
+        let identity = self.identity(issuer, &claims, exp)?;
+        Ok(Cached {
+            identity: Arc::new(identity),
+            issuer: index,
+            key: key.clone(),
+            valid_until: exp + issuer.leeway,
+        })
+    }
+
+    fn identity(
+        &self,
+        issuer: &IssuerVerifier,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        exp: u64,
+    ) -> Result<Identity, Rejection> {
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let mut mapped = Vec::with_capacity(self.claim_names.len());
+        for name in &self.claim_names {
+            if let Some(value) = claims.get(&**name).and_then(claim_text) {
+                mapped.push((name.clone(), value));
+            }
+        }
+        let identity = Identity {
+            subject: text("sub"),
+            issuer: issuer.issuer.clone(),
+            client_id: text("client_id").or_else(|| text("azp")),
+            scopes: collect_scopes(claims, &issuer.scope_claims),
+            claims: mapped,
+            expires_at: exp,
+        };
+        // Everything forwarded must be a valid header value; a token that smuggles control
+        // characters into a claim is refused rather than forwarded mangled.
+        let forwarded = [&identity.subject, &identity.client_id]
+            .into_iter()
+            .flatten()
+            .chain(identity.claims.iter().map(|(_, v)| v));
+        if forwarded.into_iter().any(|v| http::HeaderValue::from_str(v).is_err()) {
+            return Err(Rejection::InvalidToken(TokenError::BadClaims));
+        }
+        Ok(identity)
+    }
+}
+
+/// A claim as header text: strings as they are, arrays of strings comma-joined, other
+/// values as compact JSON.
+fn claim_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => Some(
+            items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+fn classify(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidAudience => TokenError::BadAudience,
+        ErrorKind::InvalidIssuer => TokenError::UnknownIssuer,
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            TokenError::DisallowedAlgorithm
+        }
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+            TokenError::BadClaims
+        }
+        _ => TokenError::Malformed,
+    }
+}
+
+/// Reads `iss` from the unverified payload, only to choose the issuer's settings; the
+/// signature check that follows is what makes the claim trustworthy.
+fn peek_issuer(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Peek>(&bytes).ok().map(|p| p.iss)
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
