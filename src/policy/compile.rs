@@ -525,13 +525,13 @@ routes:
     #[test]
     fn same_path_different_methods_is_fine() {
         let p = compile(
-            b"version: 1
+            br#"version: 1
 routes:
   - {id: get, methods: [GET], path: "/t/{id}", scopes: [r]}
   - {id: del, methods: [DELETE], path: "/t/{id}", scopes: [d]}
   - {id: up, methods: [POST], path: /t/upload, scopes: [u]}
   - {id: files, methods: [GET], path: "/files/{*rest}", public: true}
-",
+"#,
             "p.yaml",
         )
         .unwrap();
