@@ -20,6 +20,9 @@ use crate::policy::reload::PolicyStore;
 use crate::token::TokenRules;
 use crate::verify::Verifier;
 
+/// Largest request body read and discarded to keep a refused client's connection open.
+const MAX_DRAINED_BODY: u64 = 64 * 1024;
+
 /// Everything the proxy phases share.
 pub struct Gateway {
     /// The live policy.
@@ -169,7 +172,7 @@ impl ProxyHttp for Gateway {
             .and_then(|o| o.as_ref().ok()?.identity()?.subject.clone());
         let latency_ms = ctx
             .started
-            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .map(|s| (s.elapsed().as_secs_f64() * 1e6).round() / 1e3)
             .unwrap_or_default();
         let req = session.req_header();
         tracing::info!(
@@ -205,6 +208,20 @@ impl Gateway {
         }
         if matches!(rejection, Rejection::KeysUnavailable) {
             resp.insert_header(http::header::RETRY_AFTER, "5")?;
+        }
+        // Keep-alive needs the unread request body off the wire first. A small body is
+        // drained; a large (or chunked) one is not worth reading for a refusal, so the
+        // connection closes after the answer instead.
+        if !session.is_body_empty() {
+            let small = session
+                .req_header()
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|n| n <= MAX_DRAINED_BODY);
+            if !small || session.drain_request_body().await.is_err() {
+                session.set_keepalive(None);
+            }
         }
         let head_only = session.req_header().method == http::Method::HEAD;
         session.write_response_header(Box::new(resp), head_only).await?;

@@ -1,0 +1,59 @@
+//! What the upstream sees: the verified identity, never a client's claim to one.
+
+use crate::harness::*;
+
+#[test]
+fn client_sent_identity_headers_never_reach_the_upstream() {
+    let (gw, _jwks, upstream) = Gateway::standard();
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let auth = format!("Bearer {token}");
+    let forged = [
+        ("Authorization", auth.as_str()),
+        ("X-Auth-Subject", "auth0|bob"),
+        ("x-auth-subject", "auth0|root"),
+        ("X-Auth-Scopes", "approve:timesheets"),
+        ("X-Auth-Issuer", "https://evil.test/"),
+        ("X-Auth-Client-Id", "admin-console"),
+        ("X-Auth-Email", "ceo@exampleco.com"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Original-URL", "/approvals/7"),
+    ];
+    assert_eq!(gw.request("GET", "/timesheets", &forged).status, 200);
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-auth-subject"), Some("auth0|alice"));
+    assert_eq!(seen.header_count("x-auth-subject"), 1);
+    assert_eq!(seen.header("x-auth-scopes"), Some("read:timesheets"));
+    assert_eq!(seen.header("x-auth-issuer"), Some(ISSUER));
+    assert_eq!(seen.header("x-auth-client-id"), Some("timesheets-mobile"));
+    assert_eq!(seen.header("x-auth-email"), Some("alice@exampleco.com"));
+    assert_eq!(seen.header("x-http-method-override"), None);
+    assert_eq!(seen.header("x-original-url"), None);
+    assert_eq!(seen.method, "GET");
+    // Forwarded unchanged by default, for backends that re-validate.
+    assert_eq!(seen.header("authorization"), Some(auth.as_str()));
+}
+
+#[test]
+fn public_routes_strip_identity_headers_too() {
+    let (gw, _jwks, upstream) = Gateway::standard();
+    let r = gw.request("GET", "/healthz", &[("X-Auth-Subject", "auth0|root"), ("X-Auth-Email", "ceo@exampleco.com")]);
+    assert_eq!(r.status, 200);
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-auth-subject"), None);
+    assert_eq!(seen.header("x-auth-email"), None);
+}
+
+#[test]
+fn authorization_can_be_kept_from_the_upstream() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = "forward_authorization: false";
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let r = gw.call("GET", "/timesheets", &TestKey::rsa().sign(&claims("read:timesheets")));
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.last().header("authorization"), None);
+    assert_eq!(upstream.last().header("x-auth-subject"), Some("auth0|alice"));
+}

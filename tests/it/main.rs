@@ -1,0 +1,12 @@
+//! Integration stories: the real `scopegate` binary on loopback, a JWKS server the tests
+//! control and an echo upstream that reports what reached it.
+
+mod harness;
+
+mod burst;
+mod headers;
+mod paths;
+mod responses;
+mod routes;
+mod startup;
+mod tokens;
