@@ -33,12 +33,14 @@ pub struct Config {
     /// Worker threads of the proxy. Default `1` (a sidecar shares its pod's cores).
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// Seconds to keep serving after SIGTERM so load balancers notice. Default `10`.
+    /// Seconds requests in flight get to finish after SIGTERM; listeners close at once.
+    /// Default `20`.
     #[serde(default = "default_grace")]
     pub grace_period_seconds: u64,
-    /// Seconds in-flight requests get to finish after the grace period. Default `10`.
-    /// The two together (20 s) fit inside Kubernetes' default 30 s termination grace.
-    #[serde(default = "default_grace")]
+    /// Seconds blocking work gets after the grace period before the process exits.
+    /// Default `5`. The two together (25 s) fit inside Kubernetes' default 30 s
+    /// `terminationGracePeriodSeconds`.
+    #[serde(default = "default_shutdown_timeout")]
     pub graceful_shutdown_timeout_seconds: u64,
     /// Socket the old and new process use to hand over listeners during an upgrade.
     /// Default `/tmp/scopegate_upgrade.sock`.
@@ -456,7 +458,10 @@ fn default_threads() -> usize {
     1
 }
 fn default_grace() -> u64 {
-    10
+    20
+}
+fn default_shutdown_timeout() -> u64 {
+    5
 }
 fn default_upgrade_socket() -> PathBuf {
     "/tmp/scopegate_upgrade.sock".into()
@@ -533,7 +538,7 @@ issuers:
         assert_eq!(c.issuers[0].algorithms, [Algorithm::RS256]);
         assert!(c.forward_authorization);
         assert!(!c.token.insecure_allow_query_parameter);
-        assert_eq!(c.grace_period_seconds + c.graceful_shutdown_timeout_seconds, 20);
+        assert_eq!(c.grace_period_seconds + c.graceful_shutdown_timeout_seconds, 25);
     }
 
     #[test]

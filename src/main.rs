@@ -35,6 +35,28 @@ enum Command {
         #[arg(short, long)]
         policy: Option<PathBuf>,
     },
+    /// Explain offline what a policy decides for one request.
+    Explain {
+        /// Policy file.
+        #[arg(short, long)]
+        policy: PathBuf,
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// Request path, e.g. /timesheets/7.
+        path: String,
+        /// An access token: its claims are decoded WITHOUT verifying the signature.
+        #[arg(long, conflicts_with = "scopes")]
+        token: Option<String>,
+        /// Scopes of the caller, space-separated.
+        #[arg(long)]
+        scopes: Option<String>,
+    },
+    /// Run the decision tests (`*.test.yaml`) in the given files or folders.
+    Test {
+        /// Test files, or folders searched for `*.test.yaml`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +85,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server.run_forever();
         }
         Command::Check { config, policy } => Ok(check(&config, policy)),
+        Command::Explain {
+            policy,
+            method,
+            path,
+            token,
+            scopes,
+        } => explain(&policy, &method, &path, token.as_deref(), scopes.as_deref()),
+        Command::Test { paths } => decision_tests(&paths),
     }
 }
 
@@ -116,4 +146,84 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+fn explain(
+    policy: &std::path::Path,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    scopes: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let compiled = scopegate::policy::load(policy).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid policy\n{}", lines.join("\n"))
+    })?;
+    let present: Option<Vec<String>> = match (token, scopes) {
+        (Some(token), _) => {
+            let claims: serde_json::Map<String, serde_json::Value> =
+                jsonwebtoken::dangerous::insecure_decode_claims(token)
+                    .context("cannot decode the token's claims")?;
+            println!("token:           claims decoded WITHOUT signature verification");
+            Some(scopegate::identity::collect_scopes(
+                &claims,
+                &["scope".into(), "scp".into(), "permissions".into()],
+            ))
+        }
+        (None, Some(s)) => Some(s.split_ascii_whitespace().map(str::to_owned).collect()),
+        (None, None) => None,
+    };
+    let e = scopegate::policy::explain::explain(
+        &compiled,
+        &method.to_ascii_uppercase(),
+        path,
+        present.as_deref(),
+    );
+    println!("{e}");
+    Ok(if e.decision == "allow" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn decision_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".test.yaml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("no *.test.yaml files found");
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for file in &files {
+        let report = scopegate::policy::cases::run_case_file(file);
+        for f in &report.failures {
+            println!("FAIL {f}");
+        }
+        println!(
+            "{}: {} passed, {} failed",
+            file.display(),
+            report.passed,
+            report.failures.len()
+        );
+        passed += report.passed;
+        failed += report.failures.len();
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -4,7 +4,9 @@
 //! error at once), and `reload` watches the file and swaps in new versions. Matching and
 //! deciding are pure functions of a `Policy` snapshot.
 
+pub mod cases;
 mod compile;
+pub mod explain;
 pub mod file;
 pub mod reload;
 

@@ -324,6 +324,14 @@ impl Upstream {
                             .unwrap_or_default(),
                         headers,
                     };
+                    // `?delay_ms=N` makes a slow backend, for shutdown and upgrade stories.
+                    let delay = seen
+                        .target
+                        .split_once("delay_ms=")
+                        .and_then(|(_, v)| v.split('&').next()?.parse::<u64>().ok());
+                    if let Some(ms) = delay {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
                     let body = json!({"method": seen.method, "target": seen.target});
                     record.lock().unwrap().push(seen);
                     axum::Json(body)
@@ -420,8 +428,8 @@ admin_listen: \"{admin}\"
 upstream: \"http://{upstream}\"
 policy: policy/policy.yaml
 upgrade_socket: {sock}
-grace_period_seconds: 1
-graceful_shutdown_timeout_seconds: 5
+grace_period_seconds: 3
+graceful_shutdown_timeout_seconds: 1
 issuers:
   - issuer: \"{ISSUER}\"
     name: exampleco
@@ -473,6 +481,26 @@ identity_headers:
         gw.wait_for(|| TcpStream::connect(gw.admin).is_ok(), "the admin listener");
         gw.wait_for(|| TcpStream::connect(gw.addr).is_ok(), "the proxy listener");
         gw
+    }
+
+    /// Starts a second process with `--upgrade` on the same config; it takes the listening
+    /// sockets over once this one gets SIGQUIT.
+    pub fn spawn_upgrade(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("gateway.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.dir.path().join("scopegate.yaml"))
+            .arg("--upgrade")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the scopegate binary starts")
     }
 
     /// Polls `ok` for up to 20 s; panics with the gateway's log if it never holds.

@@ -10,3 +10,7 @@ mod responses;
 mod routes;
 mod startup;
 mod tokens;
+mod jwks;
+mod lifecycle;
+mod metrics;
+mod reload;
