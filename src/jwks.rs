@@ -352,34 +352,41 @@ impl JwksRefresher {
 
     /// Fetches once and installs the keys on success; returns the server's `max-age`.
     pub async fn refresh(&self) -> Result<Option<u64>, FetchError> {
-        let label = [self.store.label.as_str()];
-        let result = self.fetch().await;
-        match &result {
+        let label = self.store.label.as_str();
+        match self.fetch().await {
             Ok((keys, skipped, age)) => {
-                let n = self.store.install_keys(keys);
-                self.metrics.jwks_refreshes.with_label_values(&[label[0], "success"]).inc();
-                self.metrics.jwks_keys.with_label_values(&label).set(n as i64);
+                let n = self.store.install(keys);
+                self.metrics
+                    .jwks_refreshes
+                    .with_label_values(&[label, "success"])
+                    .inc();
+                self.metrics.jwks_keys.with_label_values(&[label]).set(n as i64);
                 self.metrics
                     .jwks_last_success
-                    .with_label_values(&label)
+                    .with_label_values(&[label])
                     .set(unix_now());
-                self.metrics.jwks_stale.with_label_values(&label).set(0);
-                tracing::info!(issuer = %self.store.label, keys = n, skipped, max_age = ?age, "JWKS refreshed");
+                self.metrics.jwks_stale.with_label_values(&[label]).set(0);
+                tracing::info!(issuer = %label, keys = n, skipped, max_age = ?age, "JWKS refreshed");
+                Ok(age)
             }
             Err(e) => {
-                self.metrics.jwks_refreshes.with_label_values(&[label[0], "failure"]).inc();
-                let usable = self.store.keys().is_some();
+                self.metrics
+                    .jwks_refreshes
+                    .with_label_values(&[label, "failure"])
+                    .inc();
+                let usable = self.store.is_ready();
+                let stale = !usable && self.store.has_loaded();
                 self.metrics
                     .jwks_stale
-                    .with_label_values(&label)
-                    .set(i64::from(!usable && self.store.current.load().is_some()));
+                    .with_label_values(&[label])
+                    .set(i64::from(stale));
                 if !usable {
-                    self.metrics.jwks_keys.with_label_values(&label).set(0);
+                    self.metrics.jwks_keys.with_label_values(&[label]).set(0);
                 }
-                tracing::warn!(issuer = %self.store.label, error = %e, keeping_keys = usable, "JWKS refresh failed");
+                tracing::warn!(issuer = %label, error = %e, keeping_keys = usable, "JWKS refresh failed");
+                Err(e)
             }
         }
-        result.map(|(_, _, age)| age)
     }
 
     async fn fetch(&self) -> Result<(Vec<VerifyKey>, usize, Option<u64>), FetchError> {
@@ -409,22 +416,6 @@ impl JwksRefresher {
             .unwrap_or(s.refresh_seconds)
             .clamp(s.min_refresh_seconds, s.max_refresh_seconds);
         Duration::from_secs(secs)
-    }
-}
-
-impl KeyStore {
-    fn install_keys(&self, keys: &[VerifyKey]) -> usize {
-        // `VerifyKey` is not `Clone` (the decoding key is large); rebuild from parts.
-        let fresh = keys
-            .iter()
-            .map(|k| VerifyKey {
-                kid: k.kid.clone(),
-                algorithms: k.algorithms.clone(),
-                decoding: k.decoding.clone(),
-                fingerprint: k.fingerprint.clone(),
-            })
-            .collect();
-        self.install(fresh)
     }
 }
 
@@ -534,6 +525,13 @@ mod tests {
 }
 
 impl KeyStore {
+    /// Installs the keys of a JWKS document directly (benches, tests, and key sets that
+    /// come from a file rather than a URL); returns the number of usable keys.
+    pub fn install_jwks(&self, body: &[u8]) -> Result<usize, FetchError> {
+        let (keys, _skipped) = parse_jwks(body, &self.allowed)?;
+        Ok(self.install(keys))
+    }
+
     /// Whether a key set was ever loaded (even if it is now too stale to use).
     pub fn has_loaded(&self) -> bool {
         self.current.load().is_some()
