@@ -415,6 +415,11 @@ impl Gateway {
 
     /// Writes the config and policy, starts the binary and waits for its admin listener.
     pub fn start(spec: &GatewaySpec) -> Gateway {
+        Gateway::start_with_issuer(spec, ISSUER)
+    }
+
+    /// [`Gateway::start`] for tokens of another issuer (a real authorization server's).
+    pub fn start_with_issuer(spec: &GatewaySpec, issuer: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policy");
         std::fs::create_dir(&policy_dir).unwrap();
@@ -431,7 +436,7 @@ upgrade_socket: {sock}
 grace_period_seconds: 3
 graceful_shutdown_timeout_seconds: 1
 issuers:
-  - issuer: \"{ISSUER}\"
+  - issuer: \"{issuer}\"
     name: exampleco
     audiences: [\"{AUDIENCE}\"]
     jwks_uri: \"{jwks}\"

@@ -14,3 +14,4 @@ mod jwks;
 mod lifecycle;
 mod metrics;
 mod reload;
+mod oidc;

@@ -1,0 +1,234 @@
+//! End to end against a real, certified authorization server: `oidc-provider` (npm) issues
+//! JWT access tokens through Authorization Code + PKCE, and scopegate enforces the
+//! Timesheets policy with them. Needs Node.js and `npm ci` in `tests/oidc` (scripts/setup
+//! --test does it).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use sha2::Digest;
+
+use crate::harness::*;
+
+const CLIENT: &str = "timesheets-mobile";
+const REDIRECT: &str = "com.exampleco.timesheets://callback";
+
+/// The oidc-provider process; it exits when its stdin closes, so it dies with the test.
+struct Provider {
+    child: Child,
+    issuer: String,
+    /// Kept open: a closed pipe would kill the server on its next line of output.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Provider {
+    fn start() -> Provider {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "run `scripts/setup --test` (npm ci in tests/oidc) first"
+        );
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .arg("0")
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let issuer = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("oidc-provider did not start: {line:?}"))
+            .to_owned();
+        Provider {
+            child,
+            issuer,
+            _stdout: stdout,
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the mobile app does: PKCE pair, authorization request, login form, code exchange.
+async fn sign_in(issuer: &str, user: &str, password: &str, scope: &str) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    let verifier = b64(&rand::random::<[u8; 32]>());
+    let challenge = b64(&sha2::Sha256::digest(verifier.as_bytes()));
+    let state = b64(&rand::random::<[u8; 16]>());
+
+    let absolute = |location: &str| {
+        if location.starts_with('/') {
+            format!("{issuer}{location}")
+        } else {
+            location.to_owned()
+        }
+    };
+    let keep_cookies = |jar: &mut BTreeMap<String, String>, resp: &reqwest::Response| {
+        for value in resp.headers().get_all("set-cookie") {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            if let Some((name, value)) = pair.split_once('=') {
+                jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    };
+    let cookie_header = |jar: &BTreeMap<String, String>| {
+        jar.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let location = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .ok_or_else(|| format!("no redirect: {}", resp.status()))
+    };
+
+    // 1. Authorization request.
+    let resp = http
+        .get(format!("{issuer}/auth"))
+        .query(&[
+            ("client_id", CLIENT),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("state", &state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    keep_cookies(&mut jar, &resp);
+    let interaction = absolute(&location(&resp)?);
+
+    // 2. Log in at the provider's form.
+    let resp = http
+        .post(format!("{interaction}/login"))
+        .header("cookie", cookie_header(&jar))
+        .form(&[("login", user), ("password", password)])
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    if resp.status() != 303 {
+        return Err(format!("login refused: {}", resp.status()));
+    }
+    keep_cookies(&mut jar, &resp);
+    let resume = absolute(&location(&resp)?);
+
+    // 3. Resume: the provider redirects to the app with the code.
+    let resp = http
+        .get(resume)
+        .header("cookie", cookie_header(&jar))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let callback = reqwest::Url::parse(&location(&resp)?).map_err(|e| format!("{e:?}"))?;
+    let query: BTreeMap<String, String> = callback.query_pairs().into_owned().collect();
+    assert_eq!(query.get("state"), Some(&state), "state round-trips");
+    let code = query.get("code").ok_or("no code")?;
+
+    // 4. Exchange the code with the verifier.
+    let tokens: serde_json::Value = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", CLIENT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    tokens["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no access token: {tokens}"))
+}
+
+fn payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn tokens_from_oidc_provider_are_enforced_route_by_route() {
+    let provider = Provider::start();
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let spec = GatewaySpec {
+        jwks_uri: format!("{}/jwks", provider.issuer),
+        upstream: upstream.addr,
+        policy: &policy,
+        issuer_extra: "",
+        extra: "",
+    };
+    // The harness's issuer is fixed; point it at the provider's by rewriting the config.
+    let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
+    gw.wait_ready();
+
+    let all = "openid read:timesheets create:timesheets delete:timesheets approve:timesheets";
+    let alice = rt()
+        .block_on(sign_in(&provider.issuer, "alice", "alice-pw", all))
+        .unwrap();
+    let bob = rt()
+        .block_on(sign_in(&provider.issuer, "bob", "bob-pw", all))
+        .unwrap();
+    let claims = payload(&alice);
+    assert_eq!(claims["iss"], provider.issuer.as_str());
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert!(!claims["scope"].as_str().unwrap().contains("approve:timesheets"), "{claims}");
+
+    // Alice is an Employee: read, create, delete; no approvals, no batch upload.
+    let expect = [
+        ("GET", "/timesheets", 200, 200),
+        ("POST", "/timesheets", 200, 200),
+        ("GET", "/timesheets/7", 200, 200),
+        ("DELETE", "/timesheets/7", 200, 200),
+        ("GET", "/approvals", 403, 200),
+        ("PUT", "/approvals/7", 403, 200),
+        ("POST", "/timesheets/upload", 403, 403),
+    ];
+    for (method, path, for_alice, for_bob) in expect {
+        assert_eq!(gw.call(method, path, &alice).status, for_alice, "alice {method} {path}");
+        assert_eq!(gw.call(method, path, &bob).status, for_bob, "bob {method} {path}");
+    }
+    // The backend learns who called from the verified subject, never from the client.
+    gw.request("GET", "/timesheets", &[("Authorization", &format!("Bearer {alice}")), ("X-Auth-Subject", "bob")]);
+    assert_eq!(upstream.last().header("x-auth-subject"), Some("alice"));
+    assert_eq!(upstream.last().header("x-auth-client-id"), Some(CLIENT));
+
+    // An unknown user gets no token at all.
+    let refused = rt().block_on(sign_in(&provider.issuer, "mallory", "guess", all));
+    assert!(refused.is_err());
+    // A token from the provider with a tampered scope claim is refused.
+    let mut parts: Vec<String> = alice.split('.').map(str::to_owned).collect();
+    let mut forged = payload(&alice);
+    forged["scope"] = serde_json::json!("approve:timesheets");
+    parts[1] = b64(forged.to_string().as_bytes());
+    assert_eq!(gw.call("PUT", "/approvals/7", &parts.join(".")).status, 401);
+}
