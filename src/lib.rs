@@ -32,6 +32,7 @@ pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod verify;
 mod yaml;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use pingora::server::configuration::{Opt, ServerConf};
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -15,6 +16,7 @@ use crate::jwks::{JwksRefresher, KeyStore};
 use crate::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::Gateway;
+use crate::tls::{CertWatcher, ReloadingCert};
 use crate::token::TokenRules;
 use crate::verify::{IssuerVerifier, Verifier};
 
@@ -121,14 +123,17 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
     proxy.add_tcp(&config.listen);
+    let mut cert_watcher = None;
     if let Some(tls) = &config.listen_tls {
-        proxy
-            .add_tls(
-                &tls.address,
-                &tls.cert.display().to_string(),
-                &tls.key.display().to_string(),
-            )
+        let cert = Arc::new(
+            ReloadingCert::load(&tls.cert, &tls.key)
+                .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?,
+        );
+        let mut settings = TlsSettings::intermediate("", "")
             .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?;
+        settings.set_cert_resolver(cert.clone());
+        proxy.add_tls_with_settings(&tls.address, None, settings);
+        cert_watcher = Some(CertWatcher::new(cert));
     }
     server.add_service(proxy);
 
@@ -138,6 +143,9 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
 
     for refresher in refreshers {
         server.add_service(background_service("jwks refresher", refresher));
+    }
+    if let Some(watcher) = cert_watcher {
+        server.add_service(background_service("certificate watcher", watcher));
     }
     server.add_service(background_service(
         "policy watcher",

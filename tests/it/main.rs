@@ -15,3 +15,4 @@ mod lifecycle;
 mod metrics;
 mod reload;
 mod oidc;
+mod tls;

@@ -1,0 +1,141 @@
+//! The TLS listener's certificate: loaded at start-up and re-read when the files change
+//! (a renewed Kubernetes Secret swaps its mounted files), without a restart.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use notify::Watcher as _;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use sha2::{Digest, Sha256};
+
+/// How often the files are compared by content, in case a change event went missing.
+const POLL: Duration = Duration::from_secs(10);
+
+/// Serves the current certificate to every handshake; swapped when the files change.
+pub struct ReloadingCert {
+    current: ArcSwap<CertifiedKey>,
+    cert: PathBuf,
+    key: PathBuf,
+    hash: std::sync::Mutex<Vec<u8>>,
+}
+
+impl fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadingCert {
+    /// Loads the PEM certificate chain and private key; an error names the file.
+    pub fn load(cert: &Path, key: &Path) -> Result<ReloadingCert, String> {
+        pingora::tls::install_default_crypto_provider();
+        let (certified, hash) = read(cert, key)?;
+        Ok(ReloadingCert {
+            current: ArcSwap::from_pointee(certified),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            hash: std::sync::Mutex::new(hash),
+        })
+    }
+
+    /// Re-reads the files; swaps the certificate when they changed and are valid.
+    /// Returns whether a new certificate went live.
+    pub fn reload(&self) -> Result<bool, String> {
+        let (certified, hash) = read(&self.cert, &self.key)?;
+        let mut current = self.hash.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == hash {
+            return Ok(false);
+        }
+        self.current.store(Arc::new(certified));
+        *current = hash;
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn read(cert: &Path, key: &Path) -> Result<(CertifiedKey, Vec<u8>), String> {
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let (chain, private) = pingora::tls::load_certs_and_key_files(&cert_s, &key_s)
+        .map_err(|e| format!("{cert_s} / {key_s}: {e}"))?
+        .ok_or_else(|| format!("{cert_s} / {key_s}: no certificate or no private key found"))?;
+    let provider = CryptoProvider::get_default()
+        .ok_or("no TLS crypto provider installed")?
+        .clone();
+    let mut hasher = Sha256::new();
+    for c in &chain {
+        hasher.update(c.as_ref());
+    }
+    hasher.update(private.secret_der());
+    let certified = CertifiedKey::from_der(chain, private, &provider)
+        .map_err(|e| format!("{cert_s} / {key_s}: {e}"))?;
+    Ok((certified, hasher.finalize().to_vec()))
+}
+
+/// Watches the certificate's folder (and polls) and reloads the certificate.
+pub struct CertWatcher {
+    cert: Arc<ReloadingCert>,
+}
+
+impl CertWatcher {
+    /// A watcher for `cert`.
+    pub fn new(cert: Arc<ReloadingCert>) -> CertWatcher {
+        CertWatcher { cert }
+    }
+
+    fn reload(&self) {
+        match self.cert.reload() {
+            Ok(true) => tracing::info!(cert = %self.cert.cert.display(), "TLS certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; the previous certificate keeps serving"),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for CertWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let folder = self
+            .cert
+            .cert
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let _watcher = notify::recommended_watcher(move |_| {
+            let _ = tx.send(());
+        })
+        .and_then(|mut w| w.watch(&folder, notify::RecursiveMode::NonRecursive).map(|()| w))
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch the certificate folder; polling only"))
+        .ok();
+        let mut poll = tokio::time::interval(POLL);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                Some(()) = events.recv() => {
+                    // A Secret update is several events; let the swap finish.
+                    tokio::time::sleep(crate::policy::reload::DEBOUNCE).await;
+                    while events.try_recv().is_ok() {}
+                }
+                _ = poll.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.reload();
+        }
+    }
+}

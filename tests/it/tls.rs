@@ -1,0 +1,102 @@
+//! TLS termination at the edge: scopegate serves its own certificate and picks up a renewed
+//! one (a Kubernetes Secret update) without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::*;
+
+/// A certificate authority and a server certificate it signed for `api.exampleco.test`,
+/// made with openssl: `(ca, cert, key)`.
+fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let file = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let (ca_key, ca, key, csr, cert) = (
+        format!("{name}-ca.key"),
+        format!("{name}-ca.crt"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(&[&["req", "-x509"][..], &ec, &["-days", "2", "-subj", &format!("/CN=Test CA {name}"), "-keyout", &ca_key, "-out", &ca]].concat());
+    openssl(&[&["req"][..], &ec, &["-subj", "/CN=api.exampleco.test", "-keyout", &key, "-out", &csr]].concat());
+    std::fs::write(file("ext"), "subjectAltName=DNS:api.exampleco.test\nbasicConstraints=critical,CA:FALSE\n").unwrap();
+    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "2", "-extfile", &format!("{name}.ext"), "-out", &cert]);
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// A client that trusts only `ca` and resolves the API's name to the gateway.
+fn client(ca: &Path, addr: std::net::SocketAddr) -> reqwest::Client {
+    let pem = std::fs::read(ca).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve("api.exampleco.test", addr)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+fn status(client: &reqwest::Client, port: u16, token: &str) -> Result<u16, String> {
+    rt().block_on(async {
+        client
+            .get(format!("https://api.exampleco.test:{port}/timesheets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
+#[test]
+fn the_tls_listener_serves_its_certificate_and_picks_up_a_renewed_one() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca1, cert1, key1) = make_cert(certs.path(), "first");
+    let (ca2, cert2, key2) = make_cert(certs.path(), "second");
+    // The Secret's mounted files: tls.crt and tls.key.
+    let secret = certs.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::copy(&cert1, secret.join("tls.crt")).unwrap();
+    std::fs::copy(&key1, secret.join("tls.key")).unwrap();
+
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let extra = format!(
+        "listen_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}",
+        secret.join("tls.crt").display(),
+        secret.join("tls.key").display()
+    );
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = &extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    gw.wait_for(|| std::net::TcpStream::connect(tls_addr).is_ok(), "the TLS listener");
+
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let (trusts_first, trusts_second) = (client(&ca1, tls_addr), client(&ca2, tls_addr));
+    assert_eq!(status(&trusts_first, tls_addr.port(), &token), Ok(200));
+    assert!(status(&trusts_second, tls_addr.port(), &token).is_err());
+    assert_eq!(status(&trusts_first, tls_addr.port(), "bad"), Ok(401));
+
+    // Renewal: the key is written first, then the certificate, as a Secret update lands.
+    std::fs::copy(&key2, secret.join("tls.key")).unwrap();
+    std::fs::copy(&cert2, secret.join("tls.crt")).unwrap();
+    gw.wait_for(
+        || status(&trusts_second, tls_addr.port(), &token) == Ok(200),
+        "the renewed certificate",
+    );
+    // A new client (no TLS session to resume) that trusts only the old CA is refused.
+    assert!(status(&client(&ca1, tls_addr), tls_addr.port(), &token).is_err());
+    assert!(gw.log().contains("TLS certificate reloaded"));
+}
