@@ -60,11 +60,7 @@ impl ServeHttp for Admin {
         match session.req_header().uri.path() {
             "/metrics" => {
                 self.readiness();
-                respond(
-                    200,
-                    "text/plain; version=0.0.4",
-                    self.metrics.render(),
-                )
+                respond(200, "text/plain; version=0.0.4", self.metrics.render())
             }
             "/healthz" => respond(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {

@@ -320,7 +320,10 @@ impl Config {
                 self.version
             ));
         }
-        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+        for (key, addr) in [
+            ("listen", &self.listen),
+            ("admin_listen", &self.admin_listen),
+        ] {
             if addr.parse::<SocketAddr>().is_err() {
                 out.push(format!(
                     "{key}: \"{addr}\" is not an address (expected e.g. 0.0.0.0:8080)"
@@ -357,7 +360,9 @@ impl Config {
                 out.push(format!("{at}.audiences: at least one audience is required"));
             }
             if issuer.algorithms.is_empty() {
-                out.push(format!("{at}.algorithms: at least one algorithm is required"));
+                out.push(format!(
+                    "{at}.algorithms: at least one algorithm is required"
+                ));
             }
             let hmac = issuer.algorithms.iter().any(|a| is_hmac(*a));
             match (&issuer.hmac_secret_file, hmac) {
@@ -386,7 +391,9 @@ impl Config {
                 ));
             }
             if j.fetch_timeout_seconds == 0 {
-                out.push(format!("{at}.jwks.fetch_timeout_seconds: must be at least 1"));
+                out.push(format!(
+                    "{at}.jwks.fetch_timeout_seconds: must be at least 1"
+                ));
             }
         }
         let h = &self.identity_headers;
@@ -433,7 +440,10 @@ fn parse_upstream_url(url: &str) -> Result<Upstream, String> {
         ));
     }
     let host = uri.host().ok_or_else(|| format!("\"{url}\" has no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let address = (host.as_str(), port)
         .to_socket_addrs()
@@ -538,7 +548,10 @@ issuers:
         assert_eq!(c.issuers[0].algorithms, [Algorithm::RS256]);
         assert!(c.forward_authorization);
         assert!(!c.token.insecure_allow_query_parameter);
-        assert_eq!(c.grace_period_seconds + c.graceful_shutdown_timeout_seconds, 25);
+        assert_eq!(
+            c.grace_period_seconds + c.graceful_shutdown_timeout_seconds,
+            25
+        );
     }
 
     #[test]
@@ -551,7 +564,10 @@ issuers:
 
     #[test]
     fn hmac_needs_an_explicit_secret() {
-        let text = MINIMAL.replace("audiences: [api]", "audiences: [api]\n    algorithms: [HS256]");
+        let text = MINIMAL.replace(
+            "audiences: [api]",
+            "audiences: [api]\n    algorithms: [HS256]",
+        );
         let errs = Config::parse(&text, "c.yaml").unwrap_err();
         assert!(errs.iter().any(|e| e.message.contains("hmac_secret_file")));
     }

@@ -201,7 +201,11 @@ mod tests {
     fn invalid_token_reason_is_specific_but_code_is_invalid_token() {
         let r = Rejection::InvalidToken(TokenError::Expired);
         assert_eq!(r.reason(), "token_expired");
-        assert!(r.challenge("x").unwrap().contains(r#"error="invalid_token""#));
+        assert!(
+            r.challenge("x")
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
     }
 
     #[test]

@@ -144,7 +144,10 @@ identity_headers:
             issuer: "https://tenant/".into(),
             client_id: Some("mobile".into()),
             scopes: vec!["a".into(), "b".into()],
-            claims: vec![("https://api.exampleco.com/email".into(), "alice@exampleco.com".into())],
+            claims: vec![(
+                "https://api.exampleco.com/email".into(),
+                "alice@exampleco.com".into(),
+            )],
             expires_at: 0,
         };
         plan(true).apply(&mut h, Some(&id));

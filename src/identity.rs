@@ -22,7 +22,9 @@ pub struct Identity {
 impl Identity {
     /// Whether the token carries `scope`, compared exactly.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+        self.scopes
+            .binary_search_by(|s| s.as_str().cmp(scope))
+            .is_ok()
     }
 
     /// The scopes as one space-separated string (the `scope` claim's format).

@@ -146,7 +146,9 @@ impl KeyStore {
             decoding: DecodingKey::from_secret(secret),
             fingerprint: String::new(),
         };
-        store.current.store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
+        store
+            .current
+            .store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
         store.fixed = true;
         store
     }
@@ -229,7 +231,10 @@ pub enum FetchError {
 
 /// Turns a JWKS document into the keys this issuer may use; returns them and how many were
 /// skipped (encryption keys, HMAC keys, algorithms outside the allowlist, broken entries).
-pub fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(Vec<VerifyKey>, usize), FetchError> {
+pub fn parse_jwks(
+    body: &[u8],
+    allowed: &[Algorithm],
+) -> Result<(Vec<VerifyKey>, usize), FetchError> {
     #[derive(serde::Deserialize)]
     struct RawSet {
         keys: Vec<serde_json::Value>,
@@ -360,7 +365,10 @@ impl JwksRefresher {
                     .jwks_refreshes
                     .with_label_values(&[label, "success"])
                     .inc();
-                self.metrics.jwks_keys.with_label_values(&[label]).set(n as i64);
+                self.metrics
+                    .jwks_keys
+                    .with_label_values(&[label])
+                    .set(n as i64);
                 self.metrics
                     .jwks_last_success
                     .with_label_values(&[label])
@@ -393,7 +401,10 @@ impl JwksRefresher {
         let response = self
             .client
             .get(&self.uri)
-            .header(reqwest::header::ACCEPT, "application/jwk-set+json, application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
             .send()
             .await
             .map_err(|e| FetchError::Transport(without_url(e)))?;
@@ -445,7 +456,8 @@ impl BackgroundService for JwksRefresher {
                 }
                 Err(_) => {
                     let wait = backoff;
-                    backoff = (backoff * 2).min(self.next_interval(None).min(Duration::from_secs(30)));
+                    backoff =
+                        (backoff * 2).min(self.next_interval(None).min(Duration::from_secs(30)));
                     wait
                 }
             };
@@ -466,6 +478,20 @@ impl BackgroundService for JwksRefresher {
     }
 }
 
+impl KeyStore {
+    /// Installs the keys of a JWKS document directly (benches, tests, and key sets that
+    /// come from a file rather than a URL); returns the number of usable keys.
+    pub fn install_jwks(&self, body: &[u8]) -> Result<usize, FetchError> {
+        let (keys, _skipped) = parse_jwks(body, &self.allowed)?;
+        Ok(self.install(keys))
+    }
+
+    /// Whether a key set was ever loaded (even if it is now too stale to use).
+    pub fn has_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,60 +506,75 @@ mod tests {
         k
     }
 
-    fn parse(keys: Vec<serde_json::Value>, allowed: &[Algorithm]) -> Result<(Vec<VerifyKey>, usize), FetchError> {
-        parse_jwks(&serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap(), allowed)
+    fn parse(
+        keys: Vec<serde_json::Value>,
+        allowed: &[Algorithm],
+    ) -> Result<(Vec<VerifyKey>, usize), FetchError> {
+        parse_jwks(
+            &serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap(),
+            allowed,
+        )
     }
 
     #[test]
     fn encryption_keys_never_verify() {
-        let r = parse(vec![rsa_jwk(serde_json::json!({"use": "enc"}))], &[Algorithm::RS256]);
+        let r = parse(
+            vec![rsa_jwk(serde_json::json!({"use": "enc"}))],
+            &[Algorithm::RS256],
+        );
         assert!(matches!(r, Err(FetchError::NoUsableKey(1))));
     }
 
     #[test]
     fn hmac_keys_in_a_jwks_are_ignored() {
         let oct = serde_json::json!({"kty": "oct", "kid": "h", "k": "c2VjcmV0"});
-        let (keys, skipped) = parse(vec![oct, rsa_jwk(serde_json::json!({}))], &[Algorithm::RS256, Algorithm::HS256]).unwrap();
+        let (keys, skipped) = parse(
+            vec![oct, rsa_jwk(serde_json::json!({}))],
+            &[Algorithm::RS256, Algorithm::HS256],
+        )
+        .unwrap();
         assert_eq!((keys.len(), skipped), (1, 1));
         assert_eq!(keys[0].algorithms, [Algorithm::RS256]);
     }
 
     #[test]
     fn declared_alg_outside_the_allowlist_is_skipped() {
-        let r = parse(vec![rsa_jwk(serde_json::json!({"alg": "PS256"}))], &[Algorithm::RS256]);
+        let r = parse(
+            vec![rsa_jwk(serde_json::json!({"alg": "PS256"}))],
+            &[Algorithm::RS256],
+        );
         assert!(r.is_err());
     }
 
     #[test]
     fn algorithms_come_from_key_type_and_allowlist() {
-        let (keys, _) = parse(vec![rsa_jwk(serde_json::json!({}))], &[Algorithm::RS256, Algorithm::ES256]).unwrap();
+        let (keys, _) = parse(
+            vec![rsa_jwk(serde_json::json!({}))],
+            &[Algorithm::RS256, Algorithm::ES256],
+        )
+        .unwrap();
         assert_eq!(keys[0].algorithms, [Algorithm::RS256]);
     }
 
     #[test]
     fn garbage_is_an_invalid_document() {
-        assert!(matches!(parse_jwks(b"<html>", &[Algorithm::RS256]), Err(FetchError::Invalid(_))));
-        assert!(matches!(parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]), Err(FetchError::NoUsableKey(0))));
+        assert!(matches!(
+            parse_jwks(b"<html>", &[Algorithm::RS256]),
+            Err(FetchError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]),
+            Err(FetchError::NoUsableKey(0))
+        ));
     }
 
     #[test]
     fn max_age_is_read_from_cache_control() {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert("cache-control", "public, max-age=600, must-revalidate".parse().unwrap());
+        h.insert(
+            "cache-control",
+            "public, max-age=600, must-revalidate".parse().unwrap(),
+        );
         assert_eq!(max_age(&h), Some(600));
-    }
-}
-
-impl KeyStore {
-    /// Installs the keys of a JWKS document directly (benches, tests, and key sets that
-    /// come from a file rather than a URL); returns the number of usable keys.
-    pub fn install_jwks(&self, body: &[u8]) -> Result<usize, FetchError> {
-        let (keys, _skipped) = parse_jwks(body, &self.allowed)?;
-        Ok(self.install(keys))
-    }
-
-    /// Whether a key set was ever loaded (even if it is now too stale to use).
-    pub fn has_loaded(&self) -> bool {
-        self.current.load().is_some()
     }
 }

@@ -5,8 +5,8 @@
 //! token or URL. Each gateway owns its registry, so several can live in one process.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics.
@@ -126,9 +126,8 @@ impl Metrics {
             "Policy loads by result (success, failure).",
             &["result"],
         );
-        let policy_routes =
-            IntGauge::new("scopegate_policy_routes", "Routes in the live policy.")
-                .expect("valid metric");
+        let policy_routes = IntGauge::new("scopegate_policy_routes", "Routes in the live policy.")
+            .expect("valid metric");
         reg(Box::new(policy_routes.clone()));
         let policy_last_success = Gauge::new(
             "scopegate_policy_last_reload_success_timestamp_seconds",

@@ -68,10 +68,7 @@ fn is_plain(raw: &str) -> bool {
     let plain_bytes = bytes
         .iter()
         .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\');
-    plain_bytes
-        && !raw
-            .split('/')
-            .any(|s| s == "." || s == "..")
+    plain_bytes && !raw.split('/').any(|s| s == "." || s == "..")
 }
 
 fn decode_segment(segment: &str) -> Result<(String, bool), Rejection> {

@@ -140,7 +140,10 @@ impl ProxyHttp for Gateway {
                 .or_err(ErrorType::InternalError, "path is a valid URI")?;
             upstream_request.set_uri(uri);
         }
-        let identity = ctx.outcome.as_ref().and_then(|o| o.as_ref().ok()?.identity());
+        let identity = ctx
+            .outcome
+            .as_ref()
+            .and_then(|o| o.as_ref().ok()?.identity());
         self.headers
             .apply(&mut PingoraHeaders(upstream_request), identity);
         Ok(())
@@ -224,7 +227,9 @@ impl Gateway {
             }
         }
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(resp), head_only).await?;
+        session
+            .write_response_header(Box::new(resp), head_only)
+            .await?;
         if !head_only {
             session.write_response_body(Some(body), true).await?;
         }

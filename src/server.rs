@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use pingora::server::configuration::{Opt, ServerConf};
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
@@ -49,7 +49,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         let store = match &issuer.hmac_secret_file {
             Some(file) => {
                 let secret = std::fs::read(file).map_err(|e| {
-                    StartError(vec![format!("{}: cannot read the HMAC secret: {e}", file.display())])
+                    StartError(vec![format!(
+                        "{}: cannot read the HMAC secret: {e}",
+                        file.display()
+                    )])
                 })?;
                 let secret = trim_newline(&secret);
                 if secret.len() < 32 {
@@ -137,7 +140,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     }
     server.add_service(proxy);
 
-    let mut admin = Service::new("scopegate admin".into(), Admin::new(metrics.clone(), stores));
+    let mut admin = Service::new(
+        "scopegate admin".into(),
+        Admin::new(metrics.clone(), stores),
+    );
     admin.add_tcp(&config.admin_listen);
     server.add_service(admin);
 

@@ -99,9 +99,13 @@ impl CertWatcher {
 
     fn reload(&self) {
         match self.cert.reload() {
-            Ok(true) => tracing::info!(cert = %self.cert.cert.display(), "TLS certificate reloaded"),
+            Ok(true) => {
+                tracing::info!(cert = %self.cert.cert.display(), "TLS certificate reloaded")
+            }
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; the previous certificate keeps serving"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; the previous certificate keeps serving")
+            }
         }
     }
 }
@@ -120,8 +124,13 @@ impl BackgroundService for CertWatcher {
         let _watcher = notify::recommended_watcher(move |_| {
             let _ = tx.send(());
         })
-        .and_then(|mut w| w.watch(&folder, notify::RecursiveMode::NonRecursive).map(|()| w))
-        .map_err(|e| tracing::warn!(error = %e, "cannot watch the certificate folder; polling only"))
+        .and_then(|mut w| {
+            w.watch(&folder, notify::RecursiveMode::NonRecursive)
+                .map(|()| w)
+        })
+        .map_err(
+            |e| tracing::warn!(error = %e, "cannot watch the certificate folder; polling only"),
+        )
         .ok();
         let mut poll = tokio::time::interval(POLL);
         poll.tick().await;

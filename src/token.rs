@@ -126,7 +126,10 @@ mod tests {
 
     #[test]
     fn scheme_is_case_insensitive() {
-        assert_eq!(one("bearer abc.def.ghi").unwrap().as_deref(), Some("abc.def.ghi"));
+        assert_eq!(
+            one("bearer abc.def.ghi").unwrap().as_deref(),
+            Some("abc.def.ghi")
+        );
         assert_eq!(one("BEARER abc").unwrap().as_deref(), Some("abc"));
     }
 
@@ -163,7 +166,9 @@ mod tests {
             ..RULES
         };
         assert_eq!(
-            extract([], Some("x=1&access_token=abc"), &rules).unwrap().as_deref(),
+            extract([], Some("x=1&access_token=abc"), &rules)
+                .unwrap()
+                .as_deref(),
             Some("abc")
         );
         let both = extract([b"Bearer abc".as_slice()], Some("access_token=abc"), &rules);

@@ -239,7 +239,10 @@ impl Verifier {
             .into_iter()
             .flatten()
             .chain(identity.claims.iter().map(|(_, v)| v));
-        if forwarded.into_iter().any(|v| http::HeaderValue::from_str(v).is_err()) {
+        if forwarded
+            .into_iter()
+            .any(|v| http::HeaderValue::from_str(v).is_err())
+        {
             return Err(Rejection::InvalidToken(TokenError::BadClaims));
         }
         Ok(identity)

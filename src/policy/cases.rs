@@ -61,34 +61,45 @@ pub fn run_case_file(file: &Path) -> CaseReport {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            report.failures.push(format!("{shown}: cannot read the file: {e}"));
+            report
+                .failures
+                .push(format!("{shown}: cannot read the file: {e}"));
             return report;
         }
     };
     let cases: CaseFile = match serde_saphyr::from_str(&text) {
         Ok(c) => c,
         Err(e) => {
-            report
-                .failures
-                .push(format!("{}: {}", crate::yaml::located(&shown, &e), crate::yaml::message(&e)));
+            report.failures.push(format!(
+                "{}: {}",
+                crate::yaml::located(&shown, &e),
+                crate::yaml::message(&e)
+            ));
             return report;
         }
     };
     if cases.version != 1 {
-        report.failures.push(format!("{shown}: version: expected 1"));
+        report
+            .failures
+            .push(format!("{shown}: version: expected 1"));
         return report;
     }
     let policy_path = match &cases.policy {
         Some(p) => file.parent().unwrap_or(Path::new(".")).join(p),
         None => {
-            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             file.with_file_name(name.replace(".test.", "."))
         }
     };
     let policy = match super::load(&policy_path) {
         Ok(p) => p,
         Err(errors) => {
-            report.failures.extend(errors.iter().map(ToString::to_string));
+            report
+                .failures
+                .extend(errors.iter().map(ToString::to_string));
             return report;
         }
     };
@@ -98,7 +109,9 @@ pub fn run_case_file(file: &Path) -> CaseReport {
         let label = c.name.clone().unwrap_or_else(|| c.request.clone());
         let fail = |msg: String| format!("{shown}:{}:{}: {label}: {msg}", at.line, at.column);
         let Some((method, path)) = c.request.split_once(' ') else {
-            report.failures.push(fail("request must be \"METHOD /path\"".into()));
+            report
+                .failures
+                .push(fail("request must be \"METHOD /path\"".into()));
             continue;
         };
         let scopes = match (&c.scopes, &c.claims) {
@@ -109,16 +122,24 @@ pub fn run_case_file(file: &Path) -> CaseReport {
             )),
             (None, None) => None,
             (Some(_), Some(_)) => {
-                report.failures.push(fail("give scopes or claims, not both".into()));
+                report
+                    .failures
+                    .push(fail("give scopes or claims, not both".into()));
                 continue;
             }
         };
         let e = explain(&policy, method, path.trim(), scopes.as_deref());
         let mut wrong = Vec::new();
         if !matches!(c.expect.as_str(), "allow" | "deny") {
-            wrong.push(format!("expect must be allow or deny, not \"{}\"", c.expect));
+            wrong.push(format!(
+                "expect must be allow or deny, not \"{}\"",
+                c.expect
+            ));
         } else if e.decision != c.expect {
-            wrong.push(format!("expected {}, got {} ({})", c.expect, e.decision, e.reason));
+            wrong.push(format!(
+                "expected {}, got {} ({})",
+                c.expect, e.decision, e.reason
+            ));
         }
         if let Some(reason) = &c.reason
             && reason != e.reason
@@ -171,6 +192,11 @@ mod tests {
         let report = run_case_file(&file);
         assert_eq!(report.passed, 1);
         assert_eq!(report.failures.len(), 1);
-        assert!(report.failures[0].contains("p.test.yaml:6:5: GET /a: expected allow, got deny (insufficient_scope)"), "{}", report.failures[0]);
+        assert!(
+            report.failures[0]
+                .contains("p.test.yaml:6:5: GET /a: expected allow, got deny (insufficient_scope)"),
+            "{}",
+            report.failures[0]
+        );
     }
 }

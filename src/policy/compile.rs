@@ -277,7 +277,10 @@ fn compile_template(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Vec
                 format!("\"{part}\": a parameter must be a whole segment, like {{id}}"),
             );
         } else if part.is_empty() && !last {
-            return fail(errors, "empty segment ('//'): requests never have one".into());
+            return fail(
+                errors,
+                "empty segment ('//'): requests never have one".into(),
+            );
         } else if *part == "." || *part == ".." {
             return fail(errors, "dot segments never reach the policy".into());
         } else {
@@ -519,7 +522,11 @@ routes:
 ",
         );
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("\"two\"") && e[0].contains("\"one\""), "{}", e[0]);
+        assert!(
+            e[0].contains("\"two\"") && e[0].contains("\"one\""),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -545,7 +552,11 @@ routes:
     fn yaml_syntax_errors_carry_a_location() {
         let e = errors("version: 1\nroutes:\n  - id: [\n");
         assert!(e[0].starts_with("p.yaml:"), "{}", e[0]);
-        assert!(e[0].split(':').nth(1).unwrap().parse::<u32>().is_ok(), "{}", e[0]);
+        assert!(
+            e[0].split(':').nth(1).unwrap().parse::<u32>().is_ok(),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub struct Explanation {
 }
 
 /// Decides `method path` for a token carrying `scopes` (`None`: no token at all).
-pub fn explain(policy: &Policy, method: &str, path: &str, scopes: Option<&[String]>) -> Explanation {
+pub fn explain(
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    scopes: Option<&[String]>,
+) -> Explanation {
     let mut e = Explanation {
         method: method.to_owned(),
         normalized_path: None,
@@ -47,7 +52,9 @@ pub fn explain(policy: &Policy, method: &str, path: &str, scopes: Option<&[Strin
     let outcome: Result<&'static str, Rejection> = (|| {
         let normalized = crate::path::normalize(path.split('?').next().unwrap_or(path))?;
         e.normalized_path = Some(normalized.to_string());
-        let route = policy.route(method, &normalized).ok_or(Rejection::NoRoute)?;
+        let route = policy
+            .route(method, &normalized)
+            .ok_or(Rejection::NoRoute)?;
         e.route = Some(route.id.to_string());
         match &route.requirement {
             Requirement::Public => Ok("public"),
@@ -93,13 +100,21 @@ impl fmt::Display for Explanation {
             self.method,
             self.normalized_path.as_deref().unwrap_or("(path refused)")
         )?;
-        writeln!(f, "route:           {}", self.route.as_deref().unwrap_or("(none: default deny)"))?;
+        writeln!(
+            f,
+            "route:           {}",
+            self.route.as_deref().unwrap_or("(none: default deny)")
+        )?;
         writeln!(f, "scopes required: {}", list(&self.required))?;
         match &self.present {
             Some(p) => writeln!(f, "scopes present:  {}", list(p))?,
             None => writeln!(f, "scopes present:  (no token)")?,
         }
-        write!(f, "decision:        {} ({}, HTTP {})", self.decision, self.reason, self.status)
+        write!(
+            f,
+            "decision:        {} ({}, HTTP {})",
+            self.decision, self.reason, self.status
+        )
     }
 }
 
@@ -116,7 +131,10 @@ mod tests {
         let p = policy();
         let read = vec!["read:timesheets".to_owned()];
         let e = explain(&p, "GET", "//timesheets/7", Some(&read));
-        assert_eq!((e.decision, e.reason, e.status), ("allow", "authorized", 200));
+        assert_eq!(
+            (e.decision, e.reason, e.status),
+            ("allow", "authorized", 200)
+        );
         assert_eq!(e.normalized_path.as_deref(), Some("/timesheets/7"));
         assert_eq!(e.route.as_deref(), Some("read-timesheet"));
         let e = explain(&p, "PUT", "/approvals/7", Some(&read));

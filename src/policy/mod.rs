@@ -141,7 +141,9 @@ mod tests {
             ("PUT", "/approvals/7", "approve:timesheets"),
         ];
         for (method, path, scope) in table {
-            let route = p.route(method, path).unwrap_or_else(|| panic!("{method} {path}"));
+            let route = p
+                .route(method, path)
+                .unwrap_or_else(|| panic!("{method} {path}"));
             assert_eq!(route.decide(&identity(&[scope])), Ok(()), "{method} {path}");
             let err = route.decide(&identity(&["unrelated"])).unwrap_err();
             assert_eq!(err.status(), 403);

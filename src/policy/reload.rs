@@ -153,14 +153,14 @@ impl BackgroundService for PolicyWatcher {
                 None
             }
         };
-        let mut hangup =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot handle SIGHUP");
-                    None
-                }
-            };
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGHUP");
+                None
+            }
+        };
         let mut poll = tokio::time::interval(POLL);
         poll.tick().await;
         loop {

@@ -39,7 +39,10 @@ fn a_burst_of_mixed_requests_lets_exactly_the_valid_ones_through() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(statuses.len(), CLIENTS * PER_CLIENT);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -47,9 +50,17 @@ fn a_burst_of_mixed_requests_lets_exactly_the_valid_ones_through() {
         *seen.entry(s.target).or_default() += 1;
     }
     for (n, status) in statuses {
-        let expected = if n % tokens.len() == 0 { 200 } else { 401 + 2 * usize::from(n % tokens.len() == 1) as u16 };
+        let expected = if n % tokens.len() == 0 {
+            200
+        } else {
+            401 + 2 * usize::from(n % tokens.len() == 1) as u16
+        };
         assert_eq!(status, expected, "request {n}");
         let count = seen.get(&format!("/timesheets/{n}")).copied().unwrap_or(0);
-        assert_eq!(count, usize::from(n % tokens.len() == 0), "request {n} reached the upstream {count} times");
+        assert_eq!(
+            count,
+            usize::from(n % tokens.len() == 0),
+            "request {n} reached the upstream {count} times"
+        );
     }
 }

@@ -189,14 +189,14 @@ impl JwksServer {
     pub fn up(&self) {
         let state = self.state.clone();
         let addr = self.addr;
-        let task = rt().block_on(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await.expect("bind JWKS port");
-            let app = axum::Router::new()
-                .route("/.well-known/jwks.json", axum::routing::get(serve_jwks))
-                .with_state(state);
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            })
+        let listener = rt()
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .expect("bind JWKS port");
+        let app = axum::Router::new()
+            .route("/.well-known/jwks.json", axum::routing::get(serve_jwks))
+            .with_state(state);
+        let task = rt().spawn(async move {
+            let _ = axum::serve(listener, app).await;
         });
         *self.task.lock().unwrap() = Some(task);
     }
@@ -247,11 +247,16 @@ async fn serve_jwks(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     state.fetches.fetch_add(1, Ordering::SeqCst);
-    let mode = state.mode.lock().unwrap().clone().unwrap_or(JwksMode::Serve);
+    let mode = state
+        .mode
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or(JwksMode::Serve);
     match mode {
-        JwksMode::Status(code) => {
-            axum::http::StatusCode::from_u16(code).unwrap().into_response()
-        }
+        JwksMode::Status(code) => axum::http::StatusCode::from_u16(code)
+            .unwrap()
+            .into_response(),
         JwksMode::Garbage => "<html>maintenance</html>".into_response(),
         JwksMode::Serve => {
             let body = json!({ "keys": *state.keys.lock().unwrap() });
@@ -302,45 +307,44 @@ impl Upstream {
     pub fn start() -> Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let record = seen.clone();
-        let (addr, task) = rt().block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-                let record = record.clone();
-                async move {
-                    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                    for (name, value) in req.headers() {
-                        headers
-                            .entry(name.as_str().to_owned())
-                            .or_default()
-                            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-                    }
-                    let seen = Seen {
-                        method: req.method().to_string(),
-                        target: req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.as_str().to_owned())
-                            .unwrap_or_default(),
-                        headers,
-                    };
-                    // `?delay_ms=N` makes a slow backend, for shutdown and upgrade stories.
-                    let delay = seen
-                        .target
-                        .split_once("delay_ms=")
-                        .and_then(|(_, v)| v.split('&').next()?.parse::<u64>().ok());
-                    if let Some(ms) = delay {
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                    }
-                    let body = json!({"method": seen.method, "target": seen.target});
-                    record.lock().unwrap().push(seen);
-                    axum::Json(body)
+        let listener = rt()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let record = record.clone();
+            async move {
+                let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (name, value) in req.headers() {
+                    headers
+                        .entry(name.as_str().to_owned())
+                        .or_default()
+                        .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
                 }
-            });
-            let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            (addr, task)
+                let seen = Seen {
+                    method: req.method().to_string(),
+                    target: req
+                        .uri()
+                        .path_and_query()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                    headers,
+                };
+                // `?delay_ms=N` makes a slow backend, for shutdown and upgrade stories.
+                let delay = seen
+                    .target
+                    .split_once("delay_ms=")
+                    .and_then(|(_, v)| v.split('&').next()?.parse::<u64>().ok());
+                if let Some(ms) = delay {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                let body = json!({"method": seen.method, "target": seen.target});
+                record.lock().unwrap().push(seen);
+                axum::Json(body)
+            }
+        });
+        let task = rt().spawn(async move {
+            let _ = axum::serve(listener, app).await;
         });
         Upstream { addr, seen, task }
     }
@@ -460,7 +464,12 @@ identity_headers:
         Gateway::spawn(dir, addr, admin, &[])
     }
 
-    fn spawn(dir: tempfile::TempDir, addr: SocketAddr, admin: SocketAddr, args: &[&str]) -> Gateway {
+    fn spawn(
+        dir: tempfile::TempDir,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        args: &[&str],
+    ) -> Gateway {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -483,7 +492,10 @@ identity_headers:
             admin,
             dir,
         };
-        gw.wait_for(|| TcpStream::connect(gw.admin).is_ok(), "the admin listener");
+        gw.wait_for(
+            || TcpStream::connect(gw.admin).is_ok(),
+            "the admin listener",
+        );
         gw.wait_for(|| TcpStream::connect(gw.addr).is_ok(), "the proxy listener");
         gw
     }
@@ -534,7 +546,10 @@ identity_headers:
 
     /// GET on the admin listener: status and body.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
-        match raw(self.admin, &format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n")) {
+        match raw(
+            self.admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n"),
+        ) {
             Ok(r) => (r.status, r.body),
             Err(_) => (0, String::new()),
         }
@@ -569,7 +584,11 @@ identity_headers:
 
     /// A request with `Authorization: Bearer <token>`.
     pub fn call(&self, method: &str, target: &str, token: &str) -> RawResponse {
-        self.request(method, target, &[("Authorization", &format!("Bearer {token}"))])
+        self.request(
+            method,
+            target,
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
     }
 
     /// Sends a signal with the `kill` command.
@@ -614,8 +633,7 @@ impl RawResponse {
             .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 

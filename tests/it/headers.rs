@@ -36,7 +36,14 @@ fn client_sent_identity_headers_never_reach_the_upstream() {
 #[test]
 fn public_routes_strip_identity_headers_too() {
     let (gw, _jwks, upstream) = Gateway::standard();
-    let r = gw.request("GET", "/healthz", &[("X-Auth-Subject", "auth0|root"), ("X-Auth-Email", "ceo@exampleco.com")]);
+    let r = gw.request(
+        "GET",
+        "/healthz",
+        &[
+            ("X-Auth-Subject", "auth0|root"),
+            ("X-Auth-Email", "ceo@exampleco.com"),
+        ],
+    );
     assert_eq!(r.status, 200);
     let seen = upstream.last();
     assert_eq!(seen.header("x-auth-subject"), None);
@@ -52,8 +59,15 @@ fn authorization_can_be_kept_from_the_upstream() {
     spec.extra = "forward_authorization: false";
     let gw = Gateway::start(&spec);
     gw.wait_ready();
-    let r = gw.call("GET", "/timesheets", &TestKey::rsa().sign(&claims("read:timesheets")));
+    let r = gw.call(
+        "GET",
+        "/timesheets",
+        &TestKey::rsa().sign(&claims("read:timesheets")),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(upstream.last().header("authorization"), None);
-    assert_eq!(upstream.last().header("x-auth-subject"), Some("auth0|alice"));
+    assert_eq!(
+        upstream.last().header("x-auth-subject"),
+        Some("auth0|alice")
+    );
 }

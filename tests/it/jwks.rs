@@ -52,9 +52,13 @@ fn an_outage_after_warm_up_keeps_valid_tokens_passing_and_shows_in_the_metrics()
     let failures = r#"scopegate_jwks_refreshes_total{issuer="exampleco",result="failure"}"#;
     assert_eq!(gw.metric(failures), 0.0);
 
-    for (i, mode) in [JwksMode::Status(503), JwksMode::Garbage, JwksMode::Status(200)]
-        .into_iter()
-        .enumerate()
+    for (i, mode) in [
+        JwksMode::Status(503),
+        JwksMode::Garbage,
+        JwksMode::Status(200),
+    ]
+    .into_iter()
+    .enumerate()
     {
         if i == 2 {
             // A 200 with an empty set is no better than an error.
@@ -71,8 +75,14 @@ fn an_outage_after_warm_up_keeps_valid_tokens_passing_and_shows_in_the_metrics()
     }
     jwks.down();
     let before = gw.metric(failures);
-    eventually(&gw, "a refused connection to count", || gw.metric(failures) > before);
-    assert_eq!(gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets"))).status, 200);
+    eventually(&gw, "a refused connection to count", || {
+        gw.metric(failures) > before
+    });
+    assert_eq!(
+        gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets")))
+            .status,
+        200
+    );
     assert_eq!(gw.metric(r#"scopegate_jwks_keys{issuer="exampleco"}"#), 1.0);
     assert_eq!(gw.admin_get("/readyz").0, 200);
     assert!(gw.log().contains("JWKS refresh failed"));
@@ -88,12 +98,23 @@ fn a_flood_of_unknown_key_ids_costs_at_most_one_fetch_per_interval() {
     let mut forged = TestKey::rsa2();
     for i in 0..400 {
         forged.kid = format!("random-{i}-{}", now());
-        assert_eq!(gw.call("GET", "/timesheets", &forged.sign(&claims("read:timesheets"))).status, 401);
+        assert_eq!(
+            gw.call(
+                "GET",
+                "/timesheets",
+                &forged.sign(&claims("read:timesheets"))
+            )
+            .status,
+            401
+        );
     }
     let elapsed = started.elapsed().as_secs();
     // unknown_kid_refetch_seconds is 1: one fetch per started second at most.
     let fetched = jwks.fetches() - before;
-    assert!(fetched as u64 <= elapsed + 1, "{fetched} fetches in {elapsed} s");
+    assert!(
+        fetched as u64 <= elapsed + 1,
+        "{fetched} fetches in {elapsed} s"
+    );
     assert!(fetched >= 1, "an unknown kid triggers a refetch");
     assert!(gw.metric(r#"scopegate_jwks_unknown_kid_refetches_total{issuer="exampleco"}"#) >= 1.0);
     assert_eq!(upstream.count(), 0);
@@ -105,18 +126,32 @@ fn keys_past_the_maximum_staleness_fail_closed_until_the_server_returns() {
     let jwks = JwksServer::start(&[&key]);
     jwks.set_cache_control("max-age=1");
     let (gw, upstream) = start(&jwks, "      max_staleness_seconds: 2");
-    assert_eq!(gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets"))).status, 200);
+    assert_eq!(
+        gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets")))
+            .status,
+        200
+    );
 
     jwks.down();
     std::thread::sleep(Duration::from_secs(3));
     let r = gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets")));
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(gw.admin_get("/readyz").0, 503);
-    assert_eq!(gw.metric(r#"scopegate_jwks_stale{issuer="exampleco"}"#), 1.0);
+    assert_eq!(
+        gw.metric(r#"scopegate_jwks_stale{issuer="exampleco"}"#),
+        1.0
+    );
     assert_eq!(upstream.count(), 1);
 
     jwks.up();
     gw.wait_ready();
-    assert_eq!(gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets"))).status, 200);
-    assert_eq!(gw.metric(r#"scopegate_jwks_stale{issuer="exampleco"}"#), 0.0);
+    assert_eq!(
+        gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets")))
+            .status,
+        200
+    );
+    assert_eq!(
+        gw.metric(r#"scopegate_jwks_stale{issuer="exampleco"}"#),
+        0.0
+    );
 }

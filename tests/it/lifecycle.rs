@@ -10,11 +10,19 @@ fn sigterm_lets_requests_in_flight_finish_then_exits() {
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let addr = gw.addr;
     let slow = std::thread::spawn(move || {
-        raw(addr, &format!("GET /timesheets?delay_ms=1500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"))
+        raw(
+            addr,
+            &format!(
+                "GET /timesheets?delay_ms=1500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ),
+        )
     });
     std::thread::sleep(Duration::from_millis(300));
     gw.signal("TERM");
-    let r = slow.join().unwrap().expect("the request in flight is answered");
+    let r = slow
+        .join()
+        .unwrap()
+        .expect("the request in flight is answered");
     assert_eq!(r.status, 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while gw.alive() && std::time::Instant::now() < deadline {
@@ -51,8 +59,15 @@ fn a_graceful_upgrade_hands_the_listeners_over_without_dropping_a_request() {
         gw.signal("QUIT");
         std::thread::sleep(Duration::from_millis(1500));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let out: Vec<_> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
-        assert!(new.try_wait().unwrap().is_none(), "the new process serves:\n{}", gw.log());
+        let out: Vec<_> = clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        assert!(
+            new.try_wait().unwrap().is_none(),
+            "the new process serves:\n{}",
+            gw.log()
+        );
         // It answers on the same ports.
         assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
         assert_eq!(gw.admin_get("/readyz").0, 200);
@@ -61,7 +76,14 @@ fn a_graceful_upgrade_hands_the_listeners_over_without_dropping_a_request() {
         out
     });
     let failed: Vec<_> = statuses.iter().filter(|s| **s != Ok(200)).collect();
-    assert!(failed.is_empty(), "{} of {} failed: {:?}\n{}", failed.len(), statuses.len(), &failed[..failed.len().min(5)], gw.log());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}\n{}",
+        failed.len(),
+        statuses.len(),
+        &failed[..failed.len().min(5)],
+        gw.log()
+    );
     assert!(statuses.len() > 20);
     assert_eq!(upstream.count(), statuses.len() + 1);
 }

@@ -16,18 +16,45 @@ fn requests_are_counted_by_route_decision_and_reason_with_closed_label_sets() {
     gw.request("GET", "/healthz", &[]);
 
     let m = |s: &str| gw.metric(s);
-    assert_eq!(m(r#"scopegate_requests_total{decision="allow",reason="authorized",route="list-timesheets"}"#), 3.0);
-    assert_eq!(m(r#"scopegate_requests_total{decision="deny",reason="insufficient_scope",route="approve-timesheet"}"#), 1.0);
-    assert_eq!(m(r#"scopegate_requests_total{decision="deny",reason="missing_token",route="list-timesheets"}"#), 1.0);
-    assert_eq!(m(r#"scopegate_requests_total{decision="deny",reason="no_route",route="none"}"#), 1.0);
-    assert_eq!(m(r#"scopegate_requests_total{decision="allow",reason="public",route="health"}"#), 1.0);
+    assert_eq!(
+        m(
+            r#"scopegate_requests_total{decision="allow",reason="authorized",route="list-timesheets"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        m(
+            r#"scopegate_requests_total{decision="deny",reason="insufficient_scope",route="approve-timesheet"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(
+            r#"scopegate_requests_total{decision="deny",reason="missing_token",route="list-timesheets"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(r#"scopegate_requests_total{decision="deny",reason="no_route",route="none"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"scopegate_requests_total{decision="allow",reason="public",route="health"}"#),
+        1.0
+    );
     assert!(m(r#"scopegate_auth_duration_seconds_count{decision="allow"}"#) >= 4.0);
     // The verified-token cache: the first use misses, the repeats hit.
-    assert_eq!(m(r#"scopegate_token_cache_requests_total{result="miss"}"#), 1.0);
+    assert_eq!(
+        m(r#"scopegate_token_cache_requests_total{result="miss"}"#),
+        1.0
+    );
     assert!(m(r#"scopegate_token_cache_requests_total{result="hit"}"#) >= 3.0);
 
     let (_, body) = gw.admin_get("/metrics");
-    assert!(!body.contains("/secret/admin/users"), "a raw path became a label");
+    assert!(
+        !body.contains("/secret/admin/users"),
+        "a raw path became a label"
+    );
     assert!(!body.contains("auth0|alice"), "a subject became a label");
     assert!(!body.contains(&token[..40]), "a token reached the metrics");
 }
@@ -40,8 +67,14 @@ fn jwks_policy_and_readiness_series_are_exposed() {
     assert!(m(r#"scopegate_jwks_refreshes_total{issuer="exampleco",result="success"}"#) >= 1.0);
     assert!(m(r#"scopegate_jwks_last_success_timestamp_seconds{issuer="exampleco"}"#) > 1.7e9);
     assert_eq!(m("scopegate_policy_routes"), 8.0);
-    assert_eq!(m(r#"scopegate_policy_reloads_total{result="success"}"#), 1.0);
-    assert_eq!(m(r#"scopegate_policy_reloads_total{result="failure"}"#), 0.0);
+    assert_eq!(
+        m(r#"scopegate_policy_reloads_total{result="success"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"scopegate_policy_reloads_total{result="failure"}"#),
+        0.0
+    );
     assert_eq!(m("scopegate_ready"), 1.0);
     let (_, body) = gw.admin_get("/metrics");
     assert!(body.contains("scopegate_policy_info{hash=\""), "{body}");

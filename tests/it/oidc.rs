@@ -201,7 +201,13 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     let claims = payload(&alice);
     assert_eq!(claims["iss"], provider.issuer.as_str());
     assert_eq!(claims["aud"], AUDIENCE);
-    assert!(!claims["scope"].as_str().unwrap().contains("approve:timesheets"), "{claims}");
+    assert!(
+        !claims["scope"]
+            .as_str()
+            .unwrap()
+            .contains("approve:timesheets"),
+        "{claims}"
+    );
 
     // Alice is an Employee: read, create, delete; no approvals, no batch upload.
     let expect = [
@@ -214,11 +220,26 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
         ("POST", "/timesheets/upload", 403, 403),
     ];
     for (method, path, for_alice, for_bob) in expect {
-        assert_eq!(gw.call(method, path, &alice).status, for_alice, "alice {method} {path}");
-        assert_eq!(gw.call(method, path, &bob).status, for_bob, "bob {method} {path}");
+        assert_eq!(
+            gw.call(method, path, &alice).status,
+            for_alice,
+            "alice {method} {path}"
+        );
+        assert_eq!(
+            gw.call(method, path, &bob).status,
+            for_bob,
+            "bob {method} {path}"
+        );
     }
     // The backend learns who called from the verified subject, never from the client.
-    gw.request("GET", "/timesheets", &[("Authorization", &format!("Bearer {alice}")), ("X-Auth-Subject", "bob")]);
+    gw.request(
+        "GET",
+        "/timesheets",
+        &[
+            ("Authorization", &format!("Bearer {alice}")),
+            ("X-Auth-Subject", "bob"),
+        ],
+    );
     assert_eq!(upstream.last().header("x-auth-subject"), Some("alice"));
     assert_eq!(upstream.last().header("x-auth-client-id"), Some(CLIENT));
 

@@ -45,7 +45,12 @@ fn ambiguous_paths_get_400_invalid_request() {
     ] {
         let r = gw.call("GET", path, &token);
         assert_eq!(r.status, 400, "{path}: {r:?}");
-        assert!(r.header("www-authenticate").unwrap().contains("invalid_request"), "{path}");
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("invalid_request"),
+            "{path}"
+        );
     }
     assert_eq!(upstream.count(), 0);
 }

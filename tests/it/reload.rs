@@ -73,7 +73,10 @@ fn a_configmap_update_is_picked_up_and_a_broken_one_never_replaces_the_good_poli
     gw.wait_for(|| gw.metric(failures) == 1.0, "the reload error to count");
     assert_eq!(status(), 403, "the last good policy keeps serving");
     let log = gw.log();
-    assert!(log.contains("policy.yaml:4:15: routes[0].methods[0]"), "{log}");
+    assert!(
+        log.contains("policy.yaml:4:15: routes[0].methods[0]"),
+        "{log}"
+    );
 
     kubelet_publish(&dir, 4, ALLOW);
     gw.wait_for(|| status() == 200, "the fixed policy");
@@ -90,20 +93,33 @@ fn editors_that_rename_over_the_file_or_write_in_place_are_both_seen() {
     let tmp = path.with_extension("yaml.swp");
     std::fs::write(&tmp, DENY).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    gw.wait_for(|| gw.call("GET", "/timesheets", &token).status == 403, "rename-over");
+    gw.wait_for(
+        || gw.call("GET", "/timesheets", &token).status == 403,
+        "rename-over",
+    );
     // In place (truncate and write).
     std::fs::write(&path, ALLOW).unwrap();
-    gw.wait_for(|| gw.call("GET", "/timesheets", &token).status == 200, "in-place write");
+    gw.wait_for(
+        || gw.call("GET", "/timesheets", &token).status == 200,
+        "in-place write",
+    );
 }
 
 #[test]
 fn sighup_reloads_and_the_process_lives_on() {
     let (mut gw, _jwks, _upstream) = start(ALLOW);
     gw.signal("HUP");
-    gw.wait_for(|| gw.log().contains("SIGHUP: reloading the policy"), "the SIGHUP log line");
+    gw.wait_for(
+        || gw.log().contains("SIGHUP: reloading the policy"),
+        "the SIGHUP log line",
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(gw.alive(), "SIGHUP must not kill scopegate");
-    assert_eq!(gw.request("GET", "/healthz", &[]).status, 403, "ALLOW has no health route");
+    assert_eq!(
+        gw.request("GET", "/healthz", &[]).status,
+        403,
+        "ALLOW has no health route"
+    );
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
 }
@@ -136,10 +152,17 @@ fn a_reload_in_the_middle_of_a_stream_of_requests_loses_none() {
             std::thread::sleep(Duration::from_millis(300));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
     });
     assert!(results.len() > 100, "{} requests", results.len());
-    assert!(results.iter().all(|s| *s == 200), "{:?}", results.iter().filter(|s| **s != 200).count());
+    assert!(
+        results.iter().all(|s| *s == 200),
+        "{:?}",
+        results.iter().filter(|s| **s != 200).count()
+    );
     assert_eq!(upstream.count(), results.len());
     assert!(gw.metric(r#"scopegate_policy_reloads_total{result="success"}"#) >= 5.0);
 }

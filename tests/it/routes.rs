@@ -31,16 +31,27 @@ fn every_timesheets_route_is_allowed_with_its_scope_and_denied_without_it() {
         let r = gw.call(method, path, &rsa.sign(&claims(&others.join(" "))));
         assert_eq!(r.status, 403, "{method} {path} without {scope}");
         let challenge = r.header("www-authenticate").unwrap();
-        assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
-        assert!(challenge.contains(&format!("scope=\"{scope}\"")), "{challenge}");
-        assert_eq!(upstream.count(), before + 1, "{method} {path} reached the upstream");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(&format!("scope=\"{scope}\"")),
+            "{challenge}"
+        );
+        assert_eq!(
+            upstream.count(),
+            before + 1,
+            "{method} {path} reached the upstream"
+        );
     }
 }
 
 #[test]
 fn unlisted_methods_and_paths_are_denied_by_default() {
     let (gw, _jwks, upstream) = Gateway::standard();
-    let everything = "read:timesheets create:timesheets delete:timesheets approve:timesheets batch:upload";
+    let everything =
+        "read:timesheets create:timesheets delete:timesheets approve:timesheets batch:upload";
     let token = TestKey::rsa().sign(&claims(everything));
     for (method, path) in [
         ("PATCH", "/timesheets/7"),

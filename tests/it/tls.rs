@@ -26,11 +26,67 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
         format!("{name}.csr"),
         format!("{name}.crt"),
     );
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    openssl(&[&["req", "-x509"][..], &ec, &["-days", "2", "-subj", &format!("/CN=Test CA {name}"), "-keyout", &ca_key, "-out", &ca]].concat());
-    openssl(&[&["req"][..], &ec, &["-subj", "/CN=api.exampleco.test", "-keyout", &key, "-out", &csr]].concat());
-    std::fs::write(file("ext"), "subjectAltName=DNS:api.exampleco.test\nbasicConstraints=critical,CA:FALSE\n").unwrap();
-    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "2", "-extfile", &format!("{name}.ext"), "-out", &cert]);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=Test CA {name}"),
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=api.exampleco.test",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        file("ext"),
+        "subjectAltName=DNS:api.exampleco.test\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &format!("{name}.ext"),
+        "-out",
+        &cert,
+    ]);
     (dir.join(ca), dir.join(cert), dir.join(key))
 }
 
@@ -81,7 +137,10 @@ fn the_tls_listener_serves_its_certificate_and_picks_up_a_renewed_one() {
     spec.extra = &extra;
     let gw = Gateway::start(&spec);
     gw.wait_ready();
-    gw.wait_for(|| std::net::TcpStream::connect(tls_addr).is_ok(), "the TLS listener");
+    gw.wait_for(
+        || std::net::TcpStream::connect(tls_addr).is_ok(),
+        "the TLS listener",
+    );
 
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let (trusts_first, trusts_second) = (client(&ca1, tls_addr), client(&ca2, tls_addr));

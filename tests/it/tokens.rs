@@ -11,7 +11,10 @@ fn assert_invalid_token(gw: &Gateway, upstream: &Upstream, token: &str, why: &st
     let r = gw.call("GET", "/timesheets", token);
     assert_eq!(r.status, 401, "{why}: {r:?}");
     let challenge = r.header("www-authenticate").unwrap_or_default();
-    assert!(challenge.contains("error=\"invalid_token\""), "{why}: {challenge}");
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{why}: {challenge}"
+    );
     assert_eq!(r.json()["error"], "invalid_token", "{why}");
     assert_eq!(upstream.count(), before, "{why}: reached the upstream");
 }
@@ -37,15 +40,64 @@ fn bad_tokens_get_401_invalid_token_and_never_reach_the_upstream() {
         rsa.sign(&c)
     };
 
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["exp"] = json!(now() - 120)), "expired");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["nbf"] = json!(now() + 600)), "not yet valid");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["iat"] = json!(now() + 600)), "issued in the future");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["iss"] = json!("https://evil.test/")), "wrong issuer");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["aud"] = json!("https://api.exampleco.com/other")), "wrong audience");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["aud"] = json!(["https://api.exampleco.com/timesheets/"])), "audience must match exactly");
-    assert_invalid_token(&gw, &upstream, &with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), "no exp");
-    assert_invalid_token(&gw, &upstream, &with(&|c| { c.as_object_mut().unwrap().remove("aud"); }), "no aud");
-    assert_invalid_token(&gw, &upstream, &with(&|c| c["exp"] = json!("tomorrow")), "exp not a number");
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["exp"] = json!(now() - 120)),
+        "expired",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["nbf"] = json!(now() + 600)),
+        "not yet valid",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["iat"] = json!(now() + 600)),
+        "issued in the future",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["iss"] = json!("https://evil.test/")),
+        "wrong issuer",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["aud"] = json!("https://api.exampleco.com/other")),
+        "wrong audience",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["aud"] = json!(["https://api.exampleco.com/timesheets/"])),
+        "audience must match exactly",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| {
+            c.as_object_mut().unwrap().remove("exp");
+        }),
+        "no exp",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| {
+            c.as_object_mut().unwrap().remove("aud");
+        }),
+        "no aud",
+    );
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &with(&|c| c["exp"] = json!("tomorrow")),
+        "exp not a number",
+    );
 
     // A valid token with its signature taken from another token.
     let good = rsa.sign(&claims(scope));
@@ -60,13 +112,29 @@ fn bad_tokens_get_401_invalid_token_and_never_reach_the_upstream() {
     // Signed by a key the JWKS does not publish, under a kid it does publish.
     let mut stranger = TestKey::rsa2();
     stranger.kid = "rsa-1".into();
-    assert_invalid_token(&gw, &upstream, &stranger.sign(&claims(scope)), "foreign key");
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &stranger.sign(&claims(scope)),
+        "foreign key",
+    );
 
     // Unknown kid.
-    assert_invalid_token(&gw, &upstream, &TestKey::rsa2().sign(&claims(scope)), "unknown kid");
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &TestKey::rsa2().sign(&claims(scope)),
+        "unknown kid",
+    );
 
     // Garbage of every shape.
-    for junk in ["abc", "a.b.c", "e30.e30.", "....", "eyJhbGciOiJSUzI1NiJ9.%%%.x"] {
+    for junk in [
+        "abc",
+        "a.b.c",
+        "e30.e30.",
+        "....",
+        "eyJhbGciOiJSUzI1NiJ9.%%%.x",
+    ] {
         let r = gw.call("GET", "/timesheets", junk);
         assert_eq!(r.status / 100, 4, "{junk}: {r:?}");
         assert_ne!(r.status, 403, "{junk}");
@@ -79,7 +147,10 @@ fn alg_none_is_never_accepted() {
     let (gw, _jwks, upstream) = Gateway::standard();
     let header = b64(br#"{"alg":"none","typ":"JWT","kid":"rsa-1"}"#);
     let payload = b64(claims("read:timesheets").to_string().as_bytes());
-    for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+    ] {
         assert_invalid_token(&gw, &upstream, &token, "alg none");
     }
 }
@@ -105,7 +176,12 @@ fn hs256_signed_with_the_rsa_public_key_is_rejected() {
     assert_invalid_token(&gw, &upstream, &token, "HS256 with the public key");
     // The same with the modulus as the secret.
     let n = TestKey::rsa().public()["n"].as_str().unwrap().to_owned();
-    let token = jsonwebtoken::encode(&header, &claims("read:timesheets"), &EncodingKey::from_secret(n.as_bytes())).unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims("read:timesheets"),
+        &EncodingKey::from_secret(n.as_bytes()),
+    )
+    .unwrap();
     assert_invalid_token(&gw, &upstream, &token, "HS256 with the modulus");
 }
 
@@ -115,7 +191,12 @@ fn header_algorithm_cannot_switch_the_key_to_another_family() {
     // An ES256 signature presented under the RSA key's kid.
     let mut ec = TestKey::ec();
     ec.kid = "rsa-1".into();
-    assert_invalid_token(&gw, &upstream, &ec.sign(&claims("read:timesheets")), "ES256 under an RSA kid");
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &ec.sign(&claims("read:timesheets")),
+        "ES256 under an RSA kid",
+    );
 }
 
 #[test]
@@ -150,15 +231,31 @@ fn scopes_come_from_scope_scp_and_permissions_and_match_exactly() {
     let rsa = TestKey::rsa();
     let mut c = claims("");
     c["scp"] = json!(["read:timesheets"]);
-    assert_eq!(gw.call("GET", "/timesheets", &rsa.sign(&c)).status, 200, "scp array");
+    assert_eq!(
+        gw.call("GET", "/timesheets", &rsa.sign(&c)).status,
+        200,
+        "scp array"
+    );
     let mut c = claims("");
     c["scp"] = json!("read:timesheets");
-    assert_eq!(gw.call("GET", "/timesheets", &rsa.sign(&c)).status, 200, "scp string");
+    assert_eq!(
+        gw.call("GET", "/timesheets", &rsa.sign(&c)).status,
+        200,
+        "scp string"
+    );
     let mut c = claims("");
     c["permissions"] = json!(["approve:timesheets"]);
-    assert_eq!(gw.call("GET", "/approvals", &rsa.sign(&c)).status, 200, "permissions");
+    assert_eq!(
+        gw.call("GET", "/approvals", &rsa.sign(&c)).status,
+        200,
+        "permissions"
+    );
     let c = claims("read:timesheets_extra read:timesheets:all READ:TIMESHEETS");
-    assert_eq!(gw.call("GET", "/timesheets", &rsa.sign(&c)).status, 403, "near misses");
+    assert_eq!(
+        gw.call("GET", "/timesheets", &rsa.sign(&c)).status,
+        403,
+        "near misses"
+    );
 }
 
 #[test]
@@ -166,5 +263,10 @@ fn a_token_from_an_unknown_issuer_is_401_even_when_signed_by_a_known_key() {
     let (gw, _jwks, upstream) = Gateway::standard();
     let mut c = claims("read:timesheets");
     c["iss"] = json!("https://exampleco.test"); // no trailing slash: a different issuer
-    assert_invalid_token(&gw, &upstream, &TestKey::rsa().sign(&c), "issuer without slash");
+    assert_invalid_token(
+        &gw,
+        &upstream,
+        &TestKey::rsa().sign(&c),
+        "issuer without slash",
+    );
 }
