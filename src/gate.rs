@@ -31,33 +31,28 @@ pub struct Decision {
     pub route: Option<Arc<str>>,
     /// The normalized path when it differs from the one sent: the upstream gets this.
     pub rewritten_path: Option<String>,
-    /// Forward (with the identity, for protected routes), or answer with a rejection.
+    /// Forward, or answer with a rejection.
     pub outcome: Result<Access, Rejection>,
+    /// The verified identity, whenever a token verified (also when its scopes fell short:
+    /// the log then says who was denied).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Why a request may pass.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// The route is public: no token was looked at.
     Public,
     /// A verified token carries every required scope.
-    Authorized(Arc<Identity>),
+    Authorized,
 }
 
 impl Access {
     /// The metric `reason` label.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Access::Public => "public",
-            Access::Authorized(_) => "authorized",
-        }
-    }
-
-    /// The identity, for protected routes.
-    pub fn identity(&self) -> Option<&Identity> {
-        match self {
-            Access::Public => None,
-            Access::Authorized(id) => Some(id),
+            Access::Authorized => "authorized",
         }
     }
 }
@@ -79,6 +74,7 @@ where
                 route: None,
                 rewritten_path: None,
                 outcome: Err(rejection),
+                identity: None,
             };
         }
     };
@@ -91,29 +87,34 @@ where
             route: None,
             rewritten_path,
             outcome: Err(Rejection::NoRoute),
+            identity: None,
         };
     };
+    let mut identity = None;
     let outcome = if route.is_public() {
         Ok(Access::Public)
     } else {
-        authorize(request.authorization, request.query, route, verifier, rules)
+        authorize(request.authorization, request.query, verifier, rules).and_then(|id| {
+            let decided = route.decide(&id).map(|()| Access::Authorized);
+            identity = Some(id);
+            decided
+        })
     };
     Decision {
         route: Some(route.id.clone()),
         rewritten_path,
         outcome,
+        identity,
     }
 }
 
+/// The bearer token's verified identity.
 fn authorize<'a>(
     authorization: impl IntoIterator<Item = &'a [u8]>,
     query: Option<&'a str>,
-    route: &crate::policy::Route,
     verifier: &Verifier,
     rules: &TokenRules,
-) -> Result<Access, Rejection> {
+) -> Result<Arc<Identity>, Rejection> {
     let token = token::extract(authorization, query, rules)?.ok_or(Rejection::MissingToken)?;
-    let identity = verifier.verify(&token)?;
-    route.decide(&identity)?;
-    Ok(Access::Authorized(identity))
+    verifier.verify(&token)
 }

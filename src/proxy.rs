@@ -15,6 +15,7 @@ use crate::config::Upstream;
 use crate::error::Rejection;
 use crate::gate::{self, Access, RequestParts};
 use crate::headers::{HeaderPlan, HeaderSink};
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::token::TokenRules;
@@ -46,6 +47,7 @@ pub struct Gateway {
 pub struct RequestCtx {
     route: Option<Arc<str>>,
     outcome: Option<Result<Access, Rejection>>,
+    identity: Option<Arc<Identity>>,
     rewritten_path: Option<String>,
     started: Option<Instant>,
 }
@@ -89,6 +91,7 @@ impl ProxyHttp for Gateway {
             .observe(started.elapsed().as_secs_f64());
         ctx.route = decision.route;
         ctx.rewritten_path = decision.rewritten_path;
+        ctx.identity = decision.identity;
         let rejection = decision.outcome.as_ref().err().cloned();
         ctx.outcome = Some(decision.outcome);
         match rejection {
@@ -140,10 +143,11 @@ impl ProxyHttp for Gateway {
                 .or_err(ErrorType::InternalError, "path is a valid URI")?;
             upstream_request.set_uri(uri);
         }
-        let identity = ctx
-            .outcome
-            .as_ref()
-            .and_then(|o| o.as_ref().ok()?.identity());
+        // Only an allowed request gets here; on public routes no token was verified.
+        let identity = match ctx.outcome {
+            Some(Ok(Access::Authorized)) => ctx.identity.as_deref(),
+            _ => None,
+        };
         self.headers
             .apply(&mut PingoraHeaders(upstream_request), identity);
         Ok(())
@@ -169,10 +173,7 @@ impl ProxyHttp for Gateway {
             .requests
             .with_label_values(&[route, decision, reason])
             .inc();
-        let subject = ctx
-            .outcome
-            .as_ref()
-            .and_then(|o| o.as_ref().ok()?.identity()?.subject.clone());
+        let subject = ctx.identity.as_ref().and_then(|id| id.subject.as_deref());
         let latency_ms = ctx
             .started
             .map(|s| (s.elapsed().as_secs_f64() * 1e6).round() / 1e3)
@@ -186,7 +187,7 @@ impl ProxyHttp for Gateway {
             reason,
             status,
             latency_ms,
-            subject = subject.as_deref().unwrap_or("-"),
+            subject = subject.unwrap_or("-"),
             "request"
         );
     }
