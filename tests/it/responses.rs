@@ -157,6 +157,12 @@ fn no_response_or_log_line_contains_the_token() {
         log.contains("route=\"list-timesheets\""),
         "the log has request lines:\n{log}"
     );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("reason=\"insufficient_scope\"")
+                && l.contains("subject=\"auth0|alice\"")),
+        "a denial names who was denied:\n{log}"
+    );
     for token in &tokens {
         let signature = token.rsplit('.').next().unwrap();
         assert!(!log.contains(signature), "token in the log:\n{log}");
