@@ -28,6 +28,10 @@ pub struct Config {
     pub admin_listen: String,
     /// The one upstream, `http://host:port` or `https://host[:port]`. Required.
     pub upstream: String,
+    /// PEM bundle of the certificate authorities trusted for an `https` upstream, instead of
+    /// the system's. Default: the system's roots.
+    #[serde(default)]
+    pub upstream_ca_file: Option<PathBuf>,
     /// Policy file, relative to this file's folder. Required.
     pub policy: PathBuf,
     /// Worker threads of the proxy. Default `1` (a sidecar shares its pod's cores).
@@ -278,6 +282,9 @@ impl Config {
         // Relative paths are relative to the configuration file, not the working directory.
         let base = path.parent().unwrap_or(Path::new("."));
         config.policy = base.join(&config.policy);
+        if let Some(ca) = &mut config.upstream_ca_file {
+            *ca = base.join(&*ca);
+        }
         if let Some(tls) = &mut config.listen_tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);

@@ -104,6 +104,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         ..ServerConf::default()
     };
     conf.pid_file = format!("{}.pid", config.upgrade_socket.display());
+    conf.ca_file = config
+        .upstream_ca_file
+        .as_ref()
+        .map(|p| p.display().to_string());
     let opt = Opt {
         upgrade: options.upgrade,
         ..Opt::default()

@@ -424,6 +424,15 @@ impl Gateway {
 
     /// [`Gateway::start`] for tokens of another issuer (a real authorization server's).
     pub fn start_with_issuer(spec: &GatewaySpec, issuer: &str) -> Gateway {
+        Gateway::start_full(spec, issuer, &format!("http://{}", spec.upstream))
+    }
+
+    /// [`Gateway::start`] with an upstream URL of the test's choosing (https).
+    pub fn start_with_upstream(spec: &GatewaySpec, upstream: &str) -> Gateway {
+        Gateway::start_full(spec, ISSUER, upstream)
+    }
+
+    fn start_full(spec: &GatewaySpec, issuer: &str, upstream: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policy");
         std::fs::create_dir(&policy_dir).unwrap();
@@ -434,7 +443,7 @@ impl Gateway {
             "version: 1
 listen: \"{addr}\"
 admin_listen: \"{admin}\"
-upstream: \"http://{upstream}\"
+upstream: \"{upstream}\"
 policy: policy/policy.yaml
 upgrade_socket: {sock}
 grace_period_seconds: 3
@@ -454,7 +463,6 @@ identity_headers:
     \"{EMAIL_CLAIM}\": X-Auth-Email
 {extra}
 ",
-            upstream = spec.upstream,
             sock = dir.path().join("upgrade.sock").display(),
             jwks = spec.jwks_uri,
             issuer_extra = spec.issuer_extra,
@@ -566,6 +574,21 @@ identity_headers:
                 (name == series).then(|| value.parse().ok()).flatten()
             })
             .unwrap_or(0.0)
+    }
+
+    /// Waits until a series reaches `value`: counters are updated in the logging phase,
+    /// which may run just after the client has its response.
+    pub fn wait_metric(&self, series: &str, value: f64) {
+        let mut last = 0.0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            last = self.metric(series);
+            if last == value {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{series} is {last}, expected {value}");
     }
 
     /// Sends a request through the proxy.

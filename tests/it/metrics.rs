@@ -15,33 +15,26 @@ fn requests_are_counted_by_route_decision_and_reason_with_closed_label_sets() {
     gw.call("GET", "/secret/admin/users", &token);
     gw.request("GET", "/healthz", &[]);
 
+    // Counted in the logging phase, which may finish just after the client's response.
+    for (series, value) in [
+        (
+            r#"{decision="allow",reason="authorized",route="list-timesheets"}"#,
+            3.0,
+        ),
+        (
+            r#"{decision="deny",reason="insufficient_scope",route="approve-timesheet"}"#,
+            1.0,
+        ),
+        (
+            r#"{decision="deny",reason="missing_token",route="list-timesheets"}"#,
+            1.0,
+        ),
+        (r#"{decision="deny",reason="no_route",route="none"}"#, 1.0),
+        (r#"{decision="allow",reason="public",route="health"}"#, 1.0),
+    ] {
+        gw.wait_metric(&format!("scopegate_requests_total{series}"), value);
+    }
     let m = |s: &str| gw.metric(s);
-    assert_eq!(
-        m(
-            r#"scopegate_requests_total{decision="allow",reason="authorized",route="list-timesheets"}"#
-        ),
-        3.0
-    );
-    assert_eq!(
-        m(
-            r#"scopegate_requests_total{decision="deny",reason="insufficient_scope",route="approve-timesheet"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        m(
-            r#"scopegate_requests_total{decision="deny",reason="missing_token",route="list-timesheets"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        m(r#"scopegate_requests_total{decision="deny",reason="no_route",route="none"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"scopegate_requests_total{decision="allow",reason="public",route="health"}"#),
-        1.0
-    );
     assert!(m(r#"scopegate_auth_duration_seconds_count{decision="allow"}"#) >= 4.0);
     // The verified-token cache: the first use misses, the repeats hit.
     assert_eq!(

@@ -67,7 +67,7 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     );
     std::fs::write(
         file("ext"),
-        "subjectAltName=DNS:api.exampleco.test\nbasicConstraints=critical,CA:FALSE\n",
+        "subjectAltName=DNS:api.exampleco.test,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n",
     )
     .unwrap();
     openssl(&[
@@ -158,4 +158,59 @@ fn the_tls_listener_serves_its_certificate_and_picks_up_a_renewed_one() {
     // A new client (no TLS session to resume) that trusts only the old CA is refused.
     assert!(status(&client(&ca1, tls_addr), tls_addr.port(), &token).is_err());
     assert!(gw.log().contains("TLS certificate reloaded"));
+}
+
+#[test]
+fn an_https_upstream_is_verified_against_the_configured_authority() {
+    // The upstream is itself a scopegate terminating TLS in front of the echo server, so
+    // the whole chain is real: client → scopegate → TLS → scopegate → echo.
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_cert(certs.path(), "upstream");
+    let (other_ca, _, _) = make_cert(certs.path(), "other");
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let echo = Upstream::start();
+    let policy = timesheets_policy();
+    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let extra = format!(
+        "listen_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}",
+        cert.display(),
+        key.display()
+    );
+    let mut spec = GatewaySpec::new(&jwks, &echo, &policy);
+    spec.extra = &extra;
+    let inner = Gateway::start(&spec);
+    inner.wait_ready();
+    inner.wait_for(
+        || std::net::TcpStream::connect(tls_addr).is_ok(),
+        "the TLS listener",
+    );
+
+    let front = |ca: &Path| {
+        let extra = format!("upstream_ca_file: {}", ca.display());
+        let mut spec = GatewaySpec::new(&jwks, &echo, &policy);
+        spec.extra = &extra;
+        let gw =
+            Gateway::start_with_upstream(&spec, &format!("https://localhost:{}", tls_addr.port()));
+        gw.wait_ready();
+        gw
+    };
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let trusted = front(&ca);
+    assert_eq!(trusted.call("GET", "/timesheets", &token).status, 200);
+    assert_eq!(echo.last().header("x-auth-subject"), Some("auth0|alice"));
+
+    let seen = echo.count();
+    let untrusted = front(&other_ca);
+    let r = untrusted.call("GET", "/timesheets", &token);
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(
+        echo.count(),
+        seen,
+        "nothing reached the upstream over an unverified connection"
+    );
+    untrusted.wait_metric("scopegate_upstream_errors_total", 1.0);
+    untrusted.wait_metric(
+        r#"scopegate_requests_total{decision="error",reason="upstream_error",route="list-timesheets"}"#,
+        1.0,
+    );
 }
