@@ -35,6 +35,7 @@ pub mod server;
 pub mod tls;
 pub mod token;
 pub mod verify;
+pub mod watch;
 mod yaml;
 
 /// Installs the process-wide JWT crypto provider (aws-lc). Call once at start-up, so that

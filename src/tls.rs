@@ -4,19 +4,16 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use notify::Watcher as _;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use sha2::{Digest, Sha256};
 
-/// How often the files are compared by content, in case a change event went missing.
-const POLL: Duration = Duration::from_secs(10);
+use crate::watch::FolderWatch;
 
 /// Serves the current certificate to every handshake; swapped when the files change.
 pub struct ReloadingCert {
@@ -113,38 +110,12 @@ impl CertWatcher {
 #[async_trait]
 impl BackgroundService for CertWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let folder = self
-            .cert
-            .cert
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
-        let _watcher = notify::recommended_watcher(move |_| {
-            let _ = tx.send(());
-        })
-        .and_then(|mut w| {
-            w.watch(&folder, notify::RecursiveMode::NonRecursive)
-                .map(|()| w)
-        })
-        .map_err(
-            |e| tracing::warn!(error = %e, "cannot watch the certificate folder; polling only"),
-        )
-        .ok();
-        let mut poll = tokio::time::interval(POLL);
-        poll.tick().await;
+        let mut watch = FolderWatch::new(&self.cert.cert);
         loop {
             tokio::select! {
-                Some(()) = events.recv() => {
-                    // A Secret update is several events; let the swap finish.
-                    tokio::time::sleep(crate::policy::reload::DEBOUNCE).await;
-                    while events.try_recv().is_ok() {}
-                }
-                _ = poll.tick() => {}
+                () = watch.changed() => self.reload(),
                 _ = shutdown.changed() => return,
             }
-            self.reload();
         }
     }
 }

@@ -7,23 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use notify::Watcher as _;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use sha2::{Digest, Sha256};
 
 use super::{Policy, PolicyError, compile};
 use crate::metrics::Metrics;
-
-/// Quiet time after the last file event before reloading: an editor's save or a kubelet
-/// swap is several events within milliseconds.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
-/// Content-hash poll interval, for file systems and mounts where events go missing.
-pub const POLL: Duration = Duration::from_secs(10);
+use crate::watch::FolderWatch;
 
 /// What a reload did.
 #[derive(Debug)]
@@ -129,55 +122,21 @@ impl PolicyWatcher {
 #[async_trait]
 impl BackgroundService for PolicyWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let folder = self
-            .store
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
-        // Keep the watcher alive for the life of the loop; without it only polling works.
-        let _watcher = match notify::recommended_watcher(move |_event| {
-            let _ = tx.send(());
-        }) {
-            Ok(mut w) => match w.watch(&folder, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::warn!(folder = %folder.display(), error = %e, "cannot watch the policy folder; polling only");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "no file watcher; polling only");
-                None
-            }
+        let mut watch = FolderWatch::new(&self.store.path);
+        // Handling SIGHUP also keeps its default action (terminate) from killing us.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "cannot handle SIGHUP"))
+            .ok();
+        let sighup = async |hangup: &mut Option<tokio::signal::unix::Signal>| match hangup {
+            Some(h) => h.recv().await,
+            None => std::future::pending().await,
         };
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGHUP");
-                None
-            }
-        };
-        let mut poll = tokio::time::interval(POLL);
-        poll.tick().await;
         loop {
             tokio::select! {
-                Some(()) = events.recv() => {
-                    // Debounce: wait until the folder has been quiet for a moment.
-                    loop {
-                        tokio::select! {
-                            Some(()) = events.recv() => continue,
-                            _ = tokio::time::sleep(DEBOUNCE) => break,
-                        }
-                    }
-                }
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                () = watch.changed() => {}
+                Some(()) = sighup(&mut hangup) => {
                     tracing::info!("SIGHUP: reloading the policy");
                 }
-                _ = poll.tick() => {}
                 _ = shutdown.changed() => return,
             }
             self.store.reload().await;
