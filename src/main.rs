@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use scopegate::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "scopegate", version, about = "OAuth 2.0 bearer-token authorization gateway")]
+#[command(
+    name = "scopegate",
+    version,
+    about = "OAuth 2.0 bearer-token authorization gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,6 +61,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run the whole story on loopback: a development authorization server (for demos and
+    /// tests only, never production), a demo Timesheets backend and the gateway in front.
+    ///
+    /// Without a command, starts all three (authorization server 127.0.0.1:9400, backend
+    /// 127.0.0.1:9401, gateway 127.0.0.1:8080, admin 127.0.0.1:9090) with
+    /// policies/timesheets.yaml from the working directory if it exists (edits reload live),
+    /// else a built-in copy, and prints what to try. The development authorization server's
+    /// users, passwords and client secret are public: for demos and tests only.
+    Demo(scopegate::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,11 +89,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, upgrade } => {
             let config = load_config(&config)?;
             init_logging(config.log_format);
-            let server = scopegate::server::build(
-                &config,
-                scopegate::server::RunOptions { upgrade },
-            )
-            .context("cannot start")?;
+            let server =
+                scopegate::server::build(&config, scopegate::server::RunOptions { upgrade })
+                    .context("cannot start")?;
             tracing::info!(listen = %config.listen, admin = %config.admin_listen, upstream = %config.upstream, "scopegate starting");
             server.run_forever();
         }
@@ -93,6 +104,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scopes,
         } => explain(&policy, &method, &path, token.as_deref(), scopes.as_deref()),
         Command::Test { paths } => decision_tests(&paths),
+        Command::Demo(args) => {
+            // Only the servers log: `demo login` keeps stdout for the token alone.
+            if args.serves() {
+                init_logging(LogFormat::Text);
+            }
+            scopegate::demo::execute(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -123,7 +142,9 @@ fn check(config: &std::path::Path, policy: Option<PathBuf>) -> ExitCode {
         println!(
             "ok: {} and {} ({} routes)",
             config.display(),
-            policy_path.map(|p| p.display().to_string()).unwrap_or_default(),
+            policy_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             routes.unwrap_or(0)
         );
         ExitCode::SUCCESS

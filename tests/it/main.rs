@@ -4,6 +4,7 @@
 mod harness;
 
 mod burst;
+mod demo;
 mod headers;
 mod jwks;
 mod lifecycle;

@@ -1,0 +1,89 @@
+//! The `scopegate demo` command line: start the demo, log in as a demo user, rotate the
+//! demo's signing key.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+
+/// Default address of the development authorization server, as a URL.
+pub const DEFAULT_AUTHZ_URL: &str = "http://127.0.0.1:9400";
+
+/// `scopegate demo [OPTIONS] [COMMAND]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DemoArgs {
+    /// Without a command, start the demo.
+    #[command(subcommand)]
+    pub command: Option<DemoCommand>,
+    /// Where the demo's servers listen.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl DemoArgs {
+    /// Whether this starts the servers (which log), rather than a client command (whose
+    /// stdout must hold nothing but its result).
+    pub fn serves(&self) -> bool {
+        self.command.is_none()
+    }
+}
+
+/// Listening addresses of the demo; loopback only.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Development authorization server (for demos and tests only).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9400")]
+    pub authz_listen: SocketAddr,
+    /// Demo Timesheets backend.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9401")]
+    pub backend_listen: SocketAddr,
+    /// The gateway's proxy listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The gateway's admin listener (/metrics, /healthz, /readyz).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+}
+
+/// Client commands against a running demo.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Log in as a demo user the way the mobile app does (PKCE); print only the access token.
+    ///
+    /// Authorization code flow with an S256 code challenge: the login form is submitted, the
+    /// code read from the redirect and exchanged with the verifier. The access token alone goes
+    /// to stdout, a note to stderr, so that this works:
+    /// TOKEN=$(scopegate demo login --user bob --scope approve:timesheets)
+    Login(LoginArgs),
+    /// Make the demo authorization server sign with a new key; the old one stays in the JWKS
+    /// unless --retire.
+    RotateKey(RotateKeyArgs),
+}
+
+/// `scopegate demo login`.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// alice or alice@exampleco.com (group Employees); bob or bob@exampleco.com (Managers).
+    #[arg(long)]
+    pub user: String,
+    /// Password. Default: the user name up to any '@', which is each demo user's password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Space-separated scopes to ask for; the token carries those the user's roles permit.
+    #[arg(long)]
+    pub scope: String,
+    /// The development authorization server.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]
+    pub authz: String,
+}
+
+/// `scopegate demo rotate-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateKeyArgs {
+    /// Also drop the older keys from the JWKS, so tokens they signed stop verifying.
+    #[arg(long)]
+    pub retire: bool,
+    /// The development authorization server.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]
+    pub authz: String,
+}
