@@ -345,7 +345,7 @@ impl Config {
                 tls.address
             ));
         }
-        if let Err(e) = parse_upstream_url(&self.upstream) {
+        if let Err(e) = split_upstream_url(&self.upstream) {
             out.push(format!("upstream: {e}"));
         }
         if self.threads == 0 {
@@ -421,9 +421,17 @@ impl Config {
         out
     }
 
-    /// The upstream, resolved once at start-up.
+    /// The upstream, resolved once at start-up. [`Config::parse`] checks only the URL's
+    /// shape, so a configuration can be checked where its upstream's name does not resolve
+    /// (a Kubernetes Service name outside the cluster).
     pub fn upstream(&self) -> Result<Upstream, String> {
-        parse_upstream_url(&self.upstream)
+        let (host, port, tls) = split_upstream_url(&self.upstream)?;
+        let address = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
+            .next()
+            .ok_or_else(|| format!("\"{host}\" resolves to no address"))?;
+        Ok(Upstream { address, tls, host })
     }
 
     /// Metric label of the issuer at `index`.
@@ -432,7 +440,8 @@ impl Config {
     }
 }
 
-fn parse_upstream_url(url: &str) -> Result<Upstream, String> {
+/// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).
+fn split_upstream_url(url: &str) -> Result<(String, u16, bool), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|_| format!("\"{url}\" is not a URL (expected http://host:port)"))?;
@@ -452,12 +461,7 @@ fn parse_upstream_url(url: &str) -> Result<Upstream, String> {
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let address = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
-        .next()
-        .ok_or_else(|| format!("\"{host}\" resolves to no address"))?;
-    Ok(Upstream { address, tls, host })
+    Ok((host, port, tls))
 }
 
 /// Whether `alg` is one of the HMAC algorithms.
@@ -577,6 +581,19 @@ issuers:
         );
         let errs = Config::parse(&text, "c.yaml").unwrap_err();
         assert!(errs.iter().any(|e| e.message.contains("hmac_secret_file")));
+    }
+
+    #[test]
+    fn the_upstream_is_checked_for_shape_and_resolved_only_at_start_up() {
+        let text = MINIMAL.replace("127.0.0.1:3000", "timesheets.svc.invalid:80");
+        let c = Config::parse(&text, "c.yaml").unwrap();
+        let err = c.upstream().unwrap_err();
+        assert!(err.contains("cannot resolve"), "{err}");
+        let c = Config::parse(MINIMAL, "c.yaml").unwrap();
+        assert_eq!(
+            c.upstream().unwrap().address,
+            "127.0.0.1:3000".parse().unwrap()
+        );
     }
 
     #[test]

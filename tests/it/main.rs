@@ -5,12 +5,14 @@ mod harness;
 
 mod burst;
 mod demo;
+mod deploy;
 mod headers;
 mod jwks;
 mod lifecycle;
 mod metrics;
 mod oidc;
 mod paths;
+mod prometheus;
 mod reload;
 mod responses;
 mod routes;
