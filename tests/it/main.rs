@@ -9,6 +9,7 @@ mod deploy;
 mod headers;
 mod jwks;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod oidc;
 mod paths;
