@@ -33,8 +33,12 @@ impl FolderWatch {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_owned();
-        let watcher = notify::recommended_watcher(move |_event| {
-            let _ = tx.send(());
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reading the file is an event too (open, close-without-write): reacting to
+            // those would make every reload schedule the next one, forever.
+            if !matches!(&event, Ok(e) if e.kind.is_access()) {
+                let _ = tx.send(());
+            }
         })
         .and_then(|mut w| {
             w.watch(&folder, notify::RecursiveMode::NonRecursive)
