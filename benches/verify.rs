@@ -1,1 +1,331 @@
-fn main() {}
+//! Token verification per algorithm, with the verified-token cache warm (the same token
+//! again) and off (every call a full signature and claims check); the header rewrite; and
+//! the whole per-request decision (`gate::decide`: path, route, token, verify, scopes).
+//!
+//! Everything is built through the public API, as `server::build` does: a parsed
+//! configuration, a `KeyStore` filled from a JWKS document, `IssuerVerifier`, `Verifier`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use scopegate::config::Config;
+use scopegate::gate::{self, RequestParts};
+use scopegate::headers::{HeaderPlan, HeaderSink};
+use scopegate::jwks::KeyStore;
+use scopegate::metrics::Metrics;
+use scopegate::token::TokenRules;
+use scopegate::verify::{IssuerVerifier, Verifier};
+
+const ISSUER: &str = "https://exampleco.test/";
+const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
+
+const CONFIG: &str = r#"version: 1
+upstream: http://127.0.0.1:1
+policy: bench.yaml
+issuers:
+  - issuer: https://exampleco.test/
+    audiences: [https://api.exampleco.com/timesheets]
+    jwks_uri: http://127.0.0.1:1/.well-known/jwks.json
+    algorithms: [RS256, ES256, EdDSA]
+identity_headers:
+  claims: {"https://api.exampleco.com/email": X-Auth-Email}
+"#;
+
+const KEYS: [(&str, &str, Algorithm); 3] = [
+    ("rsa-1.pem", "rsa-1", Algorithm::RS256),
+    ("ec-p256.pem", "ec-1", Algorithm::ES256),
+    ("ed25519.pem", "ed-1", Algorithm::EdDSA),
+];
+
+struct Fixture {
+    config: Config,
+    plan: HeaderPlan,
+    keys: Arc<KeyStore>,
+    /// One token per entry of `KEYS`.
+    tokens: Vec<String>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        scopegate::install_crypto_provider();
+        let config = Config::parse(CONFIG, "bench.yaml").expect("bench config parses");
+        let plan = HeaderPlan::from_config(&config);
+        let mut jwks = JwkSet { keys: Vec::new() };
+        let mut tokens = Vec::new();
+        let now = jsonwebtoken::get_current_timestamp();
+        for (file, kid, alg) in KEYS {
+            let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+            let pem = std::fs::read(&path).expect("fixture key");
+            let encoding = match alg {
+                Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+                Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+                _ => EncodingKey::from_ed_pem(&pem),
+            }
+            .expect("fixture key parses");
+            let mut jwk = Jwk::from_encoding_key(&encoding, alg).expect("public JWK");
+            jwk.common.key_id = Some(kid.into());
+            jwks.keys.push(jwk);
+            let mut header = Header::new(alg);
+            header.kid = Some(kid.into());
+            header.typ = Some("at+jwt".into());
+            let claims = serde_json::json!({
+                "iss": ISSUER,
+                "aud": [AUDIENCE, "https://exampleco.test/userinfo"],
+                "sub": "auth0|5f7c8ec7c33c6c004bbafe82",
+                "azp": "timesheets-mobile",
+                "iat": now,
+                "exp": now + 24 * 3600,
+                "scope": "openid profile read:timesheets create:timesheets",
+                "https://api.exampleco.com/email": "alice@exampleco.com",
+            });
+            tokens.push(jsonwebtoken::encode(&header, &claims, &encoding).expect("signs"));
+        }
+        let keys = Arc::new(KeyStore::new(&config.issuers[0]));
+        let n = keys
+            .install_jwks(&serde_json::to_vec(&jwks).expect("JWKS serializes"))
+            .expect("JWKS installs");
+        assert_eq!(n, 3);
+        Fixture {
+            config,
+            plan,
+            keys,
+            tokens,
+        }
+    }
+
+    fn verifier(&self, cache: Option<u64>) -> Verifier {
+        Verifier::new(
+            vec![IssuerVerifier::new(
+                &self.config.issuers[0],
+                self.keys.clone(),
+            )],
+            self.plan.claim_names(),
+            cache,
+            Metrics::new(),
+        )
+    }
+}
+
+fn quick(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group("verify");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    g
+}
+
+fn verify(c: &mut Criterion) {
+    let f = Fixture::new();
+    let cached = f.verifier(Some(100_000));
+    let uncached = f.verifier(None);
+    let mut group = quick(c);
+    for ((_, _, alg), token) in KEYS.iter().zip(&f.tokens) {
+        cached.verify(token).expect("valid token");
+        uncached.verify(token).expect("valid token");
+        group.bench_function(format!("{alg:?}/cache_hit"), |b| {
+            b.iter(|| cached.verify(black_box(token)).is_ok())
+        });
+        group.bench_function(format!("{alg:?}/cache_miss"), |b| {
+            b.iter(|| uncached.verify(black_box(token)).is_ok())
+        });
+    }
+    group.finish();
+}
+
+/// The request headers of a typical API call from a browser app behind a load balancer,
+/// including one identity header the client tried to set itself.
+fn typical_headers(token: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for (name, value) in [
+        ("host", "api.exampleco.com".to_owned()),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
+        ),
+        ("accept", "application/json".into()),
+        ("accept-encoding", "gzip, deflate, br".into()),
+        ("accept-language", "en-GB,en;q=0.9".into()),
+        ("authorization", format!("Bearer {token}")),
+        ("origin", "https://app.exampleco.com".into()),
+        ("referer", "https://app.exampleco.com/timesheets".into()),
+        (
+            "x-request-id",
+            "5f0c9a3e-1b7e-4d0a-9b8e-2a6f7f1c9d10".into(),
+        ),
+        ("x-forwarded-for", "203.0.113.7".into()),
+        ("x-forwarded-proto", "https".into()),
+        ("x-auth-subject", "admin".into()),
+    ] {
+        h.insert(name, value.parse().expect("valid header"));
+    }
+    h
+}
+
+/// The same adapter as `proxy.rs` uses (kept private there).
+struct PingoraHeaders<'a>(&'a mut pingora::http::RequestHeader);
+
+impl HeaderSink for PingoraHeaders<'_> {
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.0.remove_header(name);
+    }
+    fn set(&mut self, name: &http::HeaderName, value: http::HeaderValue) {
+        let _ = self.0.insert_header(name.clone(), value);
+    }
+}
+
+fn headers(c: &mut Criterion) {
+    let f = Fixture::new();
+    let verifier = f.verifier(Some(100_000));
+    let identity = verifier.verify(&f.tokens[0]).expect("valid token");
+    let request = typical_headers(&f.tokens[0]);
+    let mut group = c.benchmark_group("headers");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    // The map is cloned outside the timed part; `harness_floor` is what that costs anyway.
+    group.bench_function("harness_floor", |b| {
+        b.iter_batched(|| request.clone(), |h| h, BatchSize::SmallInput)
+    });
+    group.bench_function("apply_http_headermap", |b| {
+        b.iter_batched(
+            || request.clone(),
+            |mut h| {
+                f.plan.apply(&mut h, Some(&identity));
+                h
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // What the proxy does: pingora's request header, which keeps a second, case-preserving
+    // map and grows both when the identity headers are added.
+    let mut pingora_request =
+        pingora::http::RequestHeader::build("GET", b"/timesheets/4711", Some(request.len()))
+            .expect("request header");
+    for (name, value) in &request {
+        pingora_request
+            .append_header(name.as_str().to_owned(), value.clone())
+            .expect("valid header");
+    }
+    group.bench_function("apply_pingora_request_header", |b| {
+        b.iter_batched(
+            || pingora_request.clone(),
+            |mut h| {
+                f.plan.apply(&mut PingoraHeaders(&mut h), Some(&identity));
+                h
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn decide(c: &mut Criterion) {
+    let f = Fixture::new();
+    let policy = scopegate::policy::compile(
+        include_bytes!("../policies/timesheets.yaml"),
+        "timesheets.yaml",
+    )
+    .expect("seed policy compiles");
+    let rules = TokenRules {
+        allow_query: false,
+        max_bytes: 8192,
+    };
+    let cached = f.verifier(Some(100_000));
+    let uncached = f.verifier(None);
+    let authorization = format!("Bearer {}", f.tokens[0]);
+    let run = |verifier: &Verifier| {
+        let d = gate::decide(
+            RequestParts {
+                method: "GET",
+                path: black_box("/timesheets/4711"),
+                query: None,
+                authorization: [authorization.as_bytes()],
+            },
+            &policy,
+            verifier,
+            &rules,
+        );
+        assert!(d.outcome.is_ok());
+        d
+    };
+    run(&cached);
+    let mut group = c.benchmark_group("decide");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    group.bench_function("RS256/cache_hit", |b| b.iter(|| run(&cached)));
+    group.bench_function("RS256/cache_miss", |b| b.iter(|| run(&uncached)));
+    group.finish();
+}
+
+/// Cache hits as the working set grows: the same token again versus 20 000 distinct cached
+/// tokens in turn (as `benches/load.sh` sends them). Each token is first copied into a
+/// request buffer, as the proxy receives it. The difference is memory, not instructions:
+/// with 20 000 tokens every hit reads cache entries, keys and identities that are no
+/// longer in the CPU caches.
+fn working_set(c: &mut Criterion) {
+    let f = Fixture::new();
+    let verifier = f.verifier(Some(100_000));
+    let (ed, _, _) = KEYS[2];
+    let pem = std::fs::read(format!(
+        "{}/tests/fixtures/{ed}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let key = EncodingKey::from_ed_pem(&pem).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("ed-1".into());
+    header.typ = Some("at+jwt".into());
+    let now = jsonwebtoken::get_current_timestamp();
+    // EdDSA signs and verifies 20 000 tokens in about a second; a `jti` pads them to the
+    // length of the RS256 tokens of the load test (the cache keys on the token).
+    let tokens: Vec<String> = (0..20_000)
+        .map(|i| {
+            let claims = serde_json::json!({
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": format!("auth0|bench-user-{i:06}"),
+                "azp": "timesheets-load-test",
+                "jti": format!("{i:06}-{}", "x".repeat(190)),
+                "iat": now,
+                "exp": now + 24 * 3600,
+                "scope": "read:timesheets create:timesheets",
+            });
+            let t = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+            verifier.verify(&t).expect("valid token");
+            t
+        })
+        .collect();
+    eprintln!(
+        "cache_working_set: {} tokens of {} bytes",
+        tokens.len(),
+        tokens[0].len()
+    );
+    let mut group = c.benchmark_group("cache_working_set");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    let mut request = String::with_capacity(2048);
+    for n in [1usize, 20_000] {
+        let mut i = 0;
+        group.bench_function(format!("{n}_tokens"), |b| {
+            b.iter(|| {
+                i = if i + 1 == n { 0 } else { i + 1 };
+                request.clear();
+                request.push_str(&tokens[i]);
+                verifier.verify(black_box(&request)).is_ok()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verify, headers, decide, working_set);
+criterion_main!(benches);

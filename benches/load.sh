@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# benches/load.sh: scopegate against a plain pingora passthrough, on loopback, in one run.
+#
+#   benches/load.sh      setup, release build, tokens, the four targets, memory footprint
+#
+# Every proxy runs pinned to core 0 (taskset); wrk and the upstream share core 1. The
+# proxies run side by side and are measured in turn, round after round (ROUNDS rounds of
+# DURATION seconds per target, the order rotating), so that a machine that slows down or
+# speeds up during the run moves every target alike; each ratio is taken within a round and
+# the table shows medians. Targets, all `GET /timesheets/4711` at CONNS connections:
+#   passthrough    examples/passthrough.rs: pingora with no authorization, same settings
+#   one-token      scopegate, the same RS256 token on every request (token cache warm)
+#   20k-tokens     scopegate, 20 000 distinct RS256 tokens cycled (cache on; warm after the
+#                  warm-up, so this measures cache hits over a large working set)
+#   20k-no-cache   the same tokens, token_cache.enabled: false (a signature check each)
+# Then examples/footprint: resident memory with 10 000 routes and 100 000 cached tokens.
+#
+# scopegate runs with RUST_LOG=warn: at info it writes one log line per request, which
+# costs more than the authorization itself (INFO_LOG=1 adds that target to show it).
+#
+# Environment: ROUNDS (6), DURATION seconds per target per round (2), WARMUP (3), CONNS (32),
+# TOKENS (20000), PORT_BASE (18000), INFO_LOG=1, SKIP_SETUP=1, SKIP_BUILD=1,
+# SCOPEGATE_BIN (another scopegate binary to measure, e.g. an older build),
+# CARGO_TARGET_DIR as cargo reads it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-2}
+WARMUP=${WARMUP:-3}
+CONNS=${CONNS:-32}
+TOKENS=${TOKENS:-20000}
+PORT_BASE=${PORT_BASE:-18000}
+url_path=/timesheets/4711
+
+say() { printf '%s\n' "$*" >&2; }
+
+# --- 1. tools -------------------------------------------------------------------------
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  scripts/setup --bench
+fi
+for tool in wrk taskset curl ss; do
+  command -v "$tool" >/dev/null || { say "load.sh: $tool is missing"; exit 1; }
+done
+
+# --- 2. build ---------------------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release --locked --bin scopegate \
+    --example passthrough --example bench_upstream --example mint_tokens --example footprint
+fi
+bin=${CARGO_TARGET_DIR:-$repo/target}/release
+scopegate_bin=${SCOPEGATE_BIN:-$bin/scopegate}
+for b in "$scopegate_bin" "$bin/examples/passthrough" "$bin/examples/bench_upstream" \
+  "$bin/examples/mint_tokens" "$bin/examples/footprint"; do
+  [ -x "$b" ] || { say "load.sh: $b is not built"; exit 1; }
+done
+
+# --- processes and cleanup ----------------------------------------------------------------
+work=$(mktemp -d /tmp/scopegate-load.XXXXXX)
+pids=()
+stop() { # stop PID: SIGINT is pingora's fast shutdown; SIGKILL if it lingers
+  local pid=$1
+  kill -INT "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  for pid in "${pids[@]}"; do stop "$pid"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+upstream_port=$PORT_BASE
+for port in $(seq "$PORT_BASE" $((PORT_BASE + 5))) $(seq $((PORT_BASE + 91)) $((PORT_BASE + 94))); do
+  if ss -Hltn "sport = :$port" | grep -q .; then
+    say "load.sh: port $port is in use (set PORT_BASE)"; exit 1
+  fi
+done
+
+ncpu=$(nproc)
+if [ "$ncpu" -ge 2 ]; then proxy_core=0; load_core=1; else proxy_core=0; load_core=0; fi
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+clk=$(getconf CLK_TCK)
+
+wait_http() { # wait_http URL [HEADER]: until it answers 200, at most 15 s
+  for _ in $(seq 150); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' ${2:+-H "$2"} "$1" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.1
+  done
+  say "load.sh: $1 never answered 200"; return 1
+}
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+core_ticks() { # busy, total and stolen ticks of one core (steal: the hypervisor ran something else)
+  awk -v c="cpu$1" '$1 == c { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 + $9, $9 }' /proc/stat
+}
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# --- 3. tokens, JWKS, upstream, proxies ---------------------------------------------------
+"$bin/examples/mint_tokens" "$TOKENS" "$work/tokens.txt" "$work/jwks.json"
+one_token=$(head -n1 "$work/tokens.txt")
+auth="Authorization: Bearer $one_token"
+
+taskset -c "$load_core" "$bin/examples/bench_upstream" "127.0.0.1:$upstream_port" "$work/jwks.json" \
+  2>"$work/upstream.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$upstream_port/.well-known/jwks.json"
+
+declare -A port_of pid_of admin_of
+start_passthrough() {
+  local port=$((PORT_BASE + 1))
+  taskset -c "$proxy_core" "$bin/examples/passthrough" "127.0.0.1:$port" \
+    "127.0.0.1:$upstream_port" 2>"$work/passthrough.log" &
+  pids+=($!); pid_of[passthrough]=$!; port_of[passthrough]=$port
+  wait_http "http://127.0.0.1:$port$url_path"
+}
+start_scopegate() { # start_scopegate NAME INDEX CACHE_ENABLED RUST_LOG
+  local name=$1 port=$((PORT_BASE + 1 + $2)) admin=$((PORT_BASE + 90 + $2))
+  cat >"$work/$name.yaml" <<EOF
+version: 1
+listen: 127.0.0.1:$port
+admin_listen: 127.0.0.1:$admin
+upstream: http://127.0.0.1:$upstream_port
+policy: $repo/policies/timesheets.yaml
+threads: 1
+upgrade_socket: $work/$name.sock
+issuers:
+  - issuer: https://exampleco.test/
+    audiences: [https://api.exampleco.com/timesheets]
+    jwks_uri: http://127.0.0.1:$upstream_port/.well-known/jwks.json
+    algorithms: [RS256]
+token_cache:
+  enabled: $3
+EOF
+  RUST_LOG=$4 taskset -c "$proxy_core" "$scopegate_bin" run -c "$work/$name.yaml" \
+    >"$work/$name.log" 2>&1 &
+  pids+=($!); pid_of[$name]=$!; port_of[$name]=$port; admin_of[$name]=$admin
+  wait_http "http://127.0.0.1:$admin/readyz"
+  wait_http "http://127.0.0.1:$port$url_path" "$auth" ||
+    { say "load.sh: $name refuses a valid token"; tail -n 20 "$work/$name.log" >&2; exit 1; }
+}
+# One process per scopegate target, so that one target's cache contents never weigh on
+# another's; the idle ones wait on core 0 and cost nothing measurable ("other" column).
+start_passthrough
+start_scopegate onetoken 1 true warn
+start_scopegate cache 2 true warn
+start_scopegate nocache 3 false warn
+targets=(passthrough one-token 20k-tokens 20k-no-cache)
+declare -A proc_of=([passthrough]=passthrough [one-token]=onetoken [20k-tokens]=cache [20k-no-cache]=nocache)
+declare -A mode_of=([passthrough]=one [one-token]=one [20k-tokens]=tokens [20k-no-cache]=tokens)
+if [ "${INFO_LOG:-0}" = 1 ]; then
+  start_scopegate infolog 4 true info
+  targets+=(one-token-info-log)
+  proc_of[one-token-info-log]=infolog; mode_of[one-token-info-log]=one
+fi
+idle_rss=$(rss_mib "${pid_of[cache]}")
+
+cache_counter() { # cache_counter PROC hit|miss
+  curl -s "http://127.0.0.1:${admin_of[$1]}/metrics" |
+    awk -v r="$2" '$1 == "scopegate_token_cache_requests_total{result=\"" r "\"}" { print $2 + 0 }'
+}
+
+# One wrk run against a target; appends "target round rps p50_us p99_us cpu_us_per_req
+# cpu_pct other_pct load_core_pct steal_pct" to results.
+results=$work/results.txt
+run_wrk() { # run_wrk TARGET SECONDS [--latency]
+  local url="http://127.0.0.1:${port_of[${proc_of[$1]}]}$url_path"
+  local cmd=(taskset -c "$load_core" wrk -t1 -c"$CONNS" -d"$2s" ${3:-})
+  if [ "${mode_of[$1]}" = one ]; then
+    "${cmd[@]}" -H "$auth" -s benches/lua/report.lua "$url"
+  else
+    "${cmd[@]}" -s benches/lua/tokens.lua "$url" -- "$work/tokens.txt"
+  fi
+}
+measure() { # measure TARGET ROUND
+  local target=$1 round=$2 pid=${pid_of[${proc_of[$1]}]}
+  local t0 c0 l0 t1 c1 l1 out line h0=0 m0=0 h1=0 m1=0
+  if [ "$target" = 20k-tokens ]; then h0=$(cache_counter cache hit); m0=$(cache_counter cache miss); fi
+  t0=$(proc_ticks "$pid"); c0=$(core_ticks "$proxy_core"); l0=$(core_ticks "$load_core")
+  out=$(run_wrk "$target" "$DURATION" --latency)
+  t1=$(proc_ticks "$pid"); c1=$(core_ticks "$proxy_core"); l1=$(core_ticks "$load_core")
+  if [ "$target" = 20k-tokens ]; then
+    h1=$(cache_counter cache hit); m1=$(cache_counter cache miss)
+    echo "$round $((h1 - h0)) $((m1 - m0))" >>"$work/cache.txt"
+  fi
+  line=$(grep '^RESULT' <<<"$out") || { say "load.sh: wrk printed no result:"; say "$out"; exit 1; }
+  field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<" $line"; }
+  if [ "$(field errors)" != 0 ] || [ "$(field status_errors)" != 0 ]; then
+    say "load.sh: $target: $(field errors) socket errors, $(field status_errors) non-2xx answers: the run is invalid"
+    exit 1
+  fi
+  awk -v name="$target" -v round="$round" -v r="$(field requests)" -v d="$(field duration_us)" \
+    -v p50="$(field p50_us)" -v p99="$(field p99_us)" -v t="$((t1 - t0))" -v clk="$clk" \
+    -v c0="$c0" -v c1="$c1" -v l0="$l0" -v l1="$l1" 'BEGIN {
+      split(c0, a, " "); split(c1, b, " "); split(l0, x, " "); split(l1, y, " ")
+      cpu = t / clk; secs = d / 1e6
+      other = (b[2] - a[2]) > 0 ? 100 * (b[1] - a[1] - t) / (b[2] - a[2]) : 0
+      if (other < 0) other = 0
+      load_pct = (y[2] - x[2]) > 0 ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0
+      steal = (b[2] - a[2]) > 0 ? 100 * (b[3] - a[3]) / (b[2] - a[2]) : 0
+      printf "%s %d %.0f %d %d %.1f %.0f %.0f %.0f %.0f\n", name, round, r / secs, p50, p99, 1e6 * cpu / r, 100 * cpu / secs, other, load_pct, steal
+    }' | tee -a "$results" | awk '{ printf "  round %d %-19s %7d req/s  p50 %.2f ms  p99 %.2f ms  %5.1f µs CPU/req\n", $2, $1, $3, $4 / 1000, $5 / 1000, $6 }' >&2
+}
+
+# --- 4. measure -------------------------------------------------------------------------
+say "load.sh: $ncpu cores, load average $load_before; warm-up ${WARMUP}s per target, then $ROUNDS rounds of ${DURATION}s per target at $CONNS connections"
+for target in "${targets[@]}"; do run_wrk "$target" "$WARMUP" >/dev/null; done
+n=${#targets[@]}
+for round in $(seq "$ROUNDS"); do
+  for k in $(seq 0 $((n - 1))); do
+    measure "${targets[$(((k + round - 1) % n))]}" "$round"
+  done
+done
+loaded_rss=$(rss_mib "${pid_of[cache]}")
+
+# --- 5. report --------------------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$results"; }
+per_round() { # per_round TARGET EXPR: EXPR of (target, passthrough) columns, one line per round
+  awk -v t="$1" '$1 == t { x[$2] = $0 } $1 == "passthrough" { p[$2] = $0 }
+    END { for (r in x) if (r in p) { split(x[r], a, " "); split(p[r], b, " "); print '"$2"' } }' "$results"
+}
+base=$(col passthrough 3 | median)
+spread=$(col passthrough 3 | sort -g | awk -v m="$base" 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.1f", 100 * (hi - lo) / m }')
+
+echo
+echo "scopegate load test: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes'), $ncpu x $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)${SCOPEGATE_BIN:+, scopegate binary $SCOPEGATE_BIN}"
+echo "wrk -t1 -c$CONNS on core $load_core with the upstream, proxies on core $proxy_core; medians of $ROUNDS rounds of ${DURATION}s per target (ratio: within each round, median [min-max])"
+echo
+printf '| %-19s | %7s | %-18s | %6s | %6s | %10s | %9s | %13s | %13s | %11s |\n' \
+  target 'req/s' 'ratio' 'p50 ms' 'p99 ms' 'CPU µs/req' 'proxy CPU' "other, core $proxy_core" "steal, core $proxy_core" "core $load_core busy"
+echo '|---------------------|--------:|--------------------|-------:|-------:|-----------:|----------:|--------------:|--------------:|------------:|'
+for target in "${targets[@]}"; do
+  ratios=$(per_round "$target" 'a[3] / b[3]' | sort -g)
+  printf '| %-19s | %7.0f | %-18s | %6.2f | %6.2f | %10.1f | %8.0f%% | %12.0f%% | %12.0f%% | %10.0f%% |\n' "$target" \
+    "$(col "$target" 3 | median)" \
+    "$(printf '%.2fx [%.2f-%.2f]' "$(median <<<"$ratios")" "$(head -n1 <<<"$ratios")" "$(tail -n1 <<<"$ratios")")" \
+    "$(col "$target" 4 | median | awk '{ print $1 / 1000 }')" "$(col "$target" 5 | median | awk '{ print $1 / 1000 }')" \
+    "$(col "$target" 6 | median)" "$(col "$target" 7 | median)" \
+    "$(col "$target" 8 | sort -g | tail -n1)" "$(col "$target" 10 | sort -g | tail -n1)" "$(col "$target" 9 | sort -g | tail -n1)"
+done
+echo
+p99_diff=$(per_round one-token '(a[5] - b[5]) / 1000' | median)
+read -r hits misses < <(awk '{ h += $2; m += $3 } END { print h + 0, m + 0 }' "$work/cache.txt")
+echo "20k-tokens token cache in the measured windows: $hits hits, $misses misses"
+echo "scopegate (cache on) VmRSS: $idle_rss MiB at start, $loaded_rss MiB after the runs (20 000 tokens cached)"
+echo
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED" }'; }
+r_b=$(per_round one-token 'a[3] / b[3]' | median)
+r_c=$(per_round 20k-tokens 'a[3] / b[3]' | median)
+r_d=$(per_round 20k-no-cache 'a[3] / b[3]' | median)
+printf 'targets (DESIGN.md, Operating envelope), median ratio to the passthrough in the same round:\n'
+printf '  one token, cache warm    %.2fx  (>= 0.90x)   %s\n' "$r_b" "$(verdict "$r_b" 0.90 '>=')"
+printf '  20k tokens, cache on     %.2fx  (>= 0.85x)   %s\n' "$r_c" "$(verdict "$r_c" 0.85 '>=')"
+printf '  20k tokens, cache off    %.2fx  (>= 0.55x)   %s\n' "$r_d" "$(verdict "$r_d" 0.55 '>=')"
+printf '  one-token p99 - passthrough p99: %.2f ms  (<= 0.5 ms)   %s\n' "$p99_diff" "$(verdict "$p99_diff" 0.5 '<=')"
+
+quiet=true
+if awk -v l="$load_before" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "WARNING: load average was $load_before before the run (> 0.5): other work was running"; quiet=false
+fi
+if awk -v s="$spread" 'BEGIN { exit !(s > 10) }'; then
+  echo "WARNING: the passthrough varied by ${spread}% between rounds (> 10%): the machine was not steady"; quiet=false
+fi
+while read -r target round _ _ _ _ _ other loadpct steal; do
+  if [ "$steal" -gt 5 ]; then
+    echo "WARNING: $target round $round: the hypervisor took ${steal}% of core $proxy_core (steal)"; quiet=false
+  fi
+  if [ "$other" -gt 5 ]; then
+    echo "WARNING: $target round $round: other processes used ${other}% of core $proxy_core"; quiet=false
+  fi
+  if [ "$loadpct" -gt 95 ]; then
+    echo "WARNING: $target round $round: core $load_core (wrk + upstream) was ${loadpct}% busy: the load generator may be the limit"; quiet=false
+  fi
+done <"$results"
+$quiet && echo "the machine looked quiet: load average $load_before, passthrough within ${spread}% across rounds"
+
+# --- 6. memory with a large policy and a full token cache --------------------------------
+echo
+"$bin/examples/footprint" 10000 100000
