@@ -88,11 +88,7 @@ impl AuthServer {
     /// [`AuthServer::bind`], then serves on the current tokio runtime until it shuts down.
     pub async fn spawn(addr: SocketAddr) -> std::io::Result<AuthServer> {
         let (server, serve) = AuthServer::bind(addr).await?;
-        tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the development authorization server stopped");
-            }
-        });
+        crate::demo::spawn_serve(serve, "development authorization server");
         Ok(server)
     }
 

@@ -79,11 +79,7 @@ impl TimesheetsBackend {
     /// [`TimesheetsBackend::bind`], then serves on the current tokio runtime.
     pub async fn spawn(addr: SocketAddr) -> std::io::Result<TimesheetsBackend> {
         let (backend, serve) = TimesheetsBackend::bind(addr).await?;
-        tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the demo backend stopped");
-            }
-        });
+        crate::demo::spawn_serve(serve, "demo backend");
         Ok(backend)
     }
 

@@ -68,6 +68,15 @@ pub const EMAIL_CLAIM: &str = "https://api.exampleco.com/email";
 /// only if the listener fails.
 pub type Serve = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send + 'static>>;
 
+/// Serves `serve` on the current tokio runtime, logging if the listener ever fails.
+fn spawn_serve(serve: Serve, what: &'static str) {
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the {what} stopped");
+        }
+    });
+}
+
 /// Runs a `scopegate demo` command line: the demo servers (never returns unless start-up
 /// fails), `login` or `rotate-key`.
 pub fn execute(args: DemoArgs) -> Result<(), DemoError> {
