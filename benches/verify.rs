@@ -14,7 +14,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use scopegate::config::Config;
 use scopegate::gate::{self, RequestParts};
-use scopegate::headers::{HeaderPlan, HeaderSink};
+use scopegate::headers::HeaderPlan;
 use scopegate::jwks::KeyStore;
 use scopegate::metrics::Metrics;
 use scopegate::token::TokenRules;
@@ -165,18 +165,6 @@ fn typical_headers(token: &str) -> http::HeaderMap {
     h
 }
 
-/// The same adapter as `proxy.rs` uses (kept private there).
-struct PingoraHeaders<'a>(&'a mut pingora::http::RequestHeader);
-
-impl HeaderSink for PingoraHeaders<'_> {
-    fn remove(&mut self, name: &http::HeaderName) {
-        self.0.remove_header(name);
-    }
-    fn set(&mut self, name: &http::HeaderName, value: http::HeaderValue) {
-        let _ = self.0.insert_header(name.clone(), value);
-    }
-}
-
 fn headers(c: &mut Criterion) {
     let f = Fixture::new();
     let verifier = f.verifier(Some(100_000));
@@ -215,7 +203,7 @@ fn headers(c: &mut Criterion) {
         b.iter_batched(
             || pingora_request.clone(),
             |mut h| {
-                f.plan.apply(&mut PingoraHeaders(&mut h), Some(&identity));
+                f.plan.apply(&mut h, Some(&identity));
                 h
             },
             BatchSize::SmallInput,

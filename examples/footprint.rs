@@ -35,6 +35,10 @@ issuers:
     algorithms: [RS256, EdDSA]
 "#;
 
+/// The same allocator as `scopegate`, whose footprint this measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn status(field: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -34,6 +34,10 @@ impl ProxyHttp for Passthrough {
     }
 }
 
+/// The same allocator as `scopegate`, so that the comparison measures authorization only.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> ! {
     eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N]");
     std::process::exit(2)

@@ -1,5 +1,8 @@
 //! Identity headers: strip every one the client sent, then set the verified ones.
 
+use std::cmp::Ordering;
+
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use crate::config::Config;
@@ -16,34 +19,73 @@ const OVERRIDE_HEADERS: [&str; 6] = [
     "x-original-method",
 ];
 
-/// Something headers can be removed from and inserted into (pingora's request header in
-/// the proxy, `http::HeaderMap` in tests and benches).
+/// Something headers can be listed, removed from and inserted into (pingora's request
+/// header in the proxy, `http::HeaderMap` in tests and benches).
 pub trait HeaderSink {
+    /// The names of the headers present, each once.
+    fn names(&self) -> impl Iterator<Item = &HeaderName>;
     /// Removes every value of `name`.
     fn remove(&mut self, name: &HeaderName);
     /// Sets `name` to exactly `value`.
-    fn set(&mut self, name: &HeaderName, value: HeaderValue);
+    fn set(&mut self, name: &PlannedName, value: HeaderValue);
 }
 
 impl HeaderSink for http::HeaderMap {
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.keys()
+    }
     fn remove(&mut self, name: &HeaderName) {
         http::HeaderMap::remove(self, name);
     }
-    fn set(&mut self, name: &HeaderName, value: HeaderValue) {
-        self.insert(name.clone(), value);
+    fn set(&mut self, name: &PlannedName, value: HeaderValue) {
+        self.insert(name.name.clone(), value);
+    }
+}
+
+/// pingora's request header (what the proxy rewrites). Its own methods keep the
+/// case-preserving name map in step with the header map.
+impl HeaderSink for pingora::http::RequestHeader {
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.headers.keys()
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        self.remove_header(name);
+    }
+    fn set(&mut self, name: &PlannedName, value: HeaderValue) {
+        // The name and value are valid already, so this cannot fail. The shared bytes go to
+        // the case map as they are (a `HeaderName` would be copied there).
+        let _ = self.insert_header(name.wire.clone(), value);
+    }
+}
+
+/// A header name the plan sets: the name, and its bytes as shared `Bytes`, which pingora's
+/// case-preserving map takes without copying them again.
+#[derive(Debug, Clone)]
+pub struct PlannedName {
+    /// The name.
+    pub name: HeaderName,
+    /// The same name as bytes, as written on the wire.
+    pub wire: Bytes,
+}
+
+impl PlannedName {
+    fn new(name: HeaderName) -> PlannedName {
+        let wire = Bytes::copy_from_slice(name.as_str().as_bytes());
+        PlannedName { name, wire }
     }
 }
 
 /// The header rewrite, prepared once from the configuration.
 #[derive(Debug, Clone)]
 pub struct HeaderPlan {
+    /// Sorted by length, then bytes ([`by_length`]), for the lookup in `strip_present`.
     strip: Vec<HeaderName>,
-    subject: HeaderName,
-    issuer: HeaderName,
-    scopes: HeaderName,
-    client_id: HeaderName,
+    subject: PlannedName,
+    issuer: PlannedName,
+    scopes: PlannedName,
+    client_id: PlannedName,
     /// Claim name → header name, in the verifier's claim order.
-    claims: Vec<(String, HeaderName)>,
+    claims: Vec<(String, PlannedName)>,
 }
 
 impl HeaderPlan {
@@ -51,29 +93,30 @@ impl HeaderPlan {
     pub fn from_config(config: &Config) -> HeaderPlan {
         let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("checked at load");
         let h = &config.identity_headers;
-        let claims: Vec<(String, HeaderName)> = h
+        let claims: Vec<(String, PlannedName)> = h
             .claims
             .iter()
-            .map(|(claim, header)| (claim.clone(), name(header)))
+            .map(|(claim, header)| (claim.clone(), PlannedName::new(name(header))))
             .collect();
         let mut strip: Vec<HeaderName> = [&h.subject, &h.issuer, &h.scopes, &h.client_id]
             .into_iter()
             .chain(config.strip_headers.iter())
             .map(|s| name(s))
-            .chain(claims.iter().map(|(_, n)| n.clone()))
+            .chain(claims.iter().map(|(_, n)| n.name.clone()))
             .chain(OVERRIDE_HEADERS.iter().map(|s| name(s)))
             .collect();
         if !config.forward_authorization {
             strip.push(http::header::AUTHORIZATION);
         }
-        strip.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        strip.sort_by(by_length);
         strip.dedup();
+        let planned = |s: &str| PlannedName::new(name(s));
         HeaderPlan {
             strip,
-            subject: name(&h.subject),
-            issuer: name(&h.issuer),
-            scopes: name(&h.scopes),
-            client_id: name(&h.client_id),
+            subject: planned(&h.subject),
+            issuer: planned(&h.issuer),
+            scopes: planned(&h.scopes),
+            client_id: planned(&h.client_id),
             claims,
         }
     }
@@ -85,30 +128,53 @@ impl HeaderPlan {
 
     /// Removes every identity and override header, then sets the verified identity's.
     pub fn apply(&self, headers: &mut impl HeaderSink, identity: Option<&Identity>) {
-        for name in &self.strip {
-            headers.remove(name);
-        }
+        self.strip_present(headers);
         let Some(id) = identity else { return };
-        let mut set = |name: &HeaderName, value: &str| {
-            // Values were checked by the verifier; a failure here only skips the header.
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.set(name, v);
-            }
-        };
-        if let Some(sub) = &id.subject {
-            set(&self.subject, sub);
+        // The values were built and checked once, when the token was verified.
+        let values = id.header_values();
+        if let Some(subject) = &values.subject {
+            headers.set(&self.subject, subject.clone());
         }
-        set(&self.issuer, &id.issuer);
-        set(&self.scopes, &id.scope_string());
-        if let Some(client) = &id.client_id {
-            set(&self.client_id, client);
+        headers.set(&self.issuer, values.issuer.clone());
+        headers.set(&self.scopes, values.scopes.clone());
+        if let Some(client) = &values.client_id {
+            headers.set(&self.client_id, client.clone());
         }
-        for (claim, value) in &id.claims {
+        for ((claim, _), value) in id.claims.iter().zip(&values.claims) {
             if let Some((_, header)) = self.claims.iter().find(|(c, _)| **c == **claim) {
-                set(header, value);
+                headers.set(header, value.clone());
             }
         }
     }
+
+    /// Removes the strip-listed headers the request carries. A request has a handful of
+    /// headers and the list a dozen names, and removing an absent name still hashes it and
+    /// probes the map, so the present names are looked up in the list instead.
+    fn strip_present(&self, headers: &mut impl HeaderSink) {
+        if self.strip.len() > 64 {
+            // More than the bitmask holds: remove them all (still correct, only slower).
+            for name in &self.strip {
+                headers.remove(name);
+            }
+            return;
+        }
+        let mut found = 0u64;
+        for name in headers.names() {
+            if let Ok(i) = self.strip.binary_search_by(|s| by_length(s, name)) {
+                found |= 1 << i;
+            }
+        }
+        while found != 0 {
+            headers.remove(&self.strip[found.trailing_zeros() as usize]);
+            found &= found - 1;
+        }
+    }
+}
+
+/// Orders names by length first: most comparisons end on one integer compare.
+fn by_length(a: &HeaderName, b: &HeaderName) -> Ordering {
+    let (a, b) = (a.as_str(), b.as_str());
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
@@ -139,17 +205,18 @@ identity_headers:
         h.insert("x-auth-email", "ceo@exampleco.com".parse().unwrap());
         h.insert("x-http-method-override", "DELETE".parse().unwrap());
         h.insert("authorization", "Bearer t".parse().unwrap());
-        let id = Identity {
-            subject: Some("alice".into()),
-            issuer: "https://tenant/".into(),
-            client_id: Some("mobile".into()),
-            scopes: vec!["a".into(), "b".into()],
-            claims: vec![(
+        let id = Identity::new(
+            Some("alice".into()),
+            "https://tenant/".into(),
+            Some("mobile".into()),
+            vec!["a".into(), "b".into()],
+            vec![(
                 "https://api.exampleco.com/email".into(),
                 "alice@exampleco.com".into(),
             )],
-            expires_at: 0,
-        };
+            0,
+        )
+        .unwrap();
         plan(true).apply(&mut h, Some(&id));
         assert_eq!(h.get_all("x-auth-subject").iter().count(), 1);
         assert_eq!(h["x-auth-subject"], "alice");

@@ -2,7 +2,14 @@
 
 use std::sync::Arc;
 
+use http::HeaderValue;
+use http::header::InvalidHeaderValue;
+
 /// A verified token's identity, shared between the token cache and requests.
+///
+/// Built with [`Identity::new`], which also prepares the upstream header values once: a
+/// cached token is forwarded on every later request without formatting or validating
+/// anything again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// `sub`, when present.
@@ -17,19 +24,68 @@ pub struct Identity {
     pub claims: Vec<(Arc<str>, String)>,
     /// `exp`, seconds since the epoch.
     pub expires_at: u64,
+    values: HeaderValues,
+}
+
+/// The identity as upstream header values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderValues {
+    /// `sub`.
+    pub subject: Option<HeaderValue>,
+    /// `iss`.
+    pub issuer: HeaderValue,
+    /// The scopes, space-separated.
+    pub scopes: HeaderValue,
+    /// `client_id` or `azp`.
+    pub client_id: Option<HeaderValue>,
+    /// The mapped claims, in the order of [`Identity::claims`].
+    pub claims: Vec<HeaderValue>,
 }
 
 impl Identity {
+    /// An identity and its header values. A value that cannot be a header value (control
+    /// characters smuggled into a claim) is an error: such a token is refused rather than
+    /// forwarded mangled.
+    pub fn new(
+        subject: Option<String>,
+        issuer: Arc<str>,
+        client_id: Option<String>,
+        scopes: Vec<String>,
+        claims: Vec<(Arc<str>, String)>,
+        expires_at: u64,
+    ) -> Result<Identity, InvalidHeaderValue> {
+        let value = |s: &str| HeaderValue::from_str(s);
+        let values = HeaderValues {
+            subject: subject.as_deref().map(value).transpose()?,
+            issuer: value(&issuer)?,
+            scopes: value(&scopes.join(" "))?,
+            client_id: client_id.as_deref().map(value).transpose()?,
+            claims: claims
+                .iter()
+                .map(|(_, v)| value(v))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Identity {
+            subject,
+            issuer,
+            client_id,
+            scopes,
+            claims,
+            expires_at,
+            values,
+        })
+    }
+
+    /// The header values, prepared when the identity was built.
+    pub fn header_values(&self) -> &HeaderValues {
+        &self.values
+    }
+
     /// Whether the token carries `scope`, compared exactly.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes
             .binary_search_by(|s| s.as_str().cmp(scope))
             .is_ok()
-    }
-
-    /// The scopes as one space-separated string (the `scope` claim's format).
-    pub fn scope_string(&self) -> String {
-        self.scopes.join(" ")
     }
 }
 
@@ -89,15 +145,43 @@ mod tests {
     }
 
     #[test]
+    fn header_values_are_prepared_once_and_control_characters_refused() {
+        let id = Identity::new(
+            Some("auth0|alice".into()),
+            "https://tenant/".into(),
+            None,
+            vec!["a".into(), "b".into()],
+            vec![("email".into(), "alice@exampleco.com".into())],
+            0,
+        )
+        .unwrap();
+        let v = id.header_values();
+        assert_eq!(v.subject.as_ref().unwrap(), "auth0|alice");
+        assert_eq!(v.scopes, "a b");
+        assert_eq!(v.claims, ["alice@exampleco.com"]);
+        assert!(v.client_id.is_none());
+        let smuggled = Identity::new(
+            Some("alice\r\nx-auth-scopes: admin".into()),
+            "i".into(),
+            None,
+            vec![],
+            vec![],
+            0,
+        );
+        assert!(smuggled.is_err());
+    }
+
+    #[test]
     fn scope_match_is_exact() {
-        let id = Identity {
-            subject: None,
-            issuer: "i".into(),
-            client_id: None,
-            scopes: vec!["read:timesheets_extra".into()],
-            claims: vec![],
-            expires_at: 0,
-        };
+        let id = Identity::new(
+            None,
+            "i".into(),
+            None,
+            vec!["read:timesheets_extra".into()],
+            vec![],
+            0,
+        )
+        .unwrap();
         assert!(!id.has_scope("read:timesheets"));
         assert!(id.has_scope("read:timesheets_extra"));
     }

@@ -105,8 +105,9 @@ pub struct KeyStore {
     refetch: Notify,
     refetch_pending: AtomicBool,
     last_refetch: Mutex<Option<Instant>>,
-    /// `kid`s recently found unknown: a flood of the same random ids costs nothing more.
-    unknown_kids: moka::sync::Cache<String, ()>,
+    /// `kid`s recently found unknown, with when: a flood of the same random ids costs
+    /// nothing more for `unknown_kid_refetch_seconds`.
+    unknown_kids: quick_cache::sync::Cache<String, Instant>,
     /// Never refreshed (HMAC secret from a file).
     fixed: bool,
 }
@@ -114,7 +115,6 @@ pub struct KeyStore {
 impl KeyStore {
     /// An empty store for an issuer whose keys come from its JWKS.
     pub fn new(issuer: &IssuerConfig) -> KeyStore {
-        let interval = Duration::from_secs(issuer.jwks.unknown_kid_refetch_seconds.max(1));
         KeyStore {
             label: crate::config::Config::issuer_label(issuer).to_owned(),
             current: ArcSwapOption::empty(),
@@ -123,10 +123,7 @@ impl KeyStore {
             refetch: Notify::new(),
             refetch_pending: AtomicBool::new(false),
             last_refetch: Mutex::new(None),
-            unknown_kids: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(interval)
-                .build(),
+            unknown_kids: quick_cache::sync::Cache::new(10_000),
             fixed: false,
         }
     }
@@ -174,11 +171,12 @@ impl KeyStore {
     /// Asks for a refetch because a token named `kid`, which the set lacks. Never blocks:
     /// at most one refetch per `unknown_kid_refetch_seconds`, whatever the number of tokens.
     pub fn unknown_kid(&self, kid: &str) {
-        if self.fixed || self.unknown_kids.contains_key(kid) {
+        let interval = Duration::from_secs(self.settings.unknown_kid_refetch_seconds);
+        let seen = self.unknown_kids.get(kid);
+        if self.fixed || seen.is_some_and(|t| t.elapsed() < interval) {
             return;
         }
-        self.unknown_kids.insert(kid.to_owned(), ());
-        let interval = Duration::from_secs(self.settings.unknown_kid_refetch_seconds);
+        self.unknown_kids.insert(kid.to_owned(), Instant::now());
         let mut last = self.last_refetch.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < interval) {
             return;
@@ -207,7 +205,7 @@ impl KeyStore {
             .collect();
         let n = keys.len();
         self.current.store(Some(Arc::new(KeySet::new(keys))));
-        self.unknown_kids.invalidate_all();
+        self.unknown_kids.clear();
         n
     }
 }

@@ -72,6 +72,13 @@ enum Command {
     Demo(scopegate::demo::DemoArgs),
 }
 
+/// mimalloc rather than glibc's malloc: the request path allocates small, short-lived
+/// objects (header values, pingora's per-request state), and mimalloc serves those with
+/// less CPU and without the fragmentation glibc showed after bursts of new tokens
+/// (benches/README.md, "Findings").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     scopegate::install_crypto_provider();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
@@ -14,7 +14,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::config::Upstream;
 use crate::error::Rejection;
 use crate::gate::{self, Access, RequestParts};
-use crate::headers::{HeaderPlan, HeaderSink};
+use crate::headers::HeaderPlan;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
@@ -81,14 +81,11 @@ impl ProxyHttp for Gateway {
             &self.verifier,
             &self.token_rules,
         );
-        let decision_label = match &decision.outcome {
-            Ok(_) => "allow",
-            Err(_) => "deny",
+        let duration = match &decision.outcome {
+            Ok(_) => &self.metrics.auth_duration_allow,
+            Err(_) => &self.metrics.auth_duration_deny,
         };
-        self.metrics
-            .auth_duration
-            .with_label_values(&[decision_label])
-            .observe(started.elapsed().as_secs_f64());
+        duration.observe(started.elapsed().as_secs_f64());
         ctx.route = decision.route;
         ctx.rewritten_path = decision.rewritten_path;
         ctx.identity = decision.identity;
@@ -148,8 +145,7 @@ impl ProxyHttp for Gateway {
             Some(Ok(Access::Authorized)) => ctx.identity.as_deref(),
             _ => None,
         };
-        self.headers
-            .apply(&mut PingoraHeaders(upstream_request), identity);
+        self.headers.apply(upstream_request, identity);
         Ok(())
     }
 
@@ -235,19 +231,5 @@ impl Gateway {
             session.write_response_body(Some(body), true).await?;
         }
         Ok(())
-    }
-}
-
-/// pingora's request header as a [`HeaderSink`]; its own methods keep the header-case map
-/// in step with the header map.
-struct PingoraHeaders<'a>(&'a mut RequestHeader);
-
-impl HeaderSink for PingoraHeaders<'_> {
-    fn remove(&mut self, name: &HeaderName) {
-        self.0.remove_header(name);
-    }
-    fn set(&mut self, name: &HeaderName, value: HeaderValue) {
-        // The name and value are valid already, so this cannot fail.
-        let _ = self.0.insert_header(name.clone(), value);
     }
 }

@@ -80,7 +80,9 @@ pub struct Verifier {
     by_iss: HashMap<Arc<str>, usize>,
     /// Claims copied into upstream headers.
     claim_names: Vec<Arc<str>>,
-    cache: Option<moka::sync::Cache<Box<str>, Cached>>,
+    /// Keyed by the whole token: a lookup hashes it and compares it byte for byte, so a
+    /// token only ever finds its own entry.
+    cache: Option<quick_cache::sync::Cache<Box<str>, Cached>>,
     metrics: Metrics,
 }
 
@@ -97,13 +99,10 @@ impl Verifier {
             .enumerate()
             .map(|(i, v)| (v.issuer.clone(), i))
             .collect();
-        let cache = cache_entries.map(|n| {
-            moka::sync::Cache::builder()
-                .max_capacity(n)
-                // A backstop only: every hit also checks the token's own `exp`.
-                .time_to_live(std::time::Duration::from_secs(3600))
-                .build()
-        });
+        // Bounded in entries, and so in memory: a token is at most `token.max_bytes` long.
+        // Expired entries are never served (every hit checks `exp`) and age out under the
+        // cache's eviction (S3-FIFO) like any entry that is not hit again.
+        let cache = cache_entries.map(|n| quick_cache::sync::Cache::new(n as usize));
         Verifier {
             issuers,
             by_iss,
@@ -131,7 +130,7 @@ impl Verifier {
                 self.metrics.token_cache_hits.inc();
                 return Ok(hit.identity);
             }
-            cache.invalidate(token);
+            cache.remove(token);
         }
         self.metrics.token_cache_misses.inc();
         let verified = self.verify_uncached(token)?;
@@ -140,6 +139,7 @@ impl Verifier {
     }
 
     fn verify_uncached(&self, token: &str) -> Result<Cached, Rejection> {
+        crate::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             invalid(match e.kind() {
@@ -225,27 +225,17 @@ impl Verifier {
                 mapped.push((name.clone(), value));
             }
         }
-        let identity = Identity {
-            subject: text("sub"),
-            issuer: issuer.issuer.clone(),
-            client_id: text("client_id").or_else(|| text("azp")),
-            scopes: collect_scopes(claims, &issuer.scope_claims),
-            claims: mapped,
-            expires_at: exp,
-        };
         // Everything forwarded must be a valid header value; a token that smuggles control
         // characters into a claim is refused rather than forwarded mangled.
-        let forwarded = [&identity.subject, &identity.client_id]
-            .into_iter()
-            .flatten()
-            .chain(identity.claims.iter().map(|(_, v)| v));
-        if forwarded
-            .into_iter()
-            .any(|v| http::HeaderValue::from_str(v).is_err())
-        {
-            return Err(Rejection::InvalidToken(TokenError::BadClaims));
-        }
-        Ok(identity)
+        Identity::new(
+            text("sub"),
+            issuer.issuer.clone(),
+            text("client_id").or_else(|| text("azp")),
+            collect_scopes(claims, &issuer.scope_claims),
+            mapped,
+            exp,
+        )
+        .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
     }
 }
 

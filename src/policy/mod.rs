@@ -118,14 +118,15 @@ mod tests {
     fn identity(scopes: &[&str]) -> Identity {
         let mut scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         scopes.sort();
-        Identity {
-            subject: Some("alice".into()),
-            issuer: "https://tenant/".into(),
-            client_id: None,
+        Identity::new(
+            Some("alice".into()),
+            "https://tenant/".into(),
+            None,
             scopes,
-            claims: vec![],
-            expires_at: u64::MAX,
-        }
+            vec![],
+            u64::MAX,
+        )
+        .unwrap()
     }
 
     #[test]
