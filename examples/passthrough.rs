@@ -3,20 +3,31 @@
 //! by default, downstream and upstream keep-alive, pingora's default connection pool), and
 //! the same shape of `ProxyHttp` minus the policy, token and header work.
 //!
+//! With `--verify-rs256 JWKS_FILE` it also checks each request's bearer token signature
+//! with the JWKS's first key, through scopegate's own signature check (`jws::SignatureKey`,
+//! key parsed once) and nothing else: no claims, identity, cache, policy or headers. That is
+//! the least any gateway spends on a token it has not seen, so `benches/load.sh` measures
+//! it as the bound for the cache-off target. A token that fails is answered 401.
+//!
 //! ```text
-//! cargo run --release --example passthrough -- 127.0.0.1:8080 127.0.0.1:9000 [--threads N]
+//! cargo run --release --example passthrough -- 127.0.0.1:8080 127.0.0.1:9000 \
+//!     [--threads N] [--verify-rs256 JWKS_FILE]
 //! ```
 
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
+use scopegate::jws::SignatureKey;
 
 struct Passthrough {
     upstream: SocketAddr,
     host: String,
+    verify: Option<SignatureKey>,
 }
 
 #[async_trait]
@@ -24,6 +35,23 @@ impl ProxyHttp for Passthrough {
     type CTX = ();
 
     fn new_ctx(&self) {}
+
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<bool> {
+        let Some(key) = &self.verify else {
+            return Ok(false);
+        };
+        let token = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if token.is_some_and(|t| key.verify(t, Algorithm::RS256).is_ok()) {
+            return Ok(false);
+        }
+        session.respond_error(401).await?;
+        Ok(true)
+    }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         Ok(Box::new(HttpPeer::new(
@@ -39,8 +67,23 @@ impl ProxyHttp for Passthrough {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn usage() -> ! {
-    eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N]");
+    eprintln!(
+        "usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N] [--verify-rs256 JWKS_FILE]"
+    );
     std::process::exit(2)
+}
+
+/// The first key of a JWKS file, parsed for RS256.
+fn rs256_key(path: &str) -> SignatureKey {
+    scopegate::install_crypto_provider();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let set: JwkSet = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let jwk = set
+        .keys
+        .first()
+        .unwrap_or_else(|| panic!("{path}: no keys"));
+    let decoding = DecodingKey::from_jwk(jwk).expect("an RSA public key");
+    SignatureKey::new(decoding, &[Algorithm::RS256]).expect("an RS256 key")
 }
 
 fn main() {
@@ -49,14 +92,16 @@ fn main() {
         (Some(l), Some(u)) => (l.clone(), u.clone()),
         _ => usage(),
     };
-    let threads = match args.get(2).map(String::as_str) {
-        None => 1,
-        Some("--threads") => args
-            .get(3)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| usage()),
-        Some(_) => usage(),
-    };
+    let (mut threads, mut verify) = (1, None);
+    let mut rest = args[2..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--threads" => threads = value.parse().unwrap_or_else(|_| usage()),
+            "--verify-rs256" => verify = Some(rs256_key(value)),
+            _ => usage(),
+        }
+    }
     let upstream: SocketAddr = upstream.parse().unwrap_or_else(|_| usage());
     let pid = std::process::id();
     // As in `server::build`: pingora's defaults except the thread count, and a pid file and
@@ -69,16 +114,22 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
+    let checks = if verify.is_some() {
+        ", RS256 signature check"
+    } else {
+        ""
+    };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Passthrough {
             upstream,
             host: upstream.ip().to_string(),
+            verify,
         },
         "passthrough",
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
-    eprintln!("passthrough: {listen} -> {upstream}, {threads} thread(s)");
+    eprintln!("passthrough: {listen} -> {upstream}, {threads} thread(s){checks}");
     server.run_forever();
 }

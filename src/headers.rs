@@ -42,22 +42,6 @@ impl HeaderSink for http::HeaderMap {
     }
 }
 
-/// pingora's request header (what the proxy rewrites). Its own methods keep the
-/// case-preserving name map in step with the header map.
-impl HeaderSink for pingora::http::RequestHeader {
-    fn names(&self) -> impl Iterator<Item = &HeaderName> {
-        self.headers.keys()
-    }
-    fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-    fn set(&mut self, name: &PlannedName, value: HeaderValue) {
-        // The name and value are valid already, so this cannot fail. The shared bytes go to
-        // the case map as they are (a `HeaderName` would be copied there).
-        let _ = self.insert_header(name.wire.clone(), value);
-    }
-}
-
 /// A header name the plan sets: the name, and its bytes as shared `Bytes`, which pingora's
 /// case-preserving map takes without copying them again.
 #[derive(Debug, Clone)]

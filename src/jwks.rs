@@ -19,6 +19,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
 use crate::config::{IssuerConfig, JwksSettings};
+use crate::jws::SignatureKey;
 use crate::metrics::{Metrics, unix_now};
 
 /// One key that may verify signatures, with the algorithms it may be used with.
@@ -27,8 +28,8 @@ pub struct VerifyKey {
     pub kid: Option<String>,
     /// Algorithms allowed for this key: its own `alg`, or its type's, within the allowlist.
     pub algorithms: Vec<Algorithm>,
-    /// The key material.
-    pub decoding: DecodingKey,
+    /// The key material, parsed for signature checks.
+    pub signature: SignatureKey,
     /// The JWK's public parameters, to keep the same `Arc` across refreshes.
     fingerprint: String,
 }
@@ -140,7 +141,7 @@ impl KeyStore {
         let key = VerifyKey {
             kid: None,
             algorithms,
-            decoding: DecodingKey::from_secret(secret),
+            signature: SignatureKey::hmac(secret),
             fingerprint: String::new(),
         };
         store
@@ -308,11 +309,11 @@ fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     if algorithms.is_empty() {
         return None;
     }
-    let decoding = DecodingKey::from_jwk(jwk).ok()?;
+    let signature = SignatureKey::new(DecodingKey::from_jwk(jwk).ok()?, &algorithms)?;
     Some(VerifyKey {
         kid: common.key_id.clone(),
         algorithms,
-        decoding,
+        signature,
         fingerprint: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
     })
 }

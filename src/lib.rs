@@ -7,7 +7,7 @@
 //! | 1 | normalize the path; reject ambiguous ones (400) | [`path`] |
 //! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
-//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jwks`] |
+//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`jwks`] |
 //! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
 //! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
 //! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
@@ -27,6 +27,7 @@ pub mod gate;
 pub mod headers;
 pub mod identity;
 pub mod jwks;
+pub mod jws;
 pub mod metrics;
 pub mod path;
 pub mod policy;

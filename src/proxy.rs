@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
@@ -14,7 +14,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::config::Upstream;
 use crate::error::Rejection;
 use crate::gate::{self, Access, RequestParts};
-use crate::headers::HeaderPlan;
+use crate::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
@@ -231,5 +231,21 @@ impl Gateway {
             session.write_response_body(Some(body), true).await?;
         }
         Ok(())
+    }
+}
+
+/// pingora's request header (what the proxy rewrites). Its own methods keep the
+/// case-preserving name map in step with the header map.
+impl HeaderSink for RequestHeader {
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.headers.keys()
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        self.remove_header(name);
+    }
+    fn set(&mut self, name: &PlannedName, value: HeaderValue) {
+        // The name and value are valid already, so this cannot fail. The shared bytes go to
+        // the case map as they are (a `HeaderName` would be copied there).
+        let _ = self.insert_header(name.wire.clone(), value);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use serde_json::Value;
 
 use crate::config::IssuerConfig;
 use crate::error::{Rejection, TokenError};
@@ -24,8 +24,7 @@ pub struct IssuerVerifier {
     pub issuer: Arc<str>,
     /// Its keys.
     pub keys: Arc<KeyStore>,
-    /// One prepared `Validation` per allowed algorithm (a mixed list rejects valid tokens).
-    validations: Vec<(Algorithm, Validation)>,
+    audiences: Vec<String>,
     leeway: u64,
     scope_claims: Vec<String>,
 }
@@ -33,36 +32,58 @@ pub struct IssuerVerifier {
 impl IssuerVerifier {
     /// Prepares validation for an issuer whose keys live in `keys`.
     pub fn new(config: &IssuerConfig, keys: Arc<KeyStore>) -> IssuerVerifier {
-        let validations = config
-            .algorithms
-            .iter()
-            .map(|&alg| {
-                let mut v = Validation::new(alg);
-                v.set_issuer(&[&config.issuer]);
-                v.set_audience(&config.audiences);
-                v.set_required_spec_claims(&["exp", "iss", "aud"]);
-                v.validate_exp = true;
-                v.validate_nbf = true;
-                v.leeway = config.leeway_seconds;
-                (alg, v)
-            })
-            .collect();
         IssuerVerifier {
             issuer: Arc::from(config.issuer.as_str()),
             keys,
-            validations,
+            audiences: config.audiences.clone(),
             leeway: config.leeway_seconds,
             scope_claims: config.scope_claims.clone(),
         }
     }
 
-    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
-        self.validations
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, v)| v)
+    /// RFC 7519 §4.1 on a token whose signature verified: `exp`, `iss` and `aud` are
+    /// required; `exp`, `nbf` and `iat` are compared with the leeway. Returns `exp`.
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<u64, TokenError> {
+        let number = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or(TokenError::BadClaims),
+        };
+        let exp = number("exp")?.ok_or(TokenError::BadClaims)?;
+        if now > exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        for not_before in [number("nbf")?, number("iat")?].into_iter().flatten() {
+            if not_before > now + self.leeway {
+                return Err(TokenError::NotYetValid);
+            }
+        }
+        match claims.get("iss") {
+            Some(Value::String(iss)) if **iss == *self.issuer => {}
+            Some(Value::String(_)) => return Err(TokenError::UnknownIssuer),
+            _ => return Err(TokenError::BadClaims),
+        }
+        let accepted = |aud: &str| self.audiences.iter().any(|a| a == aud);
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => accepted(aud),
+            Some(Value::Array(auds)) => {
+                let mut any = false;
+                for aud in auds {
+                    any |= accepted(aud.as_str().ok_or(TokenError::BadClaims)?);
+                }
+                any
+            }
+            _ => return Err(TokenError::BadClaims),
+        };
+        if audience_ok {
+            Ok(exp)
+        } else {
+            Err(TokenError::BadAudience)
+        }
     }
 }
+
+/// A token's claims, as JSON.
+type Claims = serde_json::Map<String, Value>;
 
 /// A verified token as kept in the cache.
 #[derive(Clone)]
@@ -159,10 +180,16 @@ impl Verifier {
         {
             return Err(invalid(TokenError::BadType));
         }
-        let iss = peek_issuer(token).ok_or(invalid(TokenError::BadClaims))?;
+        // The issuer names whose keys and settings apply; the signature check that follows
+        // is what makes this claim, and the others, trustworthy.
+        let claims = decode_claims(token).ok_or(invalid(TokenError::BadClaims))?;
+        let iss = match claims.get("iss") {
+            Some(Value::String(iss)) => iss.as_str(),
+            _ => return Err(invalid(TokenError::BadClaims)),
+        };
         let index = *self
             .by_iss
-            .get(iss.as_str())
+            .get(iss)
             .ok_or(invalid(TokenError::UnknownIssuer))?;
         let issuer = &self.issuers[index];
         let set = issuer.keys.keys().ok_or(Rejection::KeysUnavailable)?;
@@ -183,39 +210,21 @@ impl Verifier {
         if !key.algorithms.contains(&header.alg) {
             return Err(invalid(TokenError::DisallowedAlgorithm));
         }
-        let validation = issuer
-            .validation(header.alg)
-            .ok_or(invalid(TokenError::DisallowedAlgorithm))?;
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &key.decoding,
-            validation,
-        )
-        .map_err(|e| invalid(classify(e.kind())))?;
-        let claims = data.claims;
-        let exp = claims
-            .get("exp")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or(invalid(TokenError::BadClaims))?;
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat.as_u64().ok_or(invalid(TokenError::BadClaims))?;
-            if iat > now() + issuer.leeway {
-                return Err(invalid(TokenError::NotYetValid));
-            }
-        }
+        key.signature.verify(token, header.alg).map_err(invalid)?;
+        let exp = issuer.check_claims(&claims, now()).map_err(invalid)?;
         let identity = self.identity(issuer, &claims, exp)?;
         Ok(Cached {
             identity: Arc::new(identity),
             issuer: index,
             key: key.clone(),
-            valid_until: exp + issuer.leeway,
+            valid_until: exp.saturating_add(issuer.leeway),
         })
     }
 
     fn identity(
         &self,
         issuer: &IssuerVerifier,
-        claims: &serde_json::Map<String, serde_json::Value>,
+        claims: &Claims,
         exp: u64,
     ) -> Result<Identity, Rejection> {
         let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
@@ -241,11 +250,11 @@ impl Verifier {
 
 /// A claim as header text: strings as they are, arrays of strings comma-joined, other
 /// values as compact JSON.
-fn claim_text(value: &serde_json::Value) -> Option<String> {
+fn claim_text(value: &Value) -> Option<String> {
     match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => Some(
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) if items.iter().all(|i| i.is_string()) => Some(
             items
                 .iter()
                 .filter_map(|i| i.as_str())
@@ -256,37 +265,95 @@ fn claim_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn classify(kind: &ErrorKind) -> TokenError {
-    match kind {
-        ErrorKind::ExpiredSignature => TokenError::Expired,
-        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-        ErrorKind::InvalidAudience => TokenError::BadAudience,
-        ErrorKind::InvalidIssuer => TokenError::UnknownIssuer,
-        ErrorKind::InvalidSignature => TokenError::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            TokenError::DisallowedAlgorithm
-        }
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
-            TokenError::BadClaims
-        }
-        _ => TokenError::Malformed,
-    }
-}
-
-/// Reads `iss` from the unverified payload, only to choose the issuer's settings; the
-/// signature check that follows is what makes the claim trustworthy.
-fn peek_issuer(token: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        iss: String,
-    }
+/// The payload's claims, before the signature is checked.
+fn decode_claims(token: &str) -> Option<Claims> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    serde_json::from_slice::<Peek>(&bytes).ok().map(|p| p.iss)
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> IssuerVerifier {
+        let config = crate::config::Config::parse(
+            "version: 1
+upstream: http://127.0.0.1:1
+policy: p.yaml
+issuers: [{issuer: https://tenant/, audiences: [api, other], jwks_uri: http://127.0.0.1:1/jwks}]
+",
+            "c.yaml",
+        )
+        .unwrap();
+        let keys = Arc::new(KeyStore::new(&config.issuers[0]));
+        IssuerVerifier::new(&config.issuers[0], keys)
+    }
+
+    fn check(claims: Value) -> Result<u64, TokenError> {
+        let Value::Object(claims) = claims else {
+            panic!("claims are an object")
+        };
+        issuer().check_claims(&claims, 1_000_000)
+    }
+
+    #[test]
+    fn registered_claims_are_checked_with_the_leeway() {
+        let ok = |exp: u64| serde_json::json!({"iss": "https://tenant/", "aud": "api", "exp": exp});
+        assert_eq!(check(ok(1_000_100)), Ok(1_000_100));
+        // 30 s leeway on both sides.
+        assert_eq!(check(ok(999_970)), Ok(999_970));
+        assert_eq!(check(ok(999_969)), Err(TokenError::Expired));
+        let mut early = ok(1_000_100);
+        early["nbf"] = 1_000_031.into();
+        assert_eq!(check(early.clone()), Err(TokenError::NotYetValid));
+        early["nbf"] = 1_000_030.into();
+        assert!(check(early.clone()).is_ok());
+        early["iat"] = 1_000_031.into();
+        assert_eq!(check(early), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        let base =
+            serde_json::json!({"iss": "https://tenant/", "aud": ["x", "other"], "exp": 1_000_100});
+        assert!(check(base.clone()).is_ok());
+        let mut wrong = base.clone();
+        wrong["aud"] = serde_json::json!(["x", "y"]);
+        assert_eq!(check(wrong), Err(TokenError::BadAudience));
+        let mut wrong = base.clone();
+        wrong["iss"] = "https://tenant".into();
+        assert_eq!(check(wrong), Err(TokenError::UnknownIssuer));
+    }
+
+    #[test]
+    fn missing_or_mistyped_claims_are_bad_claims() {
+        let base = serde_json::json!({"iss": "https://tenant/", "aud": "api", "exp": 1_000_100});
+        for (name, value) in [
+            ("exp", Value::Null),
+            ("exp", 1_000_100.5.into()),
+            ("exp", "1000100".into()),
+            ("nbf", "0".into()),
+            ("iat", (-1).into()),
+            ("aud", Value::Null),
+            ("aud", serde_json::json!(["api", 7])),
+            ("aud", 7.into()),
+            ("iss", Value::Null),
+            ("iss", serde_json::json!(["https://tenant/"])),
+        ] {
+            let mut claims = base.clone();
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+            assert_eq!(check(claims), Err(TokenError::BadClaims), "{name}: {value}");
+        }
+    }
 }
