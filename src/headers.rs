@@ -212,6 +212,38 @@ identity_headers:
     }
 
     #[test]
+    fn every_listed_header_is_stripped_also_past_sixty_four_names() {
+        let mut config = crate::config::Config::parse(
+            "version: 1
+upstream: http://127.0.0.1:1
+policy: p.yaml
+issuers: [{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}]
+",
+            "c.yaml",
+        )
+        .unwrap();
+        for many in [false, true] {
+            let extra = if many { 80 } else { 3 };
+            config.strip_headers = (0..extra).map(|i| format!("x-internal-{i}")).collect();
+            let plan = HeaderPlan::from_config(&config);
+            assert_eq!(plan.strip.len() > 64, many);
+            let mut h = http::HeaderMap::new();
+            for name in [
+                "x-internal-0",
+                "x-internal-2",
+                "x-auth-scopes",
+                "x-rewrite-url",
+            ] {
+                h.append(name, "spoofed".parse().unwrap());
+                h.append(name, "twice".parse().unwrap());
+            }
+            h.insert("accept", "*/*".parse().unwrap());
+            plan.apply(&mut h, None);
+            assert_eq!(h.keys().collect::<Vec<_>>(), ["accept"], "many: {many}");
+        }
+    }
+
+    #[test]
     fn public_requests_carry_no_identity_and_authorization_can_be_dropped() {
         let mut h = http::HeaderMap::new();
         h.insert("x-auth-subject", "admin".parse().unwrap());

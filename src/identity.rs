@@ -12,7 +12,8 @@ use http::header::InvalidHeaderValue;
 ///
 /// Built with [`Identity::new`], which also prepares the upstream header values once: a
 /// cached token is forwarded on every later request without formatting or validating
-/// anything again.
+/// anything again. The fields are for reading: the scope check and the forwarded headers
+/// use the prepared values, so a field changed afterwards would not reach them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// `sub`, when present.

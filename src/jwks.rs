@@ -30,7 +30,8 @@ pub struct VerifyKey {
     pub algorithms: Vec<Algorithm>,
     /// The key material, parsed for signature checks.
     pub signature: SignatureKey,
-    /// The JWK's public parameters, to keep the same `Arc` across refreshes.
+    /// The JWK's public parameters and declared `alg`, to keep the same `Arc` across
+    /// refreshes that do not change the key.
     fingerprint: String,
 }
 
@@ -314,7 +315,9 @@ fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
         kid: common.key_id.clone(),
         algorithms,
         signature,
-        fingerprint: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
+        // The declared `alg` too: a key whose `alg` changes must not keep its old algorithms.
+        fingerprint: serde_json::to_string(&(&jwk.algorithm, &common.key_algorithm))
+            .unwrap_or_default(),
     })
 }
 

@@ -16,6 +16,8 @@ use crate::error::TokenError;
 /// A key ready to check signatures with, for the algorithms it may be used with.
 pub struct SignatureKey {
     decoding: DecodingKey,
+    /// A shared secret: only HMAC algorithms, through jsonwebtoken.
+    hmac: bool,
     /// One parsed public key per allowed asymmetric algorithm (aws-lc binds a parsed key
     /// to its algorithm); HMAC algorithms have none and go through jsonwebtoken.
     parsed: Vec<(Algorithm, ParsedPublicKey)>,
@@ -40,28 +42,36 @@ impl SignatureKey {
             };
             parsed.push((alg, key.ok()?));
         }
-        Some(SignatureKey { decoding, parsed })
+        Some(SignatureKey {
+            decoding,
+            hmac: false,
+            parsed,
+        })
     }
 
     /// A key for HMAC algorithms only (a configured shared secret).
     pub fn hmac(secret: &[u8]) -> SignatureKey {
         SignatureKey {
             decoding: DecodingKey::from_secret(secret),
+            hmac: true,
             parsed: Vec::new(),
         }
     }
 
-    /// Checks the signature of the compact JWS `token` under `alg`, which the caller has
-    /// already matched against the key's allowed algorithms.
+    /// Checks the signature of the compact JWS `token` under `alg`. An algorithm the key
+    /// was not prepared for is refused here too, whatever the caller checked before.
     pub fn verify(&self, token: &str, alg: Algorithm) -> Result<(), TokenError> {
         let (message, encoded) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
         if let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) {
-            let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(encoded)
-                .map_err(|_| TokenError::Malformed)?;
             return key
                 .verify_sig(message.as_bytes(), &signature)
                 .map_err(|_| TokenError::BadSignature);
+        }
+        if !(self.hmac && crate::config::is_hmac(alg)) {
+            return Err(TokenError::DisallowedAlgorithm);
         }
         match jsonwebtoken::crypto::verify(encoded, message.as_bytes(), &self.decoding, alg) {
             Ok(true) => Ok(()),
@@ -166,6 +176,16 @@ mod tests {
             key.verify("a.b.!!!", Algorithm::RS256),
             Err(TokenError::Malformed)
         );
+        // Valid RS384 signature, but the key was prepared for RS256 only.
+        let rs384 = sign(Algorithm::RS384, &one);
+        assert_eq!(
+            key.verify(&rs384, Algorithm::RS384),
+            Err(TokenError::DisallowedAlgorithm)
+        );
+        assert_eq!(
+            key.verify(&rs384, Algorithm::HS256),
+            Err(TokenError::DisallowedAlgorithm)
+        );
     }
 
     #[test]
@@ -182,6 +202,15 @@ mod tests {
         assert_eq!(
             key.verify(&other, Algorithm::HS256),
             Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            key.verify(&token, Algorithm::RS256),
+            Err(TokenError::DisallowedAlgorithm)
+        );
+        let (head, _) = token.rsplit_once('.').unwrap();
+        assert_eq!(
+            key.verify(&format!("{head}.a+b/"), Algorithm::HS256),
+            Err(TokenError::Malformed)
         );
     }
 }

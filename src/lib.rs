@@ -7,7 +7,7 @@
 //! | 1 | normalize the path; reject ambiguous ones (400) | [`path`] |
 //! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
-//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`jwks`] |
+//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`claims`], [`jwks`] |
 //! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
 //! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
 //! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod claims;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
 
+use crate::claims::{self, Claims};
 use crate::config::IssuerConfig;
 use crate::error::{Rejection, TokenError};
 use crate::identity::{Identity, collect_scopes};
@@ -40,50 +40,7 @@ impl IssuerVerifier {
             scope_claims: config.scope_claims.clone(),
         }
     }
-
-    /// RFC 7519 §4.1 on a token whose signature verified: `exp`, `iss` and `aud` are
-    /// required; `exp`, `nbf` and `iat` are compared with the leeway. Returns `exp`.
-    fn check_claims(&self, claims: &Claims, now: u64) -> Result<u64, TokenError> {
-        let number = |name: &str| match claims.get(name) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or(TokenError::BadClaims),
-        };
-        let exp = number("exp")?.ok_or(TokenError::BadClaims)?;
-        if now > exp.saturating_add(self.leeway) {
-            return Err(TokenError::Expired);
-        }
-        for not_before in [number("nbf")?, number("iat")?].into_iter().flatten() {
-            if not_before > now + self.leeway {
-                return Err(TokenError::NotYetValid);
-            }
-        }
-        match claims.get("iss") {
-            Some(Value::String(iss)) if **iss == *self.issuer => {}
-            Some(Value::String(_)) => return Err(TokenError::UnknownIssuer),
-            _ => return Err(TokenError::BadClaims),
-        }
-        let accepted = |aud: &str| self.audiences.iter().any(|a| a == aud);
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => accepted(aud),
-            Some(Value::Array(auds)) => {
-                let mut any = false;
-                for aud in auds {
-                    any |= accepted(aud.as_str().ok_or(TokenError::BadClaims)?);
-                }
-                any
-            }
-            _ => return Err(TokenError::BadClaims),
-        };
-        if audience_ok {
-            Ok(exp)
-        } else {
-            Err(TokenError::BadAudience)
-        }
-    }
 }
-
-/// A token's claims, as JSON.
-type Claims = serde_json::Map<String, Value>;
 
 /// A verified token as kept in the cache.
 #[derive(Clone)]
@@ -182,7 +139,7 @@ impl Verifier {
         }
         // The issuer names whose keys and settings apply; the signature check that follows
         // is what makes this claim, and the others, trustworthy.
-        let claims = decode_claims(token).ok_or(invalid(TokenError::BadClaims))?;
+        let claims = claims::decode(token).ok_or(invalid(TokenError::BadClaims))?;
         let iss = match claims.get("iss") {
             Some(Value::String(iss)) => iss.as_str(),
             _ => return Err(invalid(TokenError::BadClaims)),
@@ -211,7 +168,12 @@ impl Verifier {
             return Err(invalid(TokenError::DisallowedAlgorithm));
         }
         key.signature.verify(token, header.alg).map_err(invalid)?;
-        let exp = issuer.check_claims(&claims, now()).map_err(invalid)?;
+        let expected = claims::Expected {
+            issuer: &issuer.issuer,
+            audiences: &issuer.audiences,
+            leeway: issuer.leeway,
+        };
+        let exp = claims::check(&claims, &expected, now()).map_err(invalid)?;
         let identity = self.identity(issuer, &claims, exp)?;
         Ok(Cached {
             identity: Arc::new(identity),
@@ -265,95 +227,6 @@ fn claim_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The payload's claims, before the signature is checked.
-fn decode_claims(token: &str) -> Option<Claims> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn issuer() -> IssuerVerifier {
-        let config = crate::config::Config::parse(
-            "version: 1
-upstream: http://127.0.0.1:1
-policy: p.yaml
-issuers: [{issuer: https://tenant/, audiences: [api, other], jwks_uri: http://127.0.0.1:1/jwks}]
-",
-            "c.yaml",
-        )
-        .unwrap();
-        let keys = Arc::new(KeyStore::new(&config.issuers[0]));
-        IssuerVerifier::new(&config.issuers[0], keys)
-    }
-
-    fn check(claims: Value) -> Result<u64, TokenError> {
-        let Value::Object(claims) = claims else {
-            panic!("claims are an object")
-        };
-        issuer().check_claims(&claims, 1_000_000)
-    }
-
-    #[test]
-    fn registered_claims_are_checked_with_the_leeway() {
-        let ok = |exp: u64| serde_json::json!({"iss": "https://tenant/", "aud": "api", "exp": exp});
-        assert_eq!(check(ok(1_000_100)), Ok(1_000_100));
-        // 30 s leeway on both sides.
-        assert_eq!(check(ok(999_970)), Ok(999_970));
-        assert_eq!(check(ok(999_969)), Err(TokenError::Expired));
-        let mut early = ok(1_000_100);
-        early["nbf"] = 1_000_031.into();
-        assert_eq!(check(early.clone()), Err(TokenError::NotYetValid));
-        early["nbf"] = 1_000_030.into();
-        assert!(check(early.clone()).is_ok());
-        early["iat"] = 1_000_031.into();
-        assert_eq!(check(early), Err(TokenError::NotYetValid));
-    }
-
-    #[test]
-    fn issuer_and_audience_must_match() {
-        let base =
-            serde_json::json!({"iss": "https://tenant/", "aud": ["x", "other"], "exp": 1_000_100});
-        assert!(check(base.clone()).is_ok());
-        let mut wrong = base.clone();
-        wrong["aud"] = serde_json::json!(["x", "y"]);
-        assert_eq!(check(wrong), Err(TokenError::BadAudience));
-        let mut wrong = base.clone();
-        wrong["iss"] = "https://tenant".into();
-        assert_eq!(check(wrong), Err(TokenError::UnknownIssuer));
-    }
-
-    #[test]
-    fn missing_or_mistyped_claims_are_bad_claims() {
-        let base = serde_json::json!({"iss": "https://tenant/", "aud": "api", "exp": 1_000_100});
-        for (name, value) in [
-            ("exp", Value::Null),
-            ("exp", 1_000_100.5.into()),
-            ("exp", "1000100".into()),
-            ("nbf", "0".into()),
-            ("iat", (-1).into()),
-            ("aud", Value::Null),
-            ("aud", serde_json::json!(["api", 7])),
-            ("aud", 7.into()),
-            ("iss", Value::Null),
-            ("iss", serde_json::json!(["https://tenant/"])),
-        ] {
-            let mut claims = base.clone();
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-            assert_eq!(check(claims), Err(TokenError::BadClaims), "{name}: {value}");
-        }
-    }
 }
