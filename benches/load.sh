@@ -21,7 +21,7 @@
 # scopegate runs with RUST_LOG=warn: at info it writes one log line per request, which
 # costs more than the authorization itself (INFO_LOG=1 adds that target to show it).
 #
-# Environment: ROUNDS (6), DURATION seconds per target per round (2), WARMUP (3), CONNS (32),
+# Environment: ROUNDS (8), DURATION seconds per target per round (2), WARMUP (3), CONNS (32),
 # TOKENS (20000), PORT_BASE (18000), INFO_LOG=1, SKIP_SETUP=1, SKIP_BUILD=1,
 # SCOPEGATE_BIN (another scopegate binary to measure, e.g. an older build), PRELOAD (a
 # library preloaded into every proxy alike, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2),
@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-ROUNDS=${ROUNDS:-6}
+ROUNDS=${ROUNDS:-8}
 DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-3}
 CONNS=${CONNS:-32}
