@@ -2,6 +2,7 @@
 //! one JWKS refresher per issuer and the policy watcher.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::Server;
@@ -44,7 +45,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
 
     let mut stores = Vec::new();
     let mut issuers = Vec::new();
-    let mut refreshers = Vec::new();
+    let mut sources = Vec::new();
     for issuer in &config.issuers {
         let store = match &issuer.hmac_secret_file {
             Some(file) => {
@@ -75,11 +76,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         metrics.jwks_stale.with_label_values(&label).set(0);
         metrics.jwks_keys.with_label_values(&label).set(0);
         if let (Some(uri), None) = (&issuer.jwks_uri, &issuer.hmac_secret_file) {
-            refreshers.push(JwksRefresher::new(
-                store.clone(),
-                uri.clone(),
-                metrics.clone(),
-            ));
+            sources.push((store.clone(), uri.clone()));
         }
         issuers.push(IssuerVerifier::new(issuer, store.clone()));
         stores.push(store);
@@ -113,7 +110,11 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // In an upgrade this blocks until the old process hands its listeners over.
     server.bootstrap();
+    if options.upgrade {
+        load_keys_before_serving(&sources, &metrics);
+    }
 
     let gateway = Gateway {
         policy: policy.clone(),
@@ -151,7 +152,8 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     admin.add_tcp(&config.admin_listen);
     server.add_service(admin);
 
-    for refresher in refreshers {
+    for (store, uri) in sources {
+        let refresher = JwksRefresher::new(store, uri, metrics.clone());
         server.add_service(background_service("jwks refresher", refresher));
     }
     if let Some(watcher) = cert_watcher {
@@ -162,6 +164,49 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         PolicyWatcher::new(policy),
     ));
     Ok(server)
+}
+
+/// How long a new process in an upgrade waits for its first keys before it serves anyway.
+/// Under pingora's 5 s window in which the old process still accepts after the handover.
+const UPGRADE_KEY_WAIT: Duration = Duration::from_secs(3);
+
+/// Fetches every issuer's JWKS once before a new process starts accepting in an upgrade.
+///
+/// The old process keeps accepting for a few seconds after the handover; if the new one
+/// accepted before its keys were in, its share of those connections would get 503 (fail
+/// closed) although the old process could have served them. If the JWKS server does not
+/// answer in time, the new process serves as at a normal start: 503 on protected routes
+/// until the background refresher gets the keys.
+fn load_keys_before_serving(sources: &[(Arc<KeyStore>, String)], metrics: &Metrics) {
+    if sources.is_empty() {
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load keys before serving");
+            return;
+        }
+    };
+    // A refresher of its own: reqwest's pooled connections belong to the runtime that
+    // opened them, and this one is gone before the server's runtimes start.
+    let loaded = runtime.block_on(async {
+        let mut fetches = tokio::task::JoinSet::new();
+        for (store, uri) in sources {
+            let refresher = JwksRefresher::new(store.clone(), uri.clone(), metrics.clone());
+            fetches.spawn(async move { refresher.refresh().await.is_ok() });
+        }
+        tokio::time::timeout(UPGRADE_KEY_WAIT, fetches.join_all()).await
+    });
+    if loaded.is_err() || sources.iter().any(|(store, _)| !store.is_ready()) {
+        tracing::warn!(
+            waited_ms = UPGRADE_KEY_WAIT.as_millis() as u64,
+            "upgrade: serving before every issuer's keys are loaded; protected routes answer 503 until they are"
+        );
+    }
 }
 
 fn trim_newline(secret: &[u8]) -> &[u8] {

@@ -145,6 +145,8 @@ pub enum JwksMode {
     Serve,
     Status(u16),
     Garbage,
+    /// Serves the keys, but only after this many milliseconds.
+    Slow(u64),
 }
 
 #[derive(Default)]
@@ -258,7 +260,10 @@ async fn serve_jwks(
             .unwrap()
             .into_response(),
         JwksMode::Garbage => "<html>maintenance</html>".into_response(),
-        JwksMode::Serve => {
+        JwksMode::Serve | JwksMode::Slow(_) => {
+            if let JwksMode::Slow(ms) = mode {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let body = json!({ "keys": *state.keys.lock().unwrap() });
             let mut resp = axum::Json(body).into_response();
             if let Some(cc) = state.cache_control.lock().unwrap().clone() {

@@ -33,7 +33,7 @@ fn sigterm_lets_requests_in_flight_finish_then_exits() {
 
 #[test]
 fn a_graceful_upgrade_hands_the_listeners_over_without_dropping_a_request() {
-    let (gw, _jwks, upstream) = Gateway::standard();
+    let (gw, jwks, upstream) = Gateway::standard();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let stop = std::sync::atomic::AtomicBool::new(false);
     let statuses: Vec<Result<u16, String>> = std::thread::scope(|s| {
@@ -53,6 +53,9 @@ fn a_graceful_upgrade_hands_the_listeners_over_without_dropping_a_request() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
+        // A slow JWKS: the new process must not take connections before its keys are in,
+        // or its share of them would get 503 while the old process could serve them.
+        jwks.set_mode(JwksMode::Slow(800));
         // The new binary asks the old one for its sockets, then the old one is told to go.
         let mut new = gw.spawn_upgrade();
         std::thread::sleep(Duration::from_millis(1000));
