@@ -305,6 +305,7 @@ impl Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    arrived: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -312,12 +313,15 @@ impl Upstream {
     pub fn start() -> Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let record = seen.clone();
+        let arrived: Arc<AtomicUsize> = Arc::default();
+        let arrivals = arrived.clone();
         let listener = rt()
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let record = record.clone();
+            arrivals.fetch_add(1, Ordering::SeqCst);
             async move {
                 let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for (name, value) in req.headers() {
@@ -351,7 +355,17 @@ impl Upstream {
         let task = rt().spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Upstream { addr, seen, task }
+        Upstream {
+            addr,
+            seen,
+            arrived,
+            task,
+        }
+    }
+
+    /// Requests that reached the upstream, answered or still waiting out a `delay_ms`.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {

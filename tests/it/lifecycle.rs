@@ -6,7 +6,7 @@ use crate::harness::*;
 
 #[test]
 fn sigterm_lets_requests_in_flight_finish_then_exits() {
-    let (mut gw, _jwks, _upstream) = Gateway::standard();
+    let (mut gw, _jwks, upstream) = Gateway::standard();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let addr = gw.addr;
     let slow = std::thread::spawn(move || {
@@ -17,7 +17,8 @@ fn sigterm_lets_requests_in_flight_finish_then_exits() {
             ),
         )
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The request is in flight once the upstream has it (and waits out its delay).
+    gw.wait_for(|| upstream.arrived() == 1, "the slow request at the upstream");
     gw.signal("TERM");
     let r = slow
         .join()
