@@ -18,7 +18,10 @@ fn sigterm_lets_requests_in_flight_finish_then_exits() {
         )
     });
     // The request is in flight once the upstream has it (and waits out its delay).
-    gw.wait_for(|| upstream.arrived() == 1, "the slow request at the upstream");
+    gw.wait_for(
+        || upstream.arrived() == 1,
+        "the slow request at the upstream",
+    );
     gw.signal("TERM");
     let r = slow
         .join()
