@@ -193,15 +193,17 @@ fn load_keys_before_serving(sources: &[(Arc<KeyStore>, String)], metrics: &Metri
     };
     // A refresher of its own: reqwest's pooled connections belong to the runtime that
     // opened them, and this one is gone before the server's runtimes start.
-    let loaded = runtime.block_on(async {
+    runtime.block_on(async {
         let mut fetches = tokio::task::JoinSet::new();
         for (store, uri) in sources {
             let refresher = JwksRefresher::new(store.clone(), uri.clone(), metrics.clone());
-            fetches.spawn(async move { refresher.refresh().await.is_ok() });
+            // A failure is logged and counted by `refresh`; readiness below says the rest.
+            fetches.spawn(async move { refresher.refresh().await.ok() });
         }
-        tokio::time::timeout(UPGRADE_KEY_WAIT, fetches.join_all()).await
+        // Past the deadline the unfinished fetches are dropped with the runtime.
+        let _ = tokio::time::timeout(UPGRADE_KEY_WAIT, fetches.join_all()).await;
     });
-    if loaded.is_err() || sources.iter().any(|(store, _)| !store.is_ready()) {
+    if sources.iter().any(|(store, _)| !store.is_ready()) {
         tracing::warn!(
             waited_ms = UPGRADE_KEY_WAIT.as_millis() as u64,
             "upgrade: serving before every issuer's keys are loaded; protected routes answer 503 until they are"

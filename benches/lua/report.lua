@@ -1,5 +1,5 @@
 -- wrk script for the fixed-request targets: no per-request work, only a machine-readable
--- summary line for benches/load.sh (latency in microseconds).
+-- summary line for benches/load.sh (latency in microseconds). tokens.lua loads it for done().
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
