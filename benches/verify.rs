@@ -1,6 +1,6 @@
 //! Token verification per algorithm, with the verified-token cache warm (the same token
 //! again) and off (every call a full signature and claims check); the header rewrite; and
-//! the whole per-request decision (`gate::decide`: path, route, token, verify, scopes).
+//! the whole per-request decision (`decision::decide`: path, route, token, verify, scopes).
 //!
 //! Everything is built through the public API, as `server::build` does: a parsed
 //! configuration, a `KeyStore` filled from a JWKS document, `IssuerVerifier`, `Verifier`.
@@ -12,13 +12,14 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use scopegate::auth::Authenticator;
+use scopegate::auth::jwks::KeyStore;
+use scopegate::auth::token::TokenRules;
+use scopegate::auth::verify::{IssuerVerifier, Verifier};
 use scopegate::config::Config;
-use scopegate::gate::{self, RequestParts};
-use scopegate::headers::HeaderPlan;
-use scopegate::jwks::KeyStore;
-use scopegate::metrics::Metrics;
-use scopegate::token::TokenRules;
-use scopegate::verify::{IssuerVerifier, Verifier};
+use scopegate::decision;
+use scopegate::ops::metrics::Metrics;
+use scopegate::proxy::headers::HeaderPlan;
 
 const ISSUER: &str = "https://exampleco.test/";
 const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
@@ -223,22 +224,20 @@ fn decide(c: &mut Criterion) {
         allow_query: false,
         max_bytes: 8192,
     };
-    let cached = f.verifier(Some(100_000));
-    let uncached = f.verifier(None);
+    let cached = Authenticator {
+        verifier: Arc::new(f.verifier(Some(100_000))),
+        rules: rules.clone(),
+    };
+    let uncached = Authenticator {
+        verifier: Arc::new(f.verifier(None)),
+        rules,
+    };
     let authorization = format!("Bearer {}", f.tokens[0]);
-    let run = |verifier: &Verifier| {
-        let d = gate::decide(
-            RequestParts {
-                method: "GET",
-                path: black_box("/timesheets/4711"),
-                query: None,
-                authorization: [authorization.as_bytes()],
-            },
-            &policy,
-            verifier,
-            &rules,
-        );
-        assert!(d.outcome.is_ok());
+    let run = |auth: &Authenticator| {
+        let d = decision::decide("GET", black_box("/timesheets/4711"), &policy, |_route| {
+            auth.authenticate([authorization.as_bytes()], None)
+        });
+        assert!(d.verdict.rejection().is_none());
         d
     };
     run(&cached);

@@ -16,11 +16,11 @@ use std::time::Instant;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use scopegate::auth::jwks::KeyStore;
+use scopegate::auth::verify::{IssuerVerifier, Verifier};
 use scopegate::config::Config;
-use scopegate::headers::HeaderPlan;
-use scopegate::jwks::KeyStore;
-use scopegate::metrics::Metrics;
-use scopegate::verify::{IssuerVerifier, Verifier};
+use scopegate::ops::metrics::Metrics;
+use scopegate::proxy::headers::HeaderPlan;
 
 #[path = "../benches/support/routes.rs"]
 mod routes;
@@ -179,11 +179,11 @@ fn main() {
     let fill_s = t.elapsed().as_secs_f64();
     let after_cache = report(&format!("token cache filled ({n_tokens} tokens)"));
     println!("  minted and verified in {fill_s:.1} s");
-    let hits_before = metrics.token_cache_hits.get();
+    let hits_before = metrics.token_cache_hit_count();
     for token in &samples {
         verifier.verify(token).expect("cached token verifies");
     }
-    let hits = metrics.token_cache_hits.get() - hits_before;
+    let hits = metrics.token_cache_hit_count() - hits_before;
     println!(
         "  sample re-check: {hits} of {} sampled tokens served from the cache",
         samples.len()

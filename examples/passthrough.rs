@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
-use scopegate::jws::SignatureKey;
+use scopegate::auth::jws::SignatureKey;
 
 struct Passthrough {
     upstream: SocketAddr,

@@ -19,26 +19,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod claims;
+pub mod auth;
 pub mod config;
+pub mod decision;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod error;
-pub mod gate;
-pub mod headers;
-pub mod identity;
-pub mod jwks;
-pub mod jws;
-pub mod metrics;
-pub mod path;
+pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod server;
-pub mod tls;
-pub mod token;
-pub mod verify;
-pub mod watch;
-mod yaml;
 
 /// Installs the process-wide JWT crypto provider (aws-lc). Call once at start-up, so that
 /// crate feature unification can never leave two providers or none.

@@ -69,6 +69,7 @@ enum Command {
     /// policies/timesheets.yaml from the working directory if it exists (edits reload live),
     /// else a built-in copy, and prints what to try. The development authorization server's
     /// users, passwords and client secret are public: for demos and tests only.
+    #[cfg(feature = "demo")]
     Demo(scopegate::demo::DemoArgs),
 }
 
@@ -111,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scopes,
         } => explain(&policy, &method, &path, token.as_deref(), scopes.as_deref()),
         Command::Test { paths } => decision_tests(&paths),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => {
             // Only the servers log: `demo login` keeps stdout for the token alone.
             if args.serves() {
@@ -193,9 +195,9 @@ fn explain(
                 jsonwebtoken::dangerous::insecure_decode_claims(token)
                     .context("cannot decode the token's claims")?;
             println!("token:           claims decoded WITHOUT signature verification");
-            Some(scopegate::identity::collect_scopes(
+            Some(scopegate::auth::identity::collect_scopes(
                 &claims,
-                &["scope".into(), "scp".into(), "permissions".into()],
+                &scopegate::auth::identity::DEFAULT_SCOPE_CLAIMS,
             ))
         }
         (None, Some(s)) => Some(s.split_ascii_whitespace().map(str::to_owned).collect()),
@@ -208,7 +210,7 @@ fn explain(
         present.as_deref(),
     );
     println!("{e}");
-    Ok(if e.decision == "allow" {
+    Ok(if e.outcome == scopegate::decision::Outcome::Allow {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)

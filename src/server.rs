@@ -10,16 +10,17 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::Admin;
+use crate::auth::Authenticator;
+use crate::auth::jwks::{JwksRefresher, KeyStore};
+use crate::auth::token::TokenRules;
+use crate::auth::verify::{IssuerVerifier, Verifier};
 use crate::config::Config;
-use crate::headers::HeaderPlan;
-use crate::jwks::{JwksRefresher, KeyStore};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
-use crate::proxy::Gateway;
-use crate::tls::{CertWatcher, ReloadingCert};
-use crate::token::TokenRules;
-use crate::verify::{IssuerVerifier, Verifier};
+use crate::proxy::admin::Admin;
+use crate::proxy::headers::HeaderPlan;
+use crate::proxy::phases::Gateway;
+use crate::proxy::tls::{CertWatcher, ReloadingCert};
 
 /// Why the gateway could not start; each line names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -66,15 +67,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             }
             None => Arc::new(KeyStore::new(issuer)),
         };
-        let label = [store.label.as_str()];
-        for result in ["success", "failure"] {
-            metrics
-                .jwks_refreshes
-                .with_label_values(&[label[0], result]);
-        }
-        metrics.jwks_unknown_kid_refetches.with_label_values(&label);
-        metrics.jwks_stale.with_label_values(&label).set(0);
-        metrics.jwks_keys.with_label_values(&label).set(0);
+        metrics.issuer(&store.label);
         if let (Some(uri), None) = (&issuer.jwks_uri, &issuer.hmac_secret_file) {
             sources.push((store.clone(), uri.clone()));
         }
@@ -118,12 +111,14 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
 
     let gateway = Gateway {
         policy: policy.clone(),
-        verifier,
-        headers,
-        token_rules: TokenRules {
-            allow_query: config.token.insecure_allow_query_parameter,
-            max_bytes: config.token.max_bytes,
+        auth: Authenticator {
+            verifier,
+            rules: TokenRules {
+                allow_query: config.token.insecure_allow_query_parameter,
+                max_bytes: config.token.max_bytes,
+            },
         },
+        headers,
         realm: config.realm.clone(),
         upstream,
         metrics: metrics.clone(),

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::explain::explain;
-use crate::yaml::Pos;
+use crate::auth::identity::{DEFAULT_SCOPE_CLAIMS, collect_scopes};
+use crate::config::yaml::Pos;
+use crate::decision::{Outcome, Reason};
 
 /// A decision-test file.
 #[derive(Debug, Deserialize)]
@@ -54,37 +56,50 @@ pub struct CaseReport {
     pub failures: Vec<String>,
 }
 
-/// Runs every case in `file` against the policy it names.
-pub fn run_case_file(file: &Path) -> CaseReport {
-    let mut report = CaseReport::default();
+/// One decision test, read and checked.
+#[derive(Debug, Clone)]
+pub struct DecisionCase {
+    /// `file:line:column: name`, for messages.
+    pub label: String,
+    /// The method.
+    pub method: String,
+    /// The path (and query) as sent.
+    pub path: String,
+    /// The caller's scopes; `None` when no token is presented.
+    pub scopes: Option<Vec<String>>,
+    /// Forwarded or answered.
+    pub expect: Outcome,
+    /// The reason label expected, if the case names one.
+    pub reason: Option<Reason>,
+    /// The route id expected, if the case names one.
+    pub route: Option<String>,
+}
+
+/// A decision-test file: the policy it tests and its cases.
+#[derive(Debug)]
+pub struct CaseSet {
+    /// The policy file under test.
+    pub policy: PathBuf,
+    /// Every case, in file order.
+    pub cases: Vec<DecisionCase>,
+}
+
+/// Reads a decision-test file; every problem in it at once, with `file:line:column`.
+pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
     let shown = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            report
-                .failures
-                .push(format!("{shown}: cannot read the file: {e}"));
-            return report;
-        }
-    };
-    let cases: CaseFile = match serde_saphyr::from_str(&text) {
-        Ok(c) => c,
-        Err(e) => {
-            report.failures.push(format!(
-                "{}: {}",
-                crate::yaml::located(&shown, &e),
-                crate::yaml::message(&e)
-            ));
-            return report;
-        }
-    };
-    if cases.version != 1 {
-        report
-            .failures
-            .push(format!("{shown}: version: expected 1"));
-        return report;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| vec![format!("{shown}: cannot read the file: {e}")])?;
+    let parsed: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
+        vec![format!(
+            "{}: {}",
+            crate::config::yaml::located(&shown, &e),
+            crate::config::yaml::message(&e)
+        )]
+    })?;
+    if parsed.version != 1 {
+        return Err(vec![format!("{shown}: version: expected 1")]);
     }
-    let policy_path = match &cases.policy {
+    let policy = match &parsed.policy {
         Some(p) => file.parent().unwrap_or(Path::new(".")).join(p),
         None => {
             let name = file
@@ -94,7 +109,99 @@ pub fn run_case_file(file: &Path) -> CaseReport {
             file.with_file_name(name.replace(".test.", "."))
         }
     };
-    let policy = match super::load(&policy_path) {
+    let mut cases = Vec::new();
+    let mut problems = Vec::new();
+    for case in &parsed.cases {
+        let at = Pos::of(case);
+        let c = &case.value;
+        let name = c.name.clone().unwrap_or_else(|| c.request.clone());
+        let label = format!("{shown}:{}:{}: {name}", at.line, at.column);
+        let Some((method, path)) = c.request.split_once(' ') else {
+            problems.push(format!("{label}: request must be \"METHOD /path\""));
+            continue;
+        };
+        let scopes = match (&c.scopes, &c.claims) {
+            (Some(s), None) => Some(s.clone()),
+            (None, Some(claims)) => Some(collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS)),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                problems.push(format!("{label}: give scopes or claims, not both"));
+                continue;
+            }
+        };
+        let expect = match c.expect.as_str() {
+            "allow" => Outcome::Allow,
+            "deny" => Outcome::Deny,
+            other => {
+                problems.push(format!(
+                    "{label}: expect must be allow or deny, not \"{other}\""
+                ));
+                continue;
+            }
+        };
+        let reason = match c.reason.as_deref().map(|r| (r, Reason::parse(r))) {
+            None => None,
+            Some((_, Some(reason))) => Some(reason),
+            Some((other, None)) => {
+                problems.push(format!("{label}: \"{other}\" is not a reason label"));
+                continue;
+            }
+        };
+        cases.push(DecisionCase {
+            label,
+            method: method.to_owned(),
+            path: path.trim().to_owned(),
+            scopes,
+            expect,
+            reason,
+            route: c.route.clone(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(CaseSet { policy, cases })
+    } else {
+        Err(problems)
+    }
+}
+
+impl DecisionCase {
+    /// What is wrong with an outcome for this case; empty when it is what the case expects.
+    pub fn mismatches(&self, outcome: Outcome, reason: Reason, route: Option<&str>) -> Vec<String> {
+        let mut wrong = Vec::new();
+        if outcome != self.expect {
+            wrong.push(format!(
+                "expected {}, got {outcome} ({reason})",
+                self.expect
+            ));
+        }
+        if let Some(expected) = self.reason
+            && expected != reason
+        {
+            wrong.push(format!("expected reason {expected}, got {reason}"));
+        }
+        if let Some(expected) = &self.route
+            && Some(expected.as_str()) != route
+        {
+            wrong.push(format!(
+                "expected route {expected}, got {}",
+                route.unwrap_or("none")
+            ));
+        }
+        wrong
+    }
+}
+
+/// Runs every case in `file` against the policy it names.
+pub fn run_case_file(file: &Path) -> CaseReport {
+    let mut report = CaseReport::default();
+    let set = match read_case_file(file) {
+        Ok(set) => set,
+        Err(problems) => {
+            report.failures = problems;
+            return report;
+        }
+    };
+    let policy = match super::load(&set.policy) {
         Ok(p) => p,
         Err(errors) => {
             report
@@ -103,61 +210,15 @@ pub fn run_case_file(file: &Path) -> CaseReport {
             return report;
         }
     };
-    for case in &cases.cases {
-        let at = Pos::of(case);
-        let c = &case.value;
-        let label = c.name.clone().unwrap_or_else(|| c.request.clone());
-        let fail = |msg: String| format!("{shown}:{}:{}: {label}: {msg}", at.line, at.column);
-        let Some((method, path)) = c.request.split_once(' ') else {
-            report
-                .failures
-                .push(fail("request must be \"METHOD /path\"".into()));
-            continue;
-        };
-        let scopes = match (&c.scopes, &c.claims) {
-            (Some(s), None) => Some(s.clone()),
-            (None, Some(claims)) => Some(crate::identity::collect_scopes(
-                claims,
-                &["scope".into(), "scp".into(), "permissions".into()],
-            )),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                report
-                    .failures
-                    .push(fail("give scopes or claims, not both".into()));
-                continue;
-            }
-        };
-        let e = explain(&policy, method, path.trim(), scopes.as_deref());
-        let mut wrong = Vec::new();
-        if !matches!(c.expect.as_str(), "allow" | "deny") {
-            wrong.push(format!(
-                "expect must be allow or deny, not \"{}\"",
-                c.expect
-            ));
-        } else if e.decision != c.expect {
-            wrong.push(format!(
-                "expected {}, got {} ({})",
-                c.expect, e.decision, e.reason
-            ));
-        }
-        if let Some(reason) = &c.reason
-            && reason != e.reason
-        {
-            wrong.push(format!("expected reason {reason}, got {}", e.reason));
-        }
-        if let Some(route) = &c.route
-            && Some(route) != e.route.as_ref()
-        {
-            wrong.push(format!(
-                "expected route {route}, got {}",
-                e.route.as_deref().unwrap_or("none")
-            ));
-        }
+    for case in &set.cases {
+        let e = explain(&policy, &case.method, &case.path, case.scopes.as_deref());
+        let wrong = case.mismatches(e.outcome, e.reason, e.route.as_deref());
         if wrong.is_empty() {
             report.passed += 1;
         } else {
-            report.failures.push(fail(wrong.join("; ")));
+            report
+                .failures
+                .push(format!("{}: {}", case.label, wrong.join("; ")));
         }
     }
     report

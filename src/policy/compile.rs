@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::file::{PolicyFile, RouteEntry};
 use super::{METHODS, Policy, Requirement, Route};
-use crate::yaml::Pos;
+use crate::config::yaml::Pos;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
                     column: l.column(),
                 })
                 .unwrap_or_default();
-            errors.push(pos, "", None, crate::yaml::message(&e));
+            errors.push(pos, "", None, crate::config::yaml::message(&e));
             return Err(errors.list);
         }
     };
@@ -284,7 +284,7 @@ fn compile_template(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Vec
         } else if *part == "." || *part == ".." {
             return fail(errors, "dot segments never reach the policy".into());
         } else {
-            match crate::path::normalize(&format!("/{part}")) {
+            match crate::proxy::path::normalize(&format!("/{part}")) {
                 Ok(n) if n == format!("/{part}") || part.is_empty() => {
                     segments.push(Segment::Static(part.to_string()))
                 }

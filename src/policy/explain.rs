@@ -1,10 +1,14 @@
 //! Offline answers for operators: what would the policy decide for this request and these
-//! scopes? Used by `scopegate explain` and `scopegate test`; no signature is checked here.
+//! scopes? Used by `scopegate explain` and `scopegate test`. The decision is the gateway's
+//! own ([`crate::decision::decide`]); only the caller is given instead of verified, so no
+//! signature is checked here.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::{Policy, Requirement};
-use crate::error::Rejection;
+use crate::auth::identity::Identity;
+use crate::decision::{self, Outcome, Reason, Rejection};
 
 /// The decision for one request, with everything that led to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,70 +23,53 @@ pub struct Explanation {
     pub required: Vec<String>,
     /// The scopes presented, `None` when no token was presented.
     pub present: Option<Vec<String>>,
-    /// `allow` or `deny`.
-    pub decision: &'static str,
+    /// Allowed (forwarded) or denied.
+    pub outcome: Outcome,
     /// The metric `reason` label the gateway would record.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// The HTTP status the client would get (200 stands for "forwarded").
     pub status: u16,
 }
 
-/// Decides `method path` for a token carrying `scopes` (`None`: no token at all).
+/// Decides `method path` for a caller with `scopes` (`None`: no token at all).
 pub fn explain(
     policy: &Policy,
     method: &str,
     path: &str,
     scopes: Option<&[String]>,
 ) -> Explanation {
-    let mut e = Explanation {
+    let caller = scopes.map(|s| Arc::new(Identity::offline(s)));
+    let path = path.split('?').next().unwrap_or(path);
+    let decision = decision::decide(method, path, policy, |_route| {
+        caller.clone().ok_or(Rejection::MissingToken)
+    });
+    let route = decision
+        .route
+        .as_deref()
+        .and_then(|id| policy.routes().iter().find(|r| &*r.id == id));
+    let refused_path = route.is_none()
+        && matches!(
+            decision.verdict.reason(),
+            Reason::AmbiguousPath | Reason::InvalidRequest
+        );
+    Explanation {
         method: method.to_owned(),
-        normalized_path: None,
-        route: None,
-        required: Vec::new(),
-        present: scopes.map(|s| {
-            let mut v = s.to_vec();
-            v.sort();
-            v.dedup();
-            v
+        normalized_path: (!refused_path).then(|| {
+            decision
+                .rewritten_path
+                .clone()
+                .unwrap_or_else(|| path.to_owned())
         }),
-        decision: "deny",
-        reason: "",
-        status: 0,
-    };
-    let outcome: Result<&'static str, Rejection> = (|| {
-        let normalized = crate::path::normalize(path.split('?').next().unwrap_or(path))?;
-        e.normalized_path = Some(normalized.to_string());
-        let route = policy
-            .route(method, &normalized)
-            .ok_or(Rejection::NoRoute)?;
-        e.route = Some(route.id.to_string());
-        match &route.requirement {
-            Requirement::Public => Ok("public"),
-            Requirement::Scopes { all, joined } => {
-                e.required = all.clone();
-                let present = e.present.as_ref().ok_or(Rejection::MissingToken)?;
-                if all.iter().all(|s| present.contains(s)) {
-                    Ok("authorized")
-                } else {
-                    Err(Rejection::InsufficientScope {
-                        required: joined.clone(),
-                    })
-                }
-            }
-        }
-    })();
-    match outcome {
-        Ok(reason) => {
-            e.decision = "allow";
-            e.reason = reason;
-            e.status = 200;
-        }
-        Err(r) => {
-            e.reason = r.reason();
-            e.status = r.status();
-        }
+        route: route.map(|r| r.id.to_string()),
+        required: match route.map(|r| &r.requirement) {
+            Some(Requirement::Scopes { all, .. }) => all.clone(),
+            Some(Requirement::Public) | None => Vec::new(),
+        },
+        present: caller.map(|c| c.scopes.clone()),
+        outcome: decision.verdict.outcome(),
+        reason: decision.verdict.reason(),
+        status: decision.verdict.rejection().map_or(200, Rejection::status),
     }
-    e
 }
 
 impl fmt::Display for Explanation {
@@ -113,7 +100,7 @@ impl fmt::Display for Explanation {
         write!(
             f,
             "decision:        {} ({}, HTTP {})",
-            self.decision, self.reason, self.status
+            self.outcome, self.reason, self.status
         )
     }
 }
@@ -132,16 +119,20 @@ mod tests {
         let read = vec!["read:timesheets".to_owned()];
         let e = explain(&p, "GET", "//timesheets/7", Some(&read));
         assert_eq!(
-            (e.decision, e.reason, e.status),
-            ("allow", "authorized", 200)
+            (e.outcome, e.reason, e.status),
+            (Outcome::Allow, Reason::Authorized, 200)
         );
         assert_eq!(e.normalized_path.as_deref(), Some("/timesheets/7"));
         assert_eq!(e.route.as_deref(), Some("read-timesheet"));
         let e = explain(&p, "PUT", "/approvals/7", Some(&read));
-        assert_eq!((e.reason, e.status), ("insufficient_scope", 403));
+        assert_eq!((e.reason, e.status), (Reason::InsufficientScope, 403));
         assert_eq!(explain(&p, "GET", "/timesheets", None).status, 401);
-        assert_eq!(explain(&p, "GET", "/nope", Some(&read)).reason, "no_route");
-        assert_eq!(explain(&p, "GET", "/a%2Fb", Some(&read)).status, 400);
-        assert_eq!(explain(&p, "GET", "/healthz", None).reason, "public");
+        assert_eq!(
+            explain(&p, "GET", "/nope", Some(&read)).reason,
+            Reason::NoRoute
+        );
+        let refused = explain(&p, "GET", "/a%2Fb", Some(&read));
+        assert_eq!((refused.status, refused.normalized_path), (400, None));
+        assert_eq!(explain(&p, "GET", "/healthz", None).reason, Reason::Public);
     }
 }

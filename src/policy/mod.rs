@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 pub use compile::{PolicyError, compile, load};
 
-use crate::error::Rejection;
-use crate::identity::Identity;
-use crate::yaml::Pos;
+use crate::auth::identity::Identity;
+use crate::config::yaml::Pos;
+use crate::decision::rejection::Rejection;
 
 /// Methods a route may name.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];

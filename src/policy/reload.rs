@@ -15,8 +15,8 @@ use pingora::services::background::BackgroundService;
 use sha2::{Digest, Sha256};
 
 use super::{Policy, PolicyError, compile};
-use crate::metrics::Metrics;
-use crate::watch::FolderWatch;
+use crate::ops::metrics::Metrics;
+use crate::ops::watch::FolderWatch;
 
 /// What a reload did.
 #[derive(Debug)]
@@ -88,10 +88,7 @@ impl PolicyStore {
             },
         };
         if let ReloadOutcome::Failed(errors) = &outcome {
-            self.metrics
-                .policy_reloads
-                .with_label_values(&["failure"])
-                .inc();
+            self.metrics.policy_failed();
             for e in errors {
                 tracing::error!(error = %e, "policy reload failed; the previous policy keeps serving");
             }

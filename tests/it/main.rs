@@ -4,6 +4,7 @@
 mod harness;
 
 mod burst;
+#[cfg(feature = "demo")]
 mod demo;
 mod deploy;
 mod headers;

@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use crate::error::Rejection;
+use crate::decision::rejection::Rejection;
 
 /// Normalizes a request path, or explains why it has no single reading.
 pub fn normalize(raw: &str) -> Result<Cow<'_, str>, Rejection> {

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::error::{Rejection, TokenError};
+use crate::decision::rejection::{Rejection, TokenError};
 
 /// Where a token may come from, and how large it may be.
 #[derive(Debug, Clone)]

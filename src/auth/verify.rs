@@ -7,12 +7,12 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
 
-use crate::claims::{self, Claims};
+use crate::auth::claims::{self, Claims};
+use crate::auth::identity::{Identity, collect_scopes};
+use crate::auth::jwks::{KeyStore, VerifyKey};
 use crate::config::IssuerConfig;
-use crate::error::{Rejection, TokenError};
-use crate::identity::{Identity, collect_scopes};
-use crate::jwks::{KeyStore, VerifyKey};
-use crate::metrics::Metrics;
+use crate::decision::rejection::{Rejection, TokenError};
+use crate::ops::metrics::Metrics;
 
 /// Token types accepted in `typ` (RFC 9068 §2.1 and RFC 7519 §5.1); any other value marks
 /// another kind of token (an ID token, a logout token, …).
@@ -105,19 +105,19 @@ impl Verifier {
             let issuer = &self.issuers[hit.issuer];
             let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
             if now() <= hit.valid_until && key_current {
-                self.metrics.token_cache_hits.inc();
+                self.metrics.token_cache_hit();
                 return Ok(hit.identity);
             }
             cache.remove(token);
         }
-        self.metrics.token_cache_misses.inc();
+        self.metrics.token_cache_miss();
         let verified = self.verify_uncached(token)?;
         cache.insert(Box::from(token), verified.clone());
         Ok(verified.identity)
     }
 
     fn verify_uncached(&self, token: &str) -> Result<Cached, Rejection> {
-        crate::token::check_syntax(token)?;
+        crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             invalid(match e.kind() {

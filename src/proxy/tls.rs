@@ -13,7 +13,7 @@ use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use sha2::{Digest, Sha256};
 
-use crate::watch::FolderWatch;
+use crate::ops::watch::FolderWatch;
 
 /// Serves the current certificate to every handshake; swapped when the files change.
 pub struct ReloadingCert {

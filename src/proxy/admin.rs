@@ -7,8 +7,8 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::jwks::KeyStore;
-use crate::metrics::Metrics;
+use crate::auth::jwks::KeyStore;
+use crate::ops::metrics::Metrics;
 
 /// The admin HTTP app.
 pub struct Admin {
@@ -32,13 +32,10 @@ impl Admin {
             .map(|s| s.label.as_str())
             .collect();
         let ready = waiting.is_empty();
-        self.metrics.ready.set(i64::from(ready));
+        self.metrics.set_ready(ready);
         for store in &self.issuers {
-            // A store that had keys and lost them to staleness shows as stale.
-            self.metrics
-                .jwks_stale
-                .with_label_values(&[store.label.as_str()])
-                .set(i64::from(!store.is_ready() && store.has_loaded()));
+            let (keys, stale) = store.state();
+            self.metrics.key_state(&store.label, keys, stale);
         }
         (ready, waiting)
     }

@@ -11,7 +11,7 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, VerificationAlg
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
-use crate::error::TokenError;
+use crate::decision::rejection::TokenError;
 
 /// A key ready to check signatures with, for the algorithms it may be used with.
 pub struct SignatureKey {
@@ -109,10 +109,10 @@ mod tests {
     use super::*;
     use jsonwebtoken::{EncodingKey, Header};
 
-    const RSA: &str = include_str!("../tests/fixtures/rsa-1.pem");
-    const RSA_2: &str = include_str!("../tests/fixtures/rsa-2.pem");
-    const EC: &str = include_str!("../tests/fixtures/ec-p256.pem");
-    const ED: &str = include_str!("../tests/fixtures/ed25519.pem");
+    const RSA: &str = include_str!("../../tests/fixtures/rsa-1.pem");
+    const RSA_2: &str = include_str!("../../tests/fixtures/rsa-2.pem");
+    const EC: &str = include_str!("../../tests/fixtures/ec-p256.pem");
+    const ED: &str = include_str!("../../tests/fixtures/ed25519.pem");
 
     fn sign(alg: Algorithm, key: &EncodingKey) -> String {
         jsonwebtoken::encode(&Header::new(alg), &serde_json::json!({"sub": "alice"}), key).unwrap()

@@ -92,6 +92,22 @@ impl Identity {
         })
     }
 
+    /// An identity that no token stands behind, for offline decisions (`scopegate explain`
+    /// and `scopegate test`): the given scopes, nothing else.
+    pub fn offline(scopes: &[String]) -> Identity {
+        let mut scopes: Vec<String> = scopes
+            .iter()
+            .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+            .cloned()
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        // Scopes that cannot be a header value could never arrive in a verified token.
+        scopes.retain(|s| HeaderValue::from_str(s).is_ok());
+        Identity::new(None, "offline".into(), None, scopes, vec![], u64::MAX)
+            .expect("scopes that are header values join into one")
+    }
+
     /// The header values, prepared when the identity was built.
     pub fn header_values(&self) -> &HeaderValues {
         &self.values
@@ -112,15 +128,19 @@ impl Identity {
     }
 }
 
+/// The claims whose union makes a token's scopes unless an issuer names others: OAuth's
+/// `scope` (RFC 8693 §4.2), `scp` (Okta, Entra ID) and `permissions` (Auth0 RBAC).
+pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+
 /// Collects scopes from a claims object: `scope` (space-delimited string), `scp` (string
 /// or array) and `permissions` (array), or whichever claims the issuer names.
 pub fn collect_scopes(
     claims: &serde_json::Map<String, serde_json::Value>,
-    scope_claims: &[String],
+    scope_claims: &[impl AsRef<str>],
 ) -> Vec<String> {
     let mut scopes = Vec::new();
     for name in scope_claims {
-        match claims.get(name) {
+        match claims.get(name.as_ref()) {
             Some(serde_json::Value::String(s)) => {
                 scopes.extend(s.split_ascii_whitespace().map(str::to_owned))
             }
@@ -164,7 +184,7 @@ mod tests {
                 "read:timesheets"
             ]
         );
-        assert_eq!(collect_scopes(&c, &["scp".into()]), ["delete:timesheets"]);
+        assert_eq!(collect_scopes(&c, &["scp"]), ["delete:timesheets"]);
     }
 
     #[test]

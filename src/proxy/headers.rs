@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
+use crate::auth::identity::Identity;
 use crate::config::Config;
-use crate::identity::Identity;
 
 /// Headers that would let a client change the method or path a backend acts on after the
 /// decision; they never reach the upstream.

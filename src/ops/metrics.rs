@@ -1,52 +1,58 @@
-//! Every metric scopegate exposes, in one place.
+//! Every metric scopegate exposes, in one place, and written only through the named methods
+//! below: a value is set in exactly one place. What can be read off the live state at scrape
+//! time (keys loaded, staleness, readiness) is computed then, not tracked.
 //!
 //! Labels come from closed sets only: route ids and issuer names from configuration,
-//! decisions and reasons from [`crate::error::Rejection`]. Never a raw path, subject,
+//! decisions and reasons from [`crate::decision::Outcome`] and [`crate::decision::Reason`]. Never a raw path, subject,
 //! token or URL. Each gateway owns its registry, so several can live in one process.
+
+use std::time::Duration;
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::decision::{Outcome, Reason};
+
 /// The gateway's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// `scopegate_requests_total{route, decision, reason}`.
-    pub requests: IntCounterVec,
+    requests: IntCounterVec,
     /// `scopegate_auth_duration_seconds{decision="allow"}`: time to decide, not to proxy.
     /// (Both children are resolved once: a label lookup per request costs more than the
     /// observation.)
-    pub auth_duration_allow: Histogram,
+    auth_duration_allow: Histogram,
     /// `scopegate_auth_duration_seconds{decision="deny"}`.
-    pub auth_duration_deny: Histogram,
+    auth_duration_deny: Histogram,
     /// `scopegate_upstream_errors_total`: allowed requests the upstream failed.
-    pub upstream_errors: IntCounter,
+    upstream_errors: IntCounter,
     /// `scopegate_jwks_refreshes_total{issuer, result}`.
-    pub jwks_refreshes: IntCounterVec,
+    jwks_refreshes: IntCounterVec,
     /// `scopegate_jwks_keys{issuer}`: usable keys loaded.
-    pub jwks_keys: IntGaugeVec,
+    jwks_keys: IntGaugeVec,
     /// `scopegate_jwks_last_success_timestamp_seconds{issuer}`.
-    pub jwks_last_success: prometheus::GaugeVec,
+    jwks_last_success: prometheus::GaugeVec,
     /// `scopegate_jwks_unknown_kid_refetches_total{issuer}`.
-    pub jwks_unknown_kid_refetches: IntCounterVec,
+    jwks_unknown_kid_refetches: IntCounterVec,
     /// `scopegate_jwks_stale{issuer}`: 1 when keys passed the maximum staleness.
-    pub jwks_stale: IntGaugeVec,
+    jwks_stale: IntGaugeVec,
     /// `scopegate_policy_reloads_total{result}`.
-    pub policy_reloads: IntCounterVec,
+    policy_reloads: IntCounterVec,
     /// `scopegate_policy_routes`.
-    pub policy_routes: IntGauge,
+    policy_routes: IntGauge,
     /// `scopegate_policy_last_reload_success_timestamp_seconds`.
-    pub policy_last_success: Gauge,
+    policy_last_success: Gauge,
     /// `scopegate_policy_info{hash}`: 1 for the live policy's SHA-256.
-    pub policy_info: IntGaugeVec,
+    policy_info: IntGaugeVec,
     /// `scopegate_token_cache_requests_total{result="hit"}`.
-    pub token_cache_hits: IntCounter,
+    token_cache_hits: IntCounter,
     /// `scopegate_token_cache_requests_total{result="miss"}`.
-    pub token_cache_misses: IntCounter,
+    token_cache_misses: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
-    pub ready: IntGauge,
+    ready: IntGauge,
 }
 
 impl Default for Metrics {
@@ -178,13 +184,101 @@ impl Metrics {
         }
     }
 
-    /// Records a policy that went live.
+    /// Pre-seeds an issuer's series, so dashboards see zeros rather than gaps.
+    pub fn issuer(&self, label: &str) {
+        for result in ["success", "failure"] {
+            self.jwks_refreshes.with_label_values(&[label, result]);
+        }
+        self.jwks_unknown_kid_refetches.with_label_values(&[label]);
+        self.key_state(label, 0, false);
+    }
+
+    /// A JWKS fetch succeeded.
+    pub fn jwks_refreshed(&self, label: &str) {
+        self.jwks_refreshes
+            .with_label_values(&[label, "success"])
+            .inc();
+        self.jwks_last_success
+            .with_label_values(&[label])
+            .set(unix_now());
+    }
+
+    /// A JWKS fetch failed (the old keys stay, as long as they are fresh enough).
+    pub fn jwks_failed(&self, label: &str) {
+        self.jwks_refreshes
+            .with_label_values(&[label, "failure"])
+            .inc();
+    }
+
+    /// A token with an unknown `kid` caused a JWKS fetch.
+    pub fn jwks_unknown_kid_refetch(&self, label: &str) {
+        self.jwks_unknown_kid_refetches
+            .with_label_values(&[label])
+            .inc();
+    }
+
+    /// An issuer's key set as it stands: usable keys, and whether keys it had went stale.
+    /// Read off the key store when metrics are scraped.
+    pub fn key_state(&self, label: &str, usable_keys: usize, stale: bool) {
+        self.jwks_keys
+            .with_label_values(&[label])
+            .set(usable_keys as i64);
+        self.jwks_stale
+            .with_label_values(&[label])
+            .set(i64::from(stale));
+    }
+
+    /// Whether `/readyz` says ready.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// A policy went live.
     pub fn policy_loaded(&self, routes: usize, hash: &str) {
         self.policy_reloads.with_label_values(&["success"]).inc();
         self.policy_routes.set(routes as i64);
         self.policy_last_success.set(unix_now());
         self.policy_info.reset();
         self.policy_info.with_label_values(&[hash]).set(1);
+    }
+
+    /// A policy edit was refused; the live policy stays.
+    pub fn policy_failed(&self) {
+        self.policy_reloads.with_label_values(&["failure"]).inc();
+    }
+
+    /// The verified-token cache held the token.
+    pub fn token_cache_hit(&self) {
+        self.token_cache_hits.inc();
+    }
+
+    /// Cache hits counted so far (the footprint example checks its requests were hits).
+    pub fn token_cache_hit_count(&self) -> u64 {
+        self.token_cache_hits.get()
+    }
+
+    /// The verified-token cache did not hold the token.
+    pub fn token_cache_miss(&self) {
+        self.token_cache_misses.inc();
+    }
+
+    /// The authorization decision took `elapsed`.
+    pub fn decided(&self, outcome: Outcome, elapsed: Duration) {
+        let histogram = match outcome {
+            Outcome::Allow => &self.auth_duration_allow,
+            Outcome::Deny | Outcome::Error => &self.auth_duration_deny,
+        };
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// A request is done: one count by route, outcome and reason.
+    pub fn request_done(&self, route: &str, outcome: Outcome, reason: Reason) {
+        if outcome == Outcome::Error {
+            self.upstream_errors.inc();
+        }
+        self.requests
+            .with_label_values(&[route, outcome.as_str(), reason.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of this gateway's metrics and pingora's own.

@@ -18,9 +18,9 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
+use crate::auth::jws::SignatureKey;
 use crate::config::{IssuerConfig, JwksSettings};
-use crate::jws::SignatureKey;
-use crate::metrics::{Metrics, unix_now};
+use crate::ops::metrics::Metrics;
 
 /// One key that may verify signatures, with the algorithms it may be used with.
 pub struct VerifyKey {
@@ -363,36 +363,13 @@ impl JwksRefresher {
         match self.fetch().await {
             Ok((keys, skipped, age)) => {
                 let n = self.store.install(keys);
-                self.metrics
-                    .jwks_refreshes
-                    .with_label_values(&[label, "success"])
-                    .inc();
-                self.metrics
-                    .jwks_keys
-                    .with_label_values(&[label])
-                    .set(n as i64);
-                self.metrics
-                    .jwks_last_success
-                    .with_label_values(&[label])
-                    .set(unix_now());
-                self.metrics.jwks_stale.with_label_values(&[label]).set(0);
+                self.metrics.jwks_refreshed(label);
                 tracing::info!(issuer = %label, keys = n, skipped, max_age = ?age, "JWKS refreshed");
                 Ok(age)
             }
             Err(e) => {
-                self.metrics
-                    .jwks_refreshes
-                    .with_label_values(&[label, "failure"])
-                    .inc();
+                self.metrics.jwks_failed(label);
                 let usable = self.store.is_ready();
-                let stale = !usable && self.store.has_loaded();
-                self.metrics
-                    .jwks_stale
-                    .with_label_values(&[label])
-                    .set(i64::from(stale));
-                if !usable {
-                    self.metrics.jwks_keys.with_label_values(&[label]).set(0);
-                }
                 tracing::warn!(issuer = %label, error = %e, keeping_keys = usable, "JWKS refresh failed");
                 Err(e)
             }
@@ -467,10 +444,7 @@ impl BackgroundService for JwksRefresher {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.store.refetch.notified() => {
                     if self.store.refetch_pending.swap(false, Ordering::AcqRel) {
-                        self.metrics
-                            .jwks_unknown_kid_refetches
-                            .with_label_values(&[self.store.label.as_str()])
-                            .inc();
+                        self.metrics.jwks_unknown_kid_refetch(&self.store.label);
                         tracing::info!(issuer = %self.store.label, "unknown key id: refetching JWKS");
                     }
                 }
@@ -491,6 +465,15 @@ impl KeyStore {
     /// Whether a key set was ever loaded (even if it is now too stale to use).
     pub fn has_loaded(&self) -> bool {
         self.current.load().is_some()
+    }
+
+    /// Keys usable now (none once they are too stale), and whether keys that were loaded
+    /// went stale: what `/metrics` reports for the issuer.
+    pub fn state(&self) -> (usize, bool) {
+        match self.keys() {
+            Some(set) => (set.len(), false),
+            None => (0, self.has_loaded()),
+        }
     }
 }
 

@@ -11,15 +11,12 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
+use crate::auth::Authenticator;
 use crate::config::Upstream;
-use crate::error::Rejection;
-use crate::gate::{self, Access, RequestParts};
-use crate::headers::{HeaderPlan, HeaderSink, PlannedName};
-use crate::identity::Identity;
-use crate::metrics::Metrics;
+use crate::decision::{self, Access, Answer, Decision, Outcome, Reason, Verdict};
+use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
-use crate::token::TokenRules;
-use crate::verify::Verifier;
+use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -28,12 +25,10 @@ const MAX_DRAINED_BODY: u64 = 64 * 1024;
 pub struct Gateway {
     /// The live policy.
     pub policy: Arc<PolicyStore>,
-    /// Token verification.
-    pub verifier: Arc<Verifier>,
+    /// Who is calling.
+    pub auth: Authenticator,
     /// The identity header rewrite.
     pub headers: HeaderPlan,
-    /// Token extraction rules.
-    pub token_rules: TokenRules,
     /// `WWW-Authenticate` realm.
     pub realm: String,
     /// Where allowed requests go.
@@ -43,13 +38,11 @@ pub struct Gateway {
 }
 
 /// Per-request state, from `request_filter` to `logging`.
-#[derive(Default)]
 pub struct RequestCtx {
-    route: Option<Arc<str>>,
-    outcome: Option<Result<Access, Rejection>>,
-    identity: Option<Arc<Identity>>,
-    rewritten_path: Option<String>,
-    started: Option<Instant>,
+    started: Instant,
+    /// `None` until `request_filter` ran (a request pingora could not parse never gets
+    /// there).
+    decision: Option<Decision>,
 }
 
 #[async_trait]
@@ -57,44 +50,34 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            started: Instant::now(),
+            decision: None,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let started = Instant::now();
-        ctx.started = Some(started);
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let req = session.req_header();
-        let decision = gate::decide(
-            RequestParts {
-                method: req.method.as_str(),
-                path: req.uri.path(),
-                query: req.uri.query(),
-                authorization: req
-                    .headers
-                    .get_all(http::header::AUTHORIZATION)
-                    .iter()
-                    .map(HeaderValue::as_bytes),
-            },
-            &policy,
-            &self.verifier,
-            &self.token_rules,
-        );
-        let duration = match &decision.outcome {
-            Ok(_) => &self.metrics.auth_duration_allow,
-            Err(_) => &self.metrics.auth_duration_deny,
-        };
-        duration.observe(started.elapsed().as_secs_f64());
-        ctx.route = decision.route;
-        ctx.rewritten_path = decision.rewritten_path;
-        ctx.identity = decision.identity;
-        let rejection = decision.outcome.as_ref().err().cloned();
-        ctx.outcome = Some(decision.outcome);
-        match rejection {
+        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |_route| {
+            let authorization = req.headers.get_all(http::header::AUTHORIZATION);
+            self.auth.authenticate(
+                authorization.iter().map(HeaderValue::as_bytes),
+                req.uri.query(),
+            )
+        });
+        self.metrics
+            .decided(decision.verdict.outcome(), ctx.started.elapsed());
+        let answer = decision
+            .verdict
+            .rejection()
+            .map(|rejection| rejection.answer(&self.realm));
+        ctx.decision = Some(decision);
+        match answer {
             None => Ok(false),
-            Some(rejection) => {
-                self.reject(session, &rejection).await?;
+            Some(answer) => {
+                self.reject(session, answer).await?;
                 Ok(true)
             }
         }
@@ -118,7 +101,10 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(path) = &ctx.rewritten_path {
+        let Some(decision) = &ctx.decision else {
+            return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
+        };
+        if let Some(path) = &decision.rewritten_path {
             // Forward exactly the path the policy was matched on.
             let target = match upstream_request.uri.query() {
                 Some(q) => format!("{path}?{q}"),
@@ -141,46 +127,43 @@ impl ProxyHttp for Gateway {
             upstream_request.set_uri(uri);
         }
         // Only an allowed request gets here; on public routes no token was verified.
-        let identity = match ctx.outcome {
-            Some(Ok(Access::Authorized)) => ctx.identity.as_deref(),
-            _ => None,
+        let identity = match &decision.verdict {
+            Verdict::Allow(Access::Authorized(identity)) => Some(&**identity),
+            Verdict::Allow(Access::Public) => None,
+            Verdict::Deny { .. } => {
+                return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
+            }
         };
         self.headers.apply(upstream_request, identity);
         Ok(())
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let route = ctx.route.as_deref().unwrap_or("none");
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let (decision, reason) = match (&ctx.outcome, error) {
-            (Some(Err(rejection)), _) => ("deny", rejection.reason()),
-            (Some(Ok(_)), Some(_)) => {
-                self.metrics.upstream_errors.inc();
-                ("error", "upstream_error")
-            }
-            (Some(Ok(access)), None) => ("allow", access.reason()),
+        let decision = ctx.decision.as_ref();
+        let route = decision.and_then(|d| d.route.as_deref()).unwrap_or("none");
+        let (outcome, reason) = match (decision.map(|d| &d.verdict), error) {
+            (Some(verdict @ Verdict::Deny { .. }), _) => (Outcome::Deny, verdict.reason()),
+            (Some(Verdict::Allow(_)), Some(_)) => (Outcome::Error, Reason::UpstreamError),
+            (Some(verdict @ Verdict::Allow(_)), None) => (Outcome::Allow, verdict.reason()),
             // The request never reached `request_filter` (a malformed request line).
-            (None, _) => ("deny", "invalid_request"),
+            (None, _) => (Outcome::Deny, Reason::InvalidRequest),
         };
-        self.metrics
-            .requests
-            .with_label_values(&[route, decision, reason])
-            .inc();
-        let subject = ctx.identity.as_ref().and_then(|id| id.subject.as_deref());
-        let latency_ms = ctx
-            .started
-            .map(|s| (s.elapsed().as_secs_f64() * 1e6).round() / 1e3)
-            .unwrap_or_default();
+        self.metrics.request_done(route, outcome, reason);
+        let subject = decision
+            .and_then(|d| d.verdict.identity())
+            .and_then(|id| id.subject.as_deref());
+        let latency_ms = (ctx.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let req = session.req_header();
         tracing::info!(
             method = %req.method,
             path = req.uri.path(),
             route,
-            decision,
-            reason,
+            decision = outcome.as_str(),
+            reason = reason.as_str(),
             status,
             latency_ms,
             subject = subject.unwrap_or("-"),
@@ -197,17 +180,17 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Writes a rejection with header and body separately, so the connection stays open
     /// (`respond_error_with_body` would close it).
-    async fn reject(&self, session: &mut Session, rejection: &Rejection) -> Result<()> {
-        let body = Bytes::from(rejection.body());
-        let mut resp = ResponseHeader::build(rejection.status(), Some(5))?;
+    async fn reject(&self, session: &mut Session, answer: Answer) -> Result<()> {
+        let body = Bytes::from(answer.body);
+        let mut resp = ResponseHeader::build(answer.status, Some(5))?;
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        if let Some(challenge) = rejection.challenge(&self.realm) {
+        if let Some(challenge) = answer.challenge {
             resp.insert_header(http::header::WWW_AUTHENTICATE, challenge)?;
         }
-        if matches!(rejection, Rejection::KeysUnavailable) {
-            resp.insert_header(http::header::RETRY_AFTER, "5")?;
+        if let Some(seconds) = answer.retry_after {
+            resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
         }
         // Keep-alive needs the unread request body off the wire first. A small body is
         // drained; a large (or chunked) one is not worth reading for a refusal, so the

@@ -4,6 +4,8 @@
 //! whole so that `scopegate check` can report every problem at once. Every field's doc
 //! comment ends with its default; switches that weaken security say `insecure` in their name.
 
+pub(crate) mod yaml;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -301,8 +303,8 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         let config: Config = serde_saphyr::from_str(text).map_err(|e| {
             vec![ConfigError {
-                file: crate::yaml::located(file, &e),
-                message: crate::yaml::message(&e),
+                file: crate::config::yaml::located(file, &e),
+                message: crate::config::yaml::message(&e),
             }]
         })?;
         let problems = config.problems();
@@ -500,7 +502,9 @@ fn default_leeway() -> u64 {
     30
 }
 fn default_scope_claims() -> Vec<String> {
-    vec!["scope".into(), "scp".into(), "permissions".into()]
+    crate::auth::identity::DEFAULT_SCOPE_CLAIMS
+        .map(String::from)
+        .to_vec()
 }
 fn default_refresh() -> u64 {
     300

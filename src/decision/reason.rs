@@ -1,0 +1,156 @@
+//! The closed sets of labels every outcome is known by: the metric `decision` and `reason`
+//! labels, the access log's fields, `explain`'s output and README's responses table.
+//!
+//! Both enums are matched without a wildcard wherever they are read, so a new variant makes
+//! the compiler point at every place that must answer it.
+
+/// The metric `decision` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Forwarded to the upstream.
+    Allow,
+    /// Answered by the gateway itself.
+    Deny,
+    /// Allowed, but the upstream failed.
+    Error,
+}
+
+impl Outcome {
+    /// Every outcome, for pre-seeding metric series.
+    pub const ALL: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Error];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// The metric `reason` label: why a request was allowed, denied or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A public route: no token looked at.
+    Public,
+    /// A verified token satisfied the route.
+    Authorized,
+    /// No bearer credentials.
+    MissingToken,
+    /// A malformed request (several credentials, a bad header, an oversized token, an
+    /// unparsable request line).
+    InvalidRequest,
+    /// A path that more than one backend could read differently.
+    AmbiguousPath,
+    /// A token that is not a well-formed JWT, or lacks a required claim.
+    InvalidToken,
+    /// `exp` passed.
+    TokenExpired,
+    /// `nbf` or `iat` in the future.
+    TokenNotYetValid,
+    /// `iss` names no configured issuer.
+    UnknownIssuer,
+    /// No key of the issuer matches the token.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `aud` holds none of the configured audiences.
+    BadAudience,
+    /// An algorithm the key and the allowlist do not permit.
+    DisallowedAlgorithm,
+    /// A `typ` of another kind of token.
+    BadTokenType,
+    /// A `crit` extension the gateway does not implement.
+    UnsupportedCrit,
+    /// The token lacks a scope the route requires.
+    InsufficientScope,
+    /// No route matches: default deny.
+    NoRoute,
+    /// The issuer's keys are not loaded or too stale: fail closed.
+    KeysUnavailable,
+    /// The upstream failed an allowed request.
+    UpstreamError,
+}
+
+impl Reason {
+    /// Every reason, in README's order.
+    pub const ALL: [Reason; 19] = [
+        Reason::Public,
+        Reason::Authorized,
+        Reason::MissingToken,
+        Reason::InvalidRequest,
+        Reason::AmbiguousPath,
+        Reason::InvalidToken,
+        Reason::TokenExpired,
+        Reason::TokenNotYetValid,
+        Reason::UnknownIssuer,
+        Reason::UnknownKey,
+        Reason::BadSignature,
+        Reason::BadAudience,
+        Reason::DisallowedAlgorithm,
+        Reason::BadTokenType,
+        Reason::UnsupportedCrit,
+        Reason::InsufficientScope,
+        Reason::NoRoute,
+        Reason::KeysUnavailable,
+        Reason::UpstreamError,
+    ];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Public => "public",
+            Reason::Authorized => "authorized",
+            Reason::MissingToken => "missing_token",
+            Reason::InvalidRequest => "invalid_request",
+            Reason::AmbiguousPath => "ambiguous_path",
+            Reason::InvalidToken => "invalid_token",
+            Reason::TokenExpired => "token_expired",
+            Reason::TokenNotYetValid => "token_not_yet_valid",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::UnknownKey => "unknown_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::BadAudience => "bad_audience",
+            Reason::DisallowedAlgorithm => "disallowed_algorithm",
+            Reason::BadTokenType => "bad_token_type",
+            Reason::UnsupportedCrit => "unsupported_crit",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::NoRoute => "no_route",
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::UpstreamError => "upstream_error",
+        }
+    }
+
+    /// The reason a label names, for decision tests that expect one.
+    pub fn parse(label: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == label)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_parse_back() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "{r} twice");
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::parse("allow"), None);
+    }
+}

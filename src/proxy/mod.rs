@@ -1,0 +1,15 @@
+//! The proxy layer: pingora's proxy phases and what they hand to the pure core.
+//!
+//! | file | job |
+//! |---|---|
+//! | [`phases`] | the `ProxyHttp` phases: plumbing only |
+//! | [`path`] | one normalization of the request path, refused where ambiguous |
+//! | [`headers`] | strip client identity headers, set the verified ones |
+//! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
+//! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
+
+pub mod admin;
+pub mod headers;
+pub mod path;
+pub mod phases;
+pub mod tls;
