@@ -2,21 +2,18 @@
 //! again) and off (every call a full signature and claims check); the header rewrite; and
 //! the whole per-request decision (`decision::decide`: path, route, token, verify, scopes).
 //!
-//! Everything is built through the public API, as `server::build` does: a parsed
-//! configuration, a `KeyStore` filled from a JWKS document, `IssuerVerifier`, `Verifier`.
+//! Everything is built through the constructor `server::build` uses
+//! (`Authenticator::from_settings` on parsed settings), with the key store filled from a
+//! JWKS document.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use scopegate::auth::Authenticator;
-use scopegate::auth::jwks::KeyStore;
-use scopegate::auth::token::TokenRules;
-use scopegate::auth::verify::{IssuerVerifier, Verifier};
-use scopegate::config::Config;
+use scopegate::config::Settings;
 use scopegate::decision;
 use scopegate::ops::metrics::Metrics;
 use scopegate::proxy::headers::HeaderPlan;
@@ -43,9 +40,10 @@ const KEYS: [(&str, &str, Algorithm); 3] = [
 ];
 
 struct Fixture {
-    config: Config,
+    settings: Settings,
     plan: HeaderPlan,
-    keys: Arc<KeyStore>,
+    /// The JWK Set of `KEYS`.
+    jwks: Vec<u8>,
     /// One token per entry of `KEYS`.
     tokens: Vec<String>,
 }
@@ -53,8 +51,9 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         scopegate::install_crypto_provider();
-        let config = Config::parse(CONFIG, "bench.yaml").expect("bench config parses");
-        let plan = HeaderPlan::from_config(&config);
+        let settings = Settings::parse(CONFIG, "bench.yaml", std::path::Path::new("."))
+            .expect("bench config parses");
+        let plan = HeaderPlan::new(&settings.headers);
         let mut jwks = JwkSet { keys: Vec::new() };
         let mut tokens = Vec::new();
         let now = jsonwebtoken::get_current_timestamp();
@@ -85,29 +84,23 @@ impl Fixture {
             });
             tokens.push(jsonwebtoken::encode(&header, &claims, &encoding).expect("signs"));
         }
-        let keys = Arc::new(KeyStore::new(&config.issuers[0]));
-        let n = keys
-            .install_jwks(&serde_json::to_vec(&jwks).expect("JWKS serializes"))
-            .expect("JWKS installs");
-        assert_eq!(n, 3);
         Fixture {
-            config,
+            settings,
             plan,
-            keys,
+            jwks: serde_json::to_vec(&jwks).expect("JWKS serializes"),
             tokens,
         }
     }
 
-    fn verifier(&self, cache: Option<u64>) -> Verifier {
-        Verifier::new(
-            vec![IssuerVerifier::new(
-                &self.config.issuers[0],
-                self.keys.clone(),
-            )],
-            self.plan.claim_names(),
-            cache,
-            Metrics::new(),
-        )
+    /// An authenticator built as the server builds it, its keys loaded, the cache of
+    /// `cache` entries (or off).
+    fn authenticator(&self, cache: Option<usize>) -> Authenticator {
+        let mut settings = self.settings.clone();
+        settings.token_cache_entries = cache;
+        let (auth, stores) = Authenticator::from_settings(&settings, &Metrics::new());
+        let n = stores[0].install_jwks(&self.jwks).expect("JWKS installs");
+        assert_eq!(n, 3);
+        auth
     }
 }
 
@@ -121,8 +114,8 @@ fn quick(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurem
 
 fn verify(c: &mut Criterion) {
     let f = Fixture::new();
-    let cached = f.verifier(Some(100_000));
-    let uncached = f.verifier(None);
+    let cached = f.authenticator(Some(100_000)).verifier;
+    let uncached = f.authenticator(None).verifier;
     let mut group = quick(c);
     for ((_, _, alg), token) in KEYS.iter().zip(&f.tokens) {
         cached.verify(token).expect("valid token");
@@ -168,7 +161,7 @@ fn typical_headers(token: &str) -> http::HeaderMap {
 
 fn headers(c: &mut Criterion) {
     let f = Fixture::new();
-    let verifier = f.verifier(Some(100_000));
+    let verifier = f.authenticator(Some(100_000)).verifier;
     let identity = verifier.verify(&f.tokens[0]).expect("valid token");
     let request = typical_headers(&f.tokens[0]);
     let mut group = c.benchmark_group("headers");
@@ -220,18 +213,8 @@ fn decide(c: &mut Criterion) {
         "timesheets.yaml",
     )
     .expect("seed policy compiles");
-    let rules = TokenRules {
-        allow_query: false,
-        max_bytes: 8192,
-    };
-    let cached = Authenticator {
-        verifier: Arc::new(f.verifier(Some(100_000))),
-        rules: rules.clone(),
-    };
-    let uncached = Authenticator {
-        verifier: Arc::new(f.verifier(None)),
-        rules,
-    };
+    let cached = f.authenticator(Some(100_000));
+    let uncached = f.authenticator(None);
     let authorization = format!("Bearer {}", f.tokens[0]);
     let run = |auth: &Authenticator| {
         let d = decision::decide("GET", black_box("/timesheets/4711"), &policy, |_route| {
@@ -258,7 +241,7 @@ fn decide(c: &mut Criterion) {
 /// longer in the CPU caches.
 fn working_set(c: &mut Criterion) {
     let f = Fixture::new();
-    let verifier = f.verifier(Some(100_000));
+    let verifier = f.authenticator(Some(100_000)).verifier;
     let (ed, _, _) = KEYS[2];
     let pem = std::fs::read(format!(
         "{}/tests/fixtures/{ed}",

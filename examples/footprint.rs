@@ -11,16 +11,13 @@
 //! cargo run --release --example footprint [-- ROUTES TOKENS]
 //! ```
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use scopegate::auth::jwks::KeyStore;
-use scopegate::auth::verify::{IssuerVerifier, Verifier};
-use scopegate::config::Config;
+use scopegate::auth::Authenticator;
+use scopegate::config::Settings;
 use scopegate::ops::metrics::Metrics;
-use scopegate::proxy::headers::HeaderPlan;
 
 #[path = "../benches/support/routes.rs"]
 mod routes;
@@ -93,11 +90,14 @@ fn main() {
     let after_policy = report(&format!("policy compiled ({n_routes} routes)"));
     println!("  compile time {compile_ms:.0} ms");
 
-    let config = Config::parse(CONFIG, "footprint.yaml").expect("config parses");
+    let settings = Settings::parse(CONFIG, "footprint.yaml", std::path::Path::new("."))
+        .expect("config parses");
+    let metrics = Metrics::new();
+    let (auth, stores) = Authenticator::from_settings(&settings, &metrics);
+    let verifier = &auth.verifier;
     let (rsa, rsa_jwk) = key("rsa-1.pem", "rsa-1", Algorithm::RS256);
     let (ed, ed_jwk) = key("ed25519.pem", "ed-1", Algorithm::EdDSA);
-    let store = Arc::new(KeyStore::new(&config.issuers[0]));
-    store
+    stores[0]
         .install_jwks(
             &serde_json::to_vec(&JwkSet {
                 keys: vec![rsa_jwk, ed_jwk],
@@ -105,13 +105,6 @@ fn main() {
             .unwrap(),
         )
         .expect("JWKS installs");
-    let metrics = Metrics::new();
-    let verifier = Verifier::new(
-        vec![IssuerVerifier::new(&config.issuers[0], store)],
-        HeaderPlan::from_config(&config).claim_names(),
-        Some(config.token_cache.max_entries),
-        metrics.clone(),
-    );
 
     let now = jsonwebtoken::get_current_timestamp();
     let claims = |i: usize, jti: &str| {
@@ -156,7 +149,7 @@ fn main() {
     let samples: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|th| {
-                let (verifier, ed, jti_of, claims) = (&verifier, &ed, &jti_of, &claims);
+                let (verifier, ed, jti_of, claims) = (verifier, &ed, &jti_of, &claims);
                 s.spawn(move || {
                     let h = header(Algorithm::EdDSA, "ed-1");
                     let mut keep = Vec::new();

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use scopegate::config::{Config, LogFormat};
+use scopegate::config::{LogFormat, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -95,12 +95,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, upgrade } => {
-            let config = load_config(&config)?;
-            init_logging(config.log_format);
+            let settings = load_settings(&config)?;
+            init_logging(settings.log_format);
             let server =
-                scopegate::server::build(&config, scopegate::server::RunOptions { upgrade })
+                scopegate::server::build(&settings, scopegate::server::RunOptions { upgrade })
                     .context("cannot start")?;
-            tracing::info!(listen = %config.listen, admin = %config.admin_listen, upstream = %config.upstream, "scopegate starting");
+            tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, upstream = %settings.upstream.url, "scopegate starting");
             server.run_forever();
         }
         Command::Check { config, policy } => Ok(check(&config, policy)),
@@ -124,8 +124,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|errors| {
+fn load_settings(path: &std::path::Path) -> anyhow::Result<Settings> {
+    Settings::load(path).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid configuration\n{}", lines.join("\n"))
     })
@@ -133,7 +133,8 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 
 fn check(config: &std::path::Path, policy: Option<PathBuf>) -> ExitCode {
     let mut problems: Vec<String> = Vec::new();
-    let policy_path = match Config::load(config) {
+    // The same compile step `run` takes: a file `check` accepts, `run` accepts too.
+    let policy_path = match Settings::load(config) {
         Ok(c) => Some(policy.unwrap_or(c.policy)),
         Err(errors) => {
             problems.extend(errors.iter().map(ToString::to_string));

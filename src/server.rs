@@ -12,9 +12,7 @@ use pingora::services::listening::Service;
 
 use crate::auth::Authenticator;
 use crate::auth::jwks::{JwksRefresher, KeyStore};
-use crate::auth::token::TokenRules;
-use crate::auth::verify::{IssuerVerifier, Verifier};
-use crate::config::Config;
+use crate::config::{KeySource, Settings};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
@@ -35,66 +33,34 @@ pub struct RunOptions {
 }
 
 /// Builds the server; the policy is compiled before any listener opens.
-pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError> {
+pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartError> {
     let metrics = Metrics::new();
-    let policy = PolicyStore::load(&config.policy, metrics.clone())
+    let policy = PolicyStore::load(&settings.policy, metrics.clone())
         .map_err(|errors| StartError(errors.iter().map(ToString::to_string).collect()))?;
     let policy = Arc::new(policy);
-    let upstream = config
-        .upstream()
+    let upstream = settings
+        .upstream
+        .resolve()
         .map_err(|e| StartError(vec![format!("upstream: {e}")]))?;
 
-    let mut stores = Vec::new();
-    let mut issuers = Vec::new();
+    let (auth, stores) = Authenticator::from_settings(settings, &metrics);
     let mut sources = Vec::new();
-    for issuer in &config.issuers {
-        let store = match &issuer.hmac_secret_file {
-            Some(file) => {
-                let secret = std::fs::read(file).map_err(|e| {
-                    StartError(vec![format!(
-                        "{}: cannot read the HMAC secret: {e}",
-                        file.display()
-                    )])
-                })?;
-                let secret = trim_newline(&secret);
-                if secret.len() < 32 {
-                    return Err(StartError(vec![format!(
-                        "{}: an HMAC secret needs at least 32 bytes",
-                        file.display()
-                    )]));
-                }
-                Arc::new(KeyStore::with_secret(issuer, secret))
-            }
-            None => Arc::new(KeyStore::new(issuer)),
-        };
+    for (issuer, store) in settings.issuers.iter().zip(&stores) {
         metrics.issuer(&store.label);
-        if let (Some(uri), None) = (&issuer.jwks_uri, &issuer.hmac_secret_file) {
+        if let KeySource::Jwks { uri } = &issuer.keys {
             sources.push((store.clone(), uri.clone()));
         }
-        issuers.push(IssuerVerifier::new(issuer, store.clone()));
-        stores.push(store);
     }
-    let headers = HeaderPlan::from_config(config);
-    let cache = config
-        .token_cache
-        .enabled
-        .then_some(config.token_cache.max_entries);
-    let verifier = Arc::new(Verifier::new(
-        issuers,
-        headers.claim_names(),
-        cache,
-        metrics.clone(),
-    ));
 
     let mut conf = ServerConf {
-        threads: config.threads,
-        grace_period_seconds: Some(config.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(config.graceful_shutdown_timeout_seconds),
-        upgrade_sock: config.upgrade_socket.display().to_string(),
+        threads: settings.threads,
+        grace_period_seconds: Some(settings.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(settings.graceful_shutdown_timeout.as_secs()),
+        upgrade_sock: settings.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    conf.pid_file = format!("{}.pid", config.upgrade_socket.display());
-    conf.ca_file = config
+    conf.pid_file = format!("{}.pid", settings.upgrade_socket.display());
+    conf.ca_file = settings
         .upstream_ca_file
         .as_ref()
         .map(|p| p.display().to_string());
@@ -111,31 +77,25 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
 
     let gateway = Gateway {
         policy: policy.clone(),
-        auth: Authenticator {
-            verifier,
-            rules: TokenRules {
-                allow_query: config.token.insecure_allow_query_parameter,
-                max_bytes: config.token.max_bytes,
-            },
-        },
-        headers,
-        realm: config.realm.clone(),
+        auth,
+        headers: HeaderPlan::new(&settings.headers),
+        realm: settings.realm.clone(),
         upstream,
         metrics: metrics.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
-    proxy.add_tcp(&config.listen);
+    proxy.add_tcp(&settings.listen.to_string());
     let mut cert_watcher = None;
-    if let Some(tls) = &config.listen_tls {
+    if let Some(tls) = &settings.listen_tls {
         let cert = Arc::new(
             ReloadingCert::load(&tls.cert, &tls.key)
                 .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?,
         );
-        let mut settings = TlsSettings::intermediate("", "")
+        let mut tls_settings = TlsSettings::intermediate("", "")
             .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?;
-        settings.set_cert_resolver(cert.clone());
-        proxy.add_tls_with_settings(&tls.address, None, settings);
+        tls_settings.set_cert_resolver(cert.clone());
+        proxy.add_tls_with_settings(&tls.address.to_string(), None, tls_settings);
         cert_watcher = Some(CertWatcher::new(cert));
     }
     server.add_service(proxy);
@@ -144,7 +104,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         "scopegate admin".into(),
         Admin::new(metrics.clone(), stores),
     );
-    admin.add_tcp(&config.admin_listen);
+    admin.add_tcp(&settings.admin_listen.to_string());
     server.add_service(admin);
 
     for (store, uri) in sources {
@@ -204,12 +164,4 @@ fn load_keys_before_serving(sources: &[(Arc<KeyStore>, String)], metrics: &Metri
             "upgrade: serving before every issuer's keys are loaded; protected routes answer 503 until they are"
         );
     }
-}
-
-fn trim_newline(secret: &[u8]) -> &[u8] {
-    let end = secret
-        .iter()
-        .rposition(|b| !b"\r\n".contains(b))
-        .map_or(0, |i| i + 1);
-    &secret[..end]
 }

@@ -19,7 +19,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
 use crate::auth::jws::SignatureKey;
-use crate::config::{IssuerConfig, JwksSettings};
+use crate::config::{IssuerSettings, JwksTiming, KeySource};
 use crate::ops::metrics::Metrics;
 
 /// One key that may verify signatures, with the algorithms it may be used with.
@@ -102,7 +102,7 @@ pub struct KeyStore {
     pub label: String,
     current: ArcSwapOption<KeySet>,
     allowed: Vec<Algorithm>,
-    settings: JwksSettings,
+    timing: JwksTiming,
     /// Wakes the refresher for an unknown-`kid` refetch.
     refetch: Notify,
     refetch_pending: AtomicBool,
@@ -115,40 +115,38 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// An empty store for an issuer whose keys come from its JWKS.
-    pub fn new(issuer: &IssuerConfig) -> KeyStore {
-        KeyStore {
-            label: crate::config::Config::issuer_label(issuer).to_owned(),
+    /// The store for an issuer: empty until its JWKS is fetched, or holding its HMAC
+    /// secret for the issuer's HS* algorithms.
+    pub fn new(issuer: &IssuerSettings) -> KeyStore {
+        let mut store = KeyStore {
+            label: issuer.label.clone(),
             current: ArcSwapOption::empty(),
             allowed: issuer.algorithms.clone(),
-            settings: issuer.jwks.clone(),
+            timing: issuer.jwks.clone(),
             refetch: Notify::new(),
             refetch_pending: AtomicBool::new(false),
             last_refetch: Mutex::new(None),
             unknown_kids: quick_cache::sync::Cache::new(10_000),
             fixed: false,
-        }
-    }
-
-    /// A store holding a configured HMAC secret, for the issuer's HS* algorithms.
-    pub fn with_secret(issuer: &IssuerConfig, secret: &[u8]) -> KeyStore {
-        let mut store = KeyStore::new(issuer);
-        let algorithms = issuer
-            .algorithms
-            .iter()
-            .copied()
-            .filter(|a| crate::config::is_hmac(*a))
-            .collect();
-        let key = VerifyKey {
-            kid: None,
-            algorithms,
-            signature: SignatureKey::hmac(secret),
-            fingerprint: String::new(),
         };
-        store
-            .current
-            .store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
-        store.fixed = true;
+        if let KeySource::Hmac { secret } = &issuer.keys {
+            let algorithms = issuer
+                .algorithms
+                .iter()
+                .copied()
+                .filter(|a| crate::config::is_hmac(*a))
+                .collect();
+            let key = VerifyKey {
+                kid: None,
+                algorithms,
+                signature: SignatureKey::hmac(secret),
+                fingerprint: String::new(),
+            };
+            store
+                .current
+                .store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
+            store.fixed = true;
+        }
         store
     }
 
@@ -167,13 +165,13 @@ impl KeyStore {
     }
 
     fn max_staleness(&self) -> Duration {
-        Duration::from_secs(self.settings.max_staleness_seconds)
+        self.timing.max_staleness
     }
 
     /// Asks for a refetch because a token named `kid`, which the set lacks. Never blocks:
     /// at most one refetch per `unknown_kid_refetch_seconds`, whatever the number of tokens.
     pub fn unknown_kid(&self, kid: &str) {
-        let interval = Duration::from_secs(self.settings.unknown_kid_refetch_seconds);
+        let interval = self.timing.unknown_kid_refetch;
         let seen = self.unknown_kids.get(kid);
         if self.fixed || seen.is_some_and(|t| t.elapsed() < interval) {
             return;
@@ -344,8 +342,8 @@ impl JwksRefresher {
     /// A refresher for `store`, fetching from `uri`.
     pub fn new(store: Arc<KeyStore>, uri: String, metrics: Metrics) -> JwksRefresher {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(store.settings.fetch_timeout_seconds))
-            .connect_timeout(Duration::from_secs(store.settings.fetch_timeout_seconds))
+            .timeout(store.timing.fetch_timeout)
+            .connect_timeout(store.timing.fetch_timeout)
             .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
@@ -401,11 +399,10 @@ impl JwksRefresher {
 
     /// The next regular refresh, from the server's `max-age` clamped to the bounds.
     fn next_interval(&self, max_age: Option<u64>) -> Duration {
-        let s = &self.store.settings;
-        let secs = max_age
-            .unwrap_or(s.refresh_seconds)
-            .clamp(s.min_refresh_seconds, s.max_refresh_seconds);
-        Duration::from_secs(secs)
+        let t = &self.store.timing;
+        max_age
+            .map_or(t.refresh, Duration::from_secs)
+            .clamp(t.min_refresh, t.max_refresh)
     }
 }
 

@@ -19,10 +19,13 @@ pub mod verify;
 
 use std::sync::Arc;
 
+use crate::config::Settings;
 use crate::decision::Rejection;
+use crate::ops::metrics::Metrics;
 use identity::Identity;
+use jwks::KeyStore;
 use token::TokenRules;
-use verify::Verifier;
+use verify::{IssuerVerifier, Verifier};
 
 /// The gateway's way to authenticate a caller: the bearer token from the request, verified
 /// (or found in the verified-token cache).
@@ -34,6 +37,43 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// The authenticator for `settings`, and each issuer's key store in settings order
+    /// (the JWKS refreshers fill them). The server, the benches and the examples all build
+    /// it here.
+    pub fn from_settings(
+        settings: &Settings,
+        metrics: &Metrics,
+    ) -> (Authenticator, Vec<Arc<KeyStore>>) {
+        let stores: Vec<Arc<KeyStore>> = settings
+            .issuers
+            .iter()
+            .map(|issuer| Arc::new(KeyStore::new(issuer)))
+            .collect();
+        let issuers = settings
+            .issuers
+            .iter()
+            .zip(&stores)
+            .map(|(issuer, store)| IssuerVerifier::new(issuer, store.clone()))
+            .collect();
+        let claim_names = settings
+            .headers
+            .claims
+            .iter()
+            .map(|(claim, _)| Arc::from(claim.as_str()))
+            .collect();
+        let verifier = Verifier::new(
+            issuers,
+            claim_names,
+            settings.token_cache_entries,
+            metrics.clone(),
+        );
+        let authenticator = Authenticator {
+            verifier: Arc::new(verifier),
+            rules: settings.token.clone(),
+        };
+        (authenticator, stores)
+    }
+
     /// The identity behind the request's credentials: its `Authorization` header values
     /// and query string.
     pub fn authenticate<'a>(

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::auth::claims::{self, Claims};
 use crate::auth::identity::{Identity, collect_scopes};
 use crate::auth::jwks::{KeyStore, VerifyKey};
-use crate::config::IssuerConfig;
+use crate::config::IssuerSettings;
 use crate::decision::rejection::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
 
@@ -31,12 +31,12 @@ pub struct IssuerVerifier {
 
 impl IssuerVerifier {
     /// Prepares validation for an issuer whose keys live in `keys`.
-    pub fn new(config: &IssuerConfig, keys: Arc<KeyStore>) -> IssuerVerifier {
+    pub fn new(config: &IssuerSettings, keys: Arc<KeyStore>) -> IssuerVerifier {
         IssuerVerifier {
-            issuer: Arc::from(config.issuer.as_str()),
+            issuer: config.issuer.clone(),
             keys,
             audiences: config.audiences.clone(),
-            leeway: config.leeway_seconds,
+            leeway: config.leeway.as_secs(),
             scope_claims: config.scope_claims.clone(),
         }
     }
@@ -69,7 +69,7 @@ impl Verifier {
     pub fn new(
         issuers: Vec<IssuerVerifier>,
         claim_names: Vec<Arc<str>>,
-        cache_entries: Option<u64>,
+        cache_entries: Option<usize>,
         metrics: Metrics,
     ) -> Verifier {
         let by_iss = issuers
@@ -80,7 +80,7 @@ impl Verifier {
         // Bounded in entries, and so in memory: a token is at most `token.max_bytes` long.
         // Expired entries are never served (every hit checks `exp`) and age out under the
         // cache's eviction (S3-FIFO) like any entry that is not hit again.
-        let cache = cache_entries.map(|n| quick_cache::sync::Cache::new(n as usize));
+        let cache = cache_entries.map(quick_cache::sync::Cache::new);
         Verifier {
             issuers,
             by_iss,

@@ -11,7 +11,7 @@ use super::DemoError;
 use super::authz::AuthServer;
 use super::backend::TimesheetsBackend;
 use super::cli::{DEFAULT_AUTHZ_URL, ServeArgs};
-use crate::config::Config;
+use crate::config::Settings;
 
 /// The policy the demo prefers: the repository's copy, when run from a checkout, so that
 /// edits to it show up live.
@@ -25,11 +25,12 @@ pub fn run(args: &ServeArgs) -> Result<Infallible, DemoError> {
     let scratch = scratch_dir();
     let policy = policy_file(&scratch)?;
     let yaml = gateway_config(args, &auth, &backend, &policy, &scratch);
-    let config = Config::parse(&yaml, "demo configuration").map_err(|errors| {
+    // The policy path in it is absolute, so the folder relative paths start from is moot.
+    let settings = Settings::parse(&yaml, "demo configuration", &scratch).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         DemoError::Gateway(lines.join("\n"))
     })?;
-    let server = crate::server::build(&config, Default::default())
+    let server = crate::server::build(&settings, Default::default())
         .map_err(|e| DemoError::Gateway(e.to_string()))?;
     println!("{}", next_steps(args, &auth, &backend, &policy));
     server.run_forever()

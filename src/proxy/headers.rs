@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use crate::auth::identity::Identity;
-use crate::config::Config;
+use crate::config::HeaderSettings;
 
 /// Headers that would let a client change the method or path a backend acts on after the
 /// decision; they never reach the upstream.
@@ -73,41 +73,34 @@ pub struct HeaderPlan {
 }
 
 impl HeaderPlan {
-    /// Builds the plan; header names were checked when the configuration was loaded.
-    pub fn from_config(config: &Config) -> HeaderPlan {
-        let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("checked at load");
-        let h = &config.identity_headers;
+    /// Builds the plan from checked header settings.
+    pub fn new(h: &HeaderSettings) -> HeaderPlan {
+        let static_name = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("a valid name");
         let claims: Vec<(String, PlannedName)> = h
             .claims
             .iter()
-            .map(|(claim, header)| (claim.clone(), PlannedName::new(name(header))))
+            .map(|(claim, header)| (claim.clone(), PlannedName::new(header.clone())))
             .collect();
         let mut strip: Vec<HeaderName> = [&h.subject, &h.issuer, &h.scopes, &h.client_id]
             .into_iter()
-            .chain(config.strip_headers.iter())
-            .map(|s| name(s))
+            .chain(h.strip.iter())
+            .cloned()
             .chain(claims.iter().map(|(_, n)| n.name.clone()))
-            .chain(OVERRIDE_HEADERS.iter().map(|s| name(s)))
+            .chain(OVERRIDE_HEADERS.iter().map(|s| static_name(s)))
             .collect();
-        if !config.forward_authorization {
+        if !h.forward_authorization {
             strip.push(http::header::AUTHORIZATION);
         }
         strip.sort_by(by_length);
         strip.dedup();
-        let planned = |s: &str| PlannedName::new(name(s));
         HeaderPlan {
             strip,
-            subject: planned(&h.subject),
-            issuer: planned(&h.issuer),
-            scopes: planned(&h.scopes),
-            client_id: planned(&h.client_id),
+            subject: PlannedName::new(h.subject.clone()),
+            issuer: PlannedName::new(h.issuer.clone()),
+            scopes: PlannedName::new(h.scopes.clone()),
+            client_id: PlannedName::new(h.client_id.clone()),
             claims,
         }
-    }
-
-    /// The claim names whose values the verifier must collect, in header order.
-    pub fn claim_names(&self) -> Vec<std::sync::Arc<str>> {
-        self.claims.iter().map(|(c, _)| c.as_str().into()).collect()
     }
 
     /// Removes every identity and override header, then sets the verified identity's.
@@ -165,20 +158,25 @@ fn by_length(a: &HeaderName, b: &HeaderName) -> Ordering {
 mod tests {
     use super::*;
 
-    fn plan(forward_authorization: bool) -> HeaderPlan {
-        let mut config = crate::config::Config::parse(
+    fn settings(extra: &str) -> HeaderSettings {
+        let text = format!(
             "version: 1
 upstream: http://127.0.0.1:1
 policy: p.yaml
-issuers: [{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}]
-identity_headers:
-  claims: {\"https://api.exampleco.com/email\": X-Auth-Email}
-",
-            "c.yaml",
-        )
-        .unwrap();
-        config.forward_authorization = forward_authorization;
-        HeaderPlan::from_config(&config)
+issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
+{extra}"
+        );
+        crate::config::Settings::parse(&text, "c.yaml", std::path::Path::new("."))
+            .unwrap()
+            .headers
+    }
+
+    fn plan(forward_authorization: bool) -> HeaderPlan {
+        let mut h = settings(
+            "identity_headers:\n  claims: {\"https://api.exampleco.com/email\": X-Auth-Email}\n",
+        );
+        h.forward_authorization = forward_authorization;
+        HeaderPlan::new(&h)
     }
 
     #[test]
@@ -213,19 +211,13 @@ identity_headers:
 
     #[test]
     fn every_listed_header_is_stripped_also_past_sixty_four_names() {
-        let mut config = crate::config::Config::parse(
-            "version: 1
-upstream: http://127.0.0.1:1
-policy: p.yaml
-issuers: [{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}]
-",
-            "c.yaml",
-        )
-        .unwrap();
+        let mut settings = settings("");
         for many in [false, true] {
             let extra = if many { 80 } else { 3 };
-            config.strip_headers = (0..extra).map(|i| format!("x-internal-{i}")).collect();
-            let plan = HeaderPlan::from_config(&config);
+            settings.strip = (0..extra)
+                .map(|i| HeaderName::from_bytes(format!("x-internal-{i}").as_bytes()).unwrap())
+                .collect();
+            let plan = HeaderPlan::new(&settings);
             assert_eq!(plan.strip.len() > 64, many);
             let mut h = http::HeaderMap::new();
             for name in [

@@ -7,7 +7,6 @@
 //! that fits the termination grace period, and a policy mount that sees ConfigMap updates.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -25,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use scopegate::config::Config;
+use scopegate::config::Settings;
 
 // ---------------------------------------------------------------------------------------
 // Stories
@@ -63,7 +62,7 @@ fn every_manifest_file_parses_into_the_kubernetes_types_without_losing_a_field()
             }
             Usage::Generated(generator) => match generator.as_str() {
                 "scopegate-config" => {
-                    if let Err(errors) = Config::parse(&text, &origin) {
+                    if let Err(errors) = Settings::parse(&text, &origin, Path::new("")) {
                         problems.extend(errors.iter().map(ToString::to_string));
                     }
                 }
@@ -216,10 +215,10 @@ fn each_overlay_ships_the_repository_policy_byte_for_byte() {
 fn each_overlay_configures_the_gateway_with_a_file_scopegate_accepts() {
     for overlay in overlay_names() {
         for pod in scopegate_pods(&overlay) {
-            // `Config::parse` is what `scopegate run` and `scopegate check` do first; the
+            // `Settings::parse` is what `scopegate run` and `scopegate check` do first; the
             // upstream's name is only resolved at start-up, inside the cluster.
             assert!(!pod.config.issuers.is_empty(), "{}", pod.name);
-            let upstream = &pod.config.upstream;
+            let upstream = &pod.config.upstream.url;
             match overlay.as_str() {
                 "sidecar" => assert_eq!(upstream, "http://127.0.0.1:3000", "{}", pod.name),
                 "edge" => assert_eq!(
@@ -236,12 +235,6 @@ fn each_overlay_configures_the_gateway_with_a_file_scopegate_accepts() {
                 files.push(tls.key.clone());
             }
             files.extend(pod.config.upstream_ca_file.clone());
-            files.extend(
-                pod.config
-                    .issuers
-                    .iter()
-                    .filter_map(|i| i.hmac_secret_file.clone()),
-            );
             for file in files {
                 assert!(
                     file.is_absolute(),
@@ -267,7 +260,7 @@ fn scopegate_is_probed_on_the_admin_port_its_configuration_listens_on() {
         for pod in scopegate_pods(&overlay) {
             let name = &pod.name;
             let c = pod.container;
-            let admin = port_of(&pod.config.admin_listen);
+            let admin = i32::from(pod.config.admin_listen.port());
             let probes = [
                 ("liveness", c.liveness_probe.as_ref(), "/healthz"),
                 ("readiness", c.readiness_probe.as_ref(), "/readyz"),
@@ -293,13 +286,13 @@ fn scopegate_is_probed_on_the_admin_port_its_configuration_listens_on() {
             // The named ports the Services use are the ones scopegate listens on.
             assert_eq!(
                 pod.container_port(&IntOrString::String("http".into())),
-                Some(port_of(&pod.config.listen)),
+                Some(i32::from(pod.config.listen.port())),
                 "{name}"
             );
             if let Some(tls) = &pod.config.listen_tls {
                 assert_eq!(
                     pod.container_port(&IntOrString::String("https".into())),
-                    Some(port_of(&tls.address)),
+                    Some(i32::from(tls.address.port())),
                     "{name}"
                 );
             }
@@ -382,8 +375,7 @@ fn every_container_runs_as_non_root_with_a_read_only_root_and_no_capabilities() 
 fn the_termination_grace_period_covers_scopegate_drain() {
     for overlay in overlay_names() {
         for pod in scopegate_pods(&overlay) {
-            let drain =
-                pod.config.grace_period_seconds + pod.config.graceful_shutdown_timeout_seconds;
+            let drain = (pod.config.grace_period + pod.config.graceful_shutdown_timeout).as_secs();
             // Kubernetes' default is 30 s when the field is absent.
             let grace = pod.spec.termination_grace_period_seconds.unwrap_or(30);
             assert!(
@@ -919,7 +911,7 @@ struct ScopegatePod {
     deployment: &'static Deployment,
     spec: &'static PodSpec,
     container: &'static Container,
-    config: Config,
+    config: Settings,
 }
 
 fn pod_spec(deployment: &Deployment) -> &PodSpec {
@@ -957,14 +949,6 @@ fn selects_labels(selector: &LabelSelector, labels: Option<&BTreeMap<String, Str
         "only matchLabels are checked"
     );
     selects(selector.match_labels.as_ref(), labels)
-}
-
-fn port_of(address: &str) -> i32 {
-    address
-        .parse::<SocketAddr>()
-        .unwrap_or_else(|e| panic!("{address}: {e}"))
-        .port()
-        .into()
 }
 
 /// The scopegate Deployments of an overlay, each with the configuration its `--config`
@@ -1022,7 +1006,7 @@ fn scopegate_pods(overlay: &str) -> Vec<ScopegatePod> {
             .and_then(|d| d.get(&key))
             .unwrap_or_else(|| panic!("{name}: ConfigMap {map_name} has no key {key}"));
         let origin = format!("{name} (ConfigMap {map_name}, {key})");
-        let config = Config::parse(text, &origin).unwrap_or_else(|errors| {
+        let config = Settings::parse(text, &origin, Path::new("")).unwrap_or_else(|errors| {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
             panic!("{}", lines.join("\n"))
         });

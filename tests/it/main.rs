@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod agreement;
 mod burst;
 #[cfg(feature = "demo")]
 mod demo;

@@ -1,0 +1,474 @@
+//! `scopegate.yaml` → [`Settings`]: defaults applied, every value checked, files it names
+//! read (the HMAC secret), and every problem reported at once with `file:line:column`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+use serde_saphyr::Spanned;
+
+use super::file::{ConfigFile, IdentityHeadersFile, IssuerFile, JwksFile};
+use super::settings::{
+    HeaderSettings, IssuerSettings, JwksTiming, KeySource, Settings, TlsListener, UpstreamUrl,
+};
+use super::yaml::Pos;
+use super::{ConfigError, is_hmac};
+use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
+use crate::auth::token::TokenRules;
+
+/// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
+const MIN_HMAC_SECRET: usize = 32;
+
+/// Collects problems, each at the position of the value it is about.
+struct Problems<'a> {
+    file: &'a str,
+    found: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let pos = Pos::of(spanned);
+        self.found.push(ConfigError {
+            file: format!("{}:{}:{}", self.file, pos.line, pos.column),
+            message: message.into(),
+        });
+    }
+
+    fn whole(&mut self, message: impl Into<String>) {
+        self.found.push(ConfigError {
+            file: self.file.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Compiles a parsed file; relative paths are taken from `base`, the file's folder.
+pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, Vec<ConfigError>> {
+    let mut p = Problems {
+        file: shown,
+        found: Vec::new(),
+    };
+    if file.version.value != 1 {
+        p.at(
+            &file.version,
+            format!(
+                "version: unsupported version {} (expected 1)",
+                file.version.value
+            ),
+        );
+    }
+    let listen = address(&mut p, "listen", file.listen.as_ref(), "0.0.0.0:8080");
+    let admin_listen = address(
+        &mut p,
+        "admin_listen",
+        file.admin_listen.as_ref(),
+        "0.0.0.0:9090",
+    );
+    let listen_tls = file.listen_tls.as_ref().and_then(|tls| {
+        let address = address(&mut p, "listen_tls.address", Some(&tls.value.address), "")?;
+        Some(TlsListener {
+            address,
+            cert: base.join(&tls.value.cert),
+            key: base.join(&tls.value.key),
+        })
+    });
+    let upstream = match split_upstream_url(&file.upstream.value) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            p.at(&file.upstream, format!("upstream: {e}"));
+            None
+        }
+    };
+    let threads = file.threads.as_ref().map_or(1, |t| t.value);
+    if let Some(t) = &file.threads
+        && t.value == 0
+    {
+        p.at(t, "threads: must be at least 1");
+    }
+    if file.issuers.value.is_empty() {
+        p.at(&file.issuers, "issuers: at least one issuer is required");
+    }
+    let mut issuers = Vec::new();
+    for (i, issuer) in file.issuers.value.iter().enumerate() {
+        let duplicate = file.issuers.value[..i]
+            .iter()
+            .any(|other| other.value.issuer.value == issuer.value.issuer.value);
+        if duplicate {
+            p.at(
+                &issuer.value.issuer,
+                format!(
+                    "issuers[{i}].issuer: \"{}\" is configured twice",
+                    issuer.value.issuer.value
+                ),
+            );
+        }
+        if let Some(settings) = compile_issuer(&mut p, i, issuer, base) {
+            issuers.push(settings);
+        }
+    }
+    let headers = compile_headers(
+        &mut p,
+        &file.identity_headers,
+        &file.strip_headers,
+        file.forward_authorization.unwrap_or(true),
+    );
+    let max_bytes = file.token.max_bytes.as_ref().map_or(8192, |m| m.value);
+    if let Some(m) = &file.token.max_bytes
+        && m.value == 0
+    {
+        p.at(m, "token.max_bytes: must be at least 1");
+    }
+    let cache_entries = file
+        .token_cache
+        .max_entries
+        .as_ref()
+        .map_or(100_000, |m| m.value);
+    if !p.found.is_empty() {
+        return Err(p.found);
+    }
+    let (Some(listen), Some(admin_listen), Some(upstream), Some(headers)) =
+        (listen, admin_listen, upstream, headers)
+    else {
+        p.whole("invalid configuration");
+        return Err(p.found);
+    };
+    Ok(Settings {
+        listen,
+        listen_tls,
+        admin_listen,
+        upstream,
+        upstream_ca_file: file.upstream_ca_file.map(|f| base.join(f)),
+        policy: base.join(&file.policy),
+        threads,
+        grace_period: Duration::from_secs(file.grace_period_seconds.unwrap_or(20)),
+        graceful_shutdown_timeout: Duration::from_secs(
+            file.graceful_shutdown_timeout_seconds.unwrap_or(5),
+        ),
+        upgrade_socket: file
+            .upgrade_socket
+            .unwrap_or_else(|| "/tmp/scopegate_upgrade.sock".into()),
+        realm: file.realm.unwrap_or_else(|| "scopegate".into()),
+        log_format: file.log_format.unwrap_or_default(),
+        issuers,
+        headers,
+        token: TokenRules {
+            allow_query: file.token.insecure_allow_query_parameter.unwrap_or(false),
+            max_bytes,
+        },
+        token_cache_entries: file
+            .token_cache
+            .enabled
+            .unwrap_or(true)
+            .then_some(cache_entries as usize),
+    })
+}
+
+fn address(
+    p: &mut Problems,
+    key: &str,
+    value: Option<&Spanned<String>>,
+    default: &str,
+) -> Option<SocketAddr> {
+    let Some(value) = value else {
+        return default.parse().ok();
+    };
+    match value.value.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            p.at(
+                value,
+                format!(
+                    "{key}: \"{}\" is not an address (expected e.g. 0.0.0.0:8080)",
+                    value.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn compile_issuer(
+    p: &mut Problems,
+    i: usize,
+    spanned: &Spanned<IssuerFile>,
+    base: &Path,
+) -> Option<IssuerSettings> {
+    let at = format!("issuers[{i}]");
+    let issuer = &spanned.value;
+    let mut ok = true;
+    if issuer.audiences.value.is_empty() {
+        p.at(
+            &issuer.audiences,
+            format!("{at}.audiences: at least one audience is required"),
+        );
+        ok = false;
+    }
+    let algorithms = issuer
+        .algorithms
+        .as_ref()
+        .map_or_else(|| vec![Algorithm::RS256], |a| a.value.clone());
+    if let Some(a) = &issuer.algorithms
+        && a.value.is_empty()
+    {
+        p.at(
+            a,
+            format!("{at}.algorithms: at least one algorithm is required"),
+        );
+        ok = false;
+    }
+    let hmac = algorithms.iter().any(|a| is_hmac(*a));
+    let keys = match (&issuer.hmac_secret_file, hmac, &issuer.jwks_uri) {
+        (None, true, _) => {
+            let where_ = issuer.algorithms.as_ref();
+            let message = format!(
+                "{at}.algorithms: HS256/HS384/HS512 need hmac_secret_file (a JWKS never supplies HMAC secrets)"
+            );
+            match where_ {
+                Some(a) => p.at(a, message),
+                None => p.at(spanned, message),
+            }
+            None
+        }
+        (Some(file), false, _) => {
+            p.at(
+                file,
+                format!("{at}.hmac_secret_file: set, but no HS* algorithm is allowed"),
+            );
+            None
+        }
+        (Some(file), true, _) => read_secret(p, &at, file, base),
+        (None, false, None) => {
+            p.at(spanned, format!("{at}.jwks_uri: required"));
+            None
+        }
+        (None, false, Some(uri)) => {
+            if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
+                Some(KeySource::Jwks {
+                    uri: uri.value.clone(),
+                })
+            } else {
+                p.at(
+                    uri,
+                    format!("{at}.jwks_uri: \"{}\" is not an http(s) URL", uri.value),
+                );
+                None
+            }
+        }
+    };
+    let scope_claims = issuer.scope_claims.as_ref().map_or_else(
+        || DEFAULT_SCOPE_CLAIMS.map(String::from).to_vec(),
+        |c| c.value.clone(),
+    );
+    if let Some(c) = &issuer.scope_claims
+        && c.value.is_empty()
+    {
+        p.at(c, format!("{at}.scope_claims: name at least one claim"));
+        ok = false;
+    }
+    let jwks = compile_jwks(p, &at, issuer.jwks.as_ref());
+    let (Some(keys), Some(jwks), true) = (keys, jwks, ok) else {
+        return None;
+    };
+    Some(IssuerSettings {
+        issuer: Arc::from(issuer.issuer.value.as_str()),
+        label: issuer
+            .name
+            .clone()
+            .unwrap_or_else(|| issuer.issuer.value.clone()),
+        audiences: issuer.audiences.value.clone(),
+        keys,
+        algorithms,
+        leeway: Duration::from_secs(issuer.leeway_seconds.unwrap_or(30)),
+        scope_claims,
+        jwks,
+    })
+}
+
+fn read_secret(
+    p: &mut Problems,
+    at: &str,
+    file: &Spanned<std::path::PathBuf>,
+    base: &Path,
+) -> Option<KeySource> {
+    let path = base.join(&file.value);
+    let secret = match std::fs::read(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            p.at(
+                file,
+                format!("{at}.hmac_secret_file: cannot read {}: {e}", path.display()),
+            );
+            return None;
+        }
+    };
+    let secret = trim_newline(&secret);
+    if secret.len() < MIN_HMAC_SECRET {
+        p.at(
+            file,
+            format!(
+                "{at}.hmac_secret_file: {} holds {} bytes; an HMAC secret needs at least {MIN_HMAC_SECRET}",
+                path.display(),
+                secret.len()
+            ),
+        );
+        return None;
+    }
+    Some(KeySource::Hmac {
+        secret: secret.to_vec(),
+    })
+}
+
+fn trim_newline(secret: &[u8]) -> &[u8] {
+    let end = secret
+        .iter()
+        .rposition(|b| !b"\r\n".contains(b))
+        .map_or(0, |i| i + 1);
+    &secret[..end]
+}
+
+fn compile_jwks(
+    p: &mut Problems,
+    at: &str,
+    jwks: Option<&Spanned<JwksFile>>,
+) -> Option<JwksTiming> {
+    let defaults = JwksTiming::default();
+    let Some(spanned) = jwks else {
+        return Some(defaults);
+    };
+    let j = &spanned.value;
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let timing = JwksTiming {
+        refresh: secs(j.refresh_seconds, defaults.refresh),
+        min_refresh: secs(j.min_refresh_seconds, defaults.min_refresh),
+        max_refresh: secs(j.max_refresh_seconds, defaults.max_refresh),
+        unknown_kid_refetch: secs(j.unknown_kid_refetch_seconds, defaults.unknown_kid_refetch),
+        max_staleness: secs(j.max_staleness_seconds, defaults.max_staleness),
+        fetch_timeout: secs(j.fetch_timeout_seconds, defaults.fetch_timeout),
+    };
+    let mut ok = true;
+    if timing.min_refresh.is_zero() || timing.min_refresh > timing.max_refresh {
+        p.at(
+            spanned,
+            format!("{at}.jwks: need 0 < min_refresh_seconds <= max_refresh_seconds"),
+        );
+        ok = false;
+    }
+    if timing.fetch_timeout.is_zero() {
+        p.at(
+            spanned,
+            format!("{at}.jwks.fetch_timeout_seconds: must be at least 1"),
+        );
+        ok = false;
+    }
+    ok.then_some(timing)
+}
+
+fn compile_headers(
+    p: &mut Problems,
+    h: &IdentityHeadersFile,
+    strip: &[Spanned<String>],
+    forward_authorization: bool,
+) -> Option<HeaderSettings> {
+    let mut ok = true;
+    let mut name = |key: &str, value: Option<&Spanned<String>>, default: &str| {
+        let Some(value) = value else {
+            return HeaderName::from_bytes(default.as_bytes()).ok();
+        };
+        match identity_header(&value.value) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                p.at(value, format!("{key}: \"{}\" {why}", value.value));
+                ok = false;
+                None
+            }
+        }
+    };
+    let subject = name(
+        "identity_headers.subject",
+        h.subject.as_ref(),
+        "x-auth-subject",
+    );
+    let issuer = name(
+        "identity_headers.issuer",
+        h.issuer.as_ref(),
+        "x-auth-issuer",
+    );
+    let scopes = name(
+        "identity_headers.scopes",
+        h.scopes.as_ref(),
+        "x-auth-scopes",
+    );
+    let client_id = name(
+        "identity_headers.client_id",
+        h.client_id.as_ref(),
+        "x-auth-client-id",
+    );
+    let mut claims = Vec::new();
+    for (claim, header) in &h.claims {
+        if let Some(n) = name("identity_headers.claims", Some(header), "") {
+            claims.push((claim.clone(), n));
+        }
+    }
+    let mut stripped = Vec::new();
+    for header in strip {
+        if let Some(n) = name("strip_headers", Some(header), "") {
+            stripped.push(n);
+        }
+    }
+    let (Some(subject), Some(issuer), Some(scopes), Some(client_id), true) =
+        (subject, issuer, scopes, client_id, ok)
+    else {
+        return None;
+    };
+    Some(HeaderSettings {
+        subject,
+        issuer,
+        scopes,
+        client_id,
+        claims,
+        strip: stripped,
+        forward_authorization,
+    })
+}
+
+/// A header name that may carry identity (or be stripped): a valid name, and not one the
+/// request needs to be what it is.
+fn identity_header(name: &str) -> Result<HeaderName, &'static str> {
+    let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "is not a header name")?;
+    if parsed == http::header::AUTHORIZATION || parsed == http::header::HOST {
+        return Err("cannot carry identity");
+    }
+    Ok(parsed)
+}
+
+/// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).
+fn split_upstream_url(url: &str) -> Result<UpstreamUrl, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("\"{url}\" is not a URL (expected http://host:port)"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("\"{url}\" must start with http:// or https://")),
+    };
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "\"{url}\" must not have a path: requests keep the path they were checked on"
+        ));
+    }
+    let host = uri.host().ok_or_else(|| format!("\"{url}\" has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok(UpstreamUrl {
+        url: url.to_owned(),
+        host,
+        port,
+        tls,
+    })
+}

@@ -1,0 +1,198 @@
+//! The gateway's settings as the code uses them: checked, with defaults applied, durations
+//! as `Duration`, header names parsed and secrets read. Built only by [`super::compile`],
+//! so `scopegate check` and `scopegate run` can never disagree about a file.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+
+pub use super::file::LogFormat;
+use crate::auth::token::TokenRules;
+
+/// Everything `scopegate run` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Plain-HTTP proxy listener.
+    pub listen: SocketAddr,
+    /// The TLS listener, if any.
+    pub listen_tls: Option<TlsListener>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: SocketAddr,
+    /// The one upstream, not yet resolved.
+    pub upstream: UpstreamUrl,
+    /// PEM bundle trusted for an `https` upstream; `None`: the system's roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// The policy file.
+    pub policy: PathBuf,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Time requests in flight get after SIGTERM.
+    pub grace_period: Duration,
+    /// Time blocking work gets after the grace period.
+    pub graceful_shutdown_timeout: Duration,
+    /// Listener handover socket of an upgrade.
+    pub upgrade_socket: PathBuf,
+    /// `WWW-Authenticate` realm.
+    pub realm: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Trusted issuers, in file order.
+    pub issuers: Vec<IssuerSettings>,
+    /// The upstream header rewrite.
+    pub headers: HeaderSettings,
+    /// Where tokens may come from.
+    pub token: TokenRules,
+    /// Most tokens the verified-token cache keeps; `None`: the cache is off.
+    pub token_cache_entries: Option<usize>,
+}
+
+/// A TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// Address.
+    pub address: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The upstream's URL, checked for shape only: a configuration can be checked where its
+/// upstream's name does not resolve (a Kubernetes Service name outside the cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// As written.
+    pub url: String,
+    /// Host name (without brackets for IPv6).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Whether to speak TLS.
+    pub tls: bool,
+}
+
+/// The upstream, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Socket address connected to.
+    pub address: SocketAddr,
+    /// Whether to speak TLS to it.
+    pub tls: bool,
+    /// Host name for SNI and certificate checks.
+    pub host: String,
+}
+
+impl UpstreamUrl {
+    /// Resolves the host once, at start-up.
+    pub fn resolve(&self) -> Result<Upstream, String> {
+        let address = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve \"{}\": {e}", self.host))?
+            .next()
+            .ok_or_else(|| format!("\"{}\" resolves to no address", self.host))?;
+        Ok(Upstream {
+            address,
+            tls: self.tls,
+            host: self.host.clone(),
+        })
+    }
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    /// Exact `iss`.
+    pub issuer: Arc<str>,
+    /// Metric label: the configured name, else the issuer URL.
+    pub label: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// Where its keys come from.
+    pub keys: KeySource,
+    /// Algorithms accepted from it.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Claims whose union makes a token's scopes.
+    pub scope_claims: Vec<String>,
+    /// Key set refresh and fetch bounds.
+    pub jwks: JwksTiming,
+}
+
+/// Where an issuer's verification keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// Its JWK Set, fetched and refreshed.
+    Jwks {
+        /// The set's URL.
+        uri: String,
+    },
+    /// A shared secret for its HS* algorithms, read from a file.
+    Hmac {
+        /// The secret (at least 32 bytes).
+        secret: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Jwks { uri } => f.debug_struct("Jwks").field("uri", uri).finish(),
+            // A secret never reaches a log line, not even through `{:?}`.
+            KeySource::Hmac { .. } => f.write_str("Hmac { secret: <redacted> }"),
+        }
+    }
+}
+
+/// Bounds of an issuer's key set lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksTiming {
+    /// Refresh interval when the server sends no `Cache-Control: max-age`.
+    pub refresh: Duration,
+    /// Shortest refresh interval.
+    pub min_refresh: Duration,
+    /// Longest refresh interval.
+    pub max_refresh: Duration,
+    /// Least time between two fetches caused by unknown `kid`s.
+    pub unknown_kid_refetch: Duration,
+    /// Keys not refreshed for this long are dropped.
+    pub max_staleness: Duration,
+    /// Timeout of one fetch.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        JwksTiming {
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(60),
+            max_refresh: Duration::from_secs(3600),
+            unknown_kid_refetch: Duration::from_secs(30),
+            max_staleness: Duration::from_secs(86_400),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The upstream header rewrite, with every name parsed.
+#[derive(Debug, Clone)]
+pub struct HeaderSettings {
+    /// Header for `sub`.
+    pub subject: HeaderName,
+    /// Header for `iss`.
+    pub issuer: HeaderName,
+    /// Header for the scopes.
+    pub scopes: HeaderName,
+    /// Header for `client_id` / `azp`.
+    pub client_id: HeaderName,
+    /// Claim → header, in claim-name order.
+    pub claims: Vec<(String, HeaderName)>,
+    /// Further headers removed before forwarding.
+    pub strip: Vec<HeaderName>,
+    /// Whether the client's `Authorization` goes upstream.
+    pub forward_authorization: bool,
+}
