@@ -1,20 +1,29 @@
-//! scopegate: an OAuth 2.0 bearer-token authorization gateway on pingora.
+//! scopegate: an OAuth 2.0 resource-server gateway on pingora.
 //!
-//! A request's path through the modules:
+//! A request's path through the layers:
 //!
 //! | step | what happens | where |
 //! |---|---|---|
-//! | 1 | normalize the path; reject ambiguous ones (400) | [`path`] |
-//! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
-//! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
-//! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`claims`], [`jwks`] |
-//! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
-//! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
-//! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
+//! | 1 | pingora hands the request to the proxy phases | [`proxy::phases`] |
+//! | 2 | normalize the path; reject ambiguous ones (400) | [`proxy::path`] |
+//! | 3 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
+//! | 4 | take the token from the request and verify it with cached keys → identity | [`auth`] |
+//! | 5 | the route's requirement vs the identity → a [`decision::Verdict`] | [`decision`] |
+//! | 6 | a refusal's status, challenge and body, from one exhaustive mapping | [`decision::rejection`] |
+//! | 7 | strip client identity headers, set verified ones, forward | [`proxy::headers`] |
+//! | 8 | one metrics update and one log line | [`ops::metrics`] |
 //!
-//! Background services keep the JWKS fresh ([`jwks::JwksRefresher`]) and reload the policy
-//! ([`policy::reload::PolicyWatcher`]); [`admin`] serves `/metrics`, `/healthz`, `/readyz`.
-//! Everything but [`proxy`], [`admin`] and [`server`] is plain code that knows no pingora.
+//! Steps 2–5 are one function, [`decision::decide`], which `scopegate explain` and
+//! `scopegate test` run too, with a given identity in place of a verified token.
+//!
+//! The layers, each a folder: [`config`] (the settings file, parsed then compiled),
+//! [`auth`] (tokens, keys, verification, identity), [`policy`] (routes and what they
+//! require), [`decision`] (the verdict and the answer), [`proxy`] (pingora: phases, paths,
+//! headers, admin listener, TLS), [`ops`] (metrics, file watching) and [`server`] (settings
+//! mapped onto pingora). Background services keep the JWKS fresh
+//! ([`auth::jwks::JwksRefresher`]) and reload the policy ([`policy::reload::PolicyWatcher`]).
+//! Only [`proxy`] and [`server`] know pingora; `demo` (cargo feature `demo`, on by default)
+//! is the built-in development authorization server and backend.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -2,7 +2,7 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | [`file`] | the YAML as written: strict serde types with positions |
+//! | [`file`](mod@file) | the YAML as written: strict serde types with positions |
 //! | [`compile`] | file → [`Settings`]: defaults, checks, secrets read; every error at once |
 //! | [`settings`] | what the gateway reads: durations, parsed names, resolved sources |
 //! | `yaml` | parser errors as `file:line:column: message` |
