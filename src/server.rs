@@ -13,10 +13,12 @@ use pingora::services::listening::Service;
 use crate::auth::Authenticator;
 use crate::auth::jwks::{JwksRefresher, KeyStore};
 use crate::config::{KeySource, Settings};
+use crate::decision::ChallengeContext;
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
 use crate::proxy::headers::HeaderPlan;
+use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::phases::Gateway;
 use crate::proxy::tls::{CertWatcher, ReloadingCert};
 
@@ -47,8 +49,16 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
     let mut sources = Vec::new();
     for (issuer, store) in settings.issuers.iter().zip(&stores) {
         metrics.issuer(&store.label);
+        if issuer.introspection.is_some() {
+            metrics.introspecting_issuer(&store.label);
+        }
         if let KeySource::Jwks { uri } = &issuer.keys {
-            sources.push((store.clone(), uri.clone()));
+            let discover = issuer.discovery.then(|| issuer.issuer.to_string());
+            sources.push(KeySourceTask {
+                store: store.clone(),
+                uri: uri.clone(),
+                discover,
+            });
         }
     }
 
@@ -79,7 +89,14 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         policy: policy.clone(),
         auth,
         headers: HeaderPlan::new(&settings.headers),
-        realm: settings.realm.clone(),
+        metadata: settings
+            .protected_resource
+            .as_ref()
+            .map(|r| ResourceMetadata::new(r, settings.token.allow_query)),
+        challenge: ChallengeContext {
+            realm: settings.realm.clone(),
+            resource_metadata: settings.protected_resource.as_ref().map(|r| r.url.clone()),
+        },
         upstream,
         metrics: metrics.clone(),
     };
@@ -107,8 +124,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
     admin.add_tcp(&settings.admin_listen.to_string());
     server.add_service(admin);
 
-    for (store, uri) in sources {
-        let refresher = JwksRefresher::new(store, uri, metrics.clone());
+    for source in sources {
+        let refresher = source.refresher(&metrics);
         server.add_service(background_service("jwks refresher", refresher));
     }
     if let Some(watcher) = cert_watcher {
@@ -119,6 +136,24 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         PolicyWatcher::new(policy),
     ));
     Ok(server)
+}
+
+/// Where one issuer's keys come from: what its refreshers are made of.
+struct KeySourceTask {
+    store: Arc<KeyStore>,
+    uri: Option<String>,
+    discover: Option<String>,
+}
+
+impl KeySourceTask {
+    fn refresher(&self, metrics: &Metrics) -> JwksRefresher {
+        JwksRefresher::new(
+            self.store.clone(),
+            self.uri.clone(),
+            self.discover.clone(),
+            metrics.clone(),
+        )
+    }
 }
 
 /// How long a new process in an upgrade waits for its first keys before it serves anyway.
@@ -132,7 +167,7 @@ const UPGRADE_KEY_WAIT: Duration = Duration::from_secs(3);
 /// closed) although the old process could have served them. If the JWKS server does not
 /// answer in time, the new process serves as at a normal start: 503 on protected routes
 /// until the background refresher gets the keys.
-fn load_keys_before_serving(sources: &[(Arc<KeyStore>, String)], metrics: &Metrics) {
+fn load_keys_before_serving(sources: &[KeySourceTask], metrics: &Metrics) {
     if sources.is_empty() {
         return;
     }
@@ -150,15 +185,15 @@ fn load_keys_before_serving(sources: &[(Arc<KeyStore>, String)], metrics: &Metri
     // opened them, and this one is gone before the server's runtimes start.
     runtime.block_on(async {
         let mut fetches = tokio::task::JoinSet::new();
-        for (store, uri) in sources {
-            let refresher = JwksRefresher::new(store.clone(), uri.clone(), metrics.clone());
+        for source in sources {
+            let refresher = source.refresher(metrics);
             // A failure is logged and counted by `refresh`; readiness below says the rest.
             fetches.spawn(async move { refresher.refresh().await.ok() });
         }
         // Past the deadline the unfinished fetches are dropped with the runtime.
         let _ = tokio::time::timeout(UPGRADE_KEY_WAIT, fetches.join_all()).await;
     });
-    if sources.iter().any(|(store, _)| !store.is_ready()) {
+    if sources.iter().any(|source| !source.store.is_ready()) {
         tracing::warn!(
             waited_ms = UPGRADE_KEY_WAIT.as_millis() as u64,
             "upgrade: serving before every issuer's keys are loaded; protected routes answer 503 until they are"

@@ -108,6 +108,16 @@ impl Identity {
             .expect("scopes that are header values join into one")
     }
 
+    /// Roughly the bytes this identity holds on the heap, for caches bounded in bytes.
+    pub fn approximate_bytes(&self) -> usize {
+        let strings = self.subject.as_ref().map_or(0, String::len)
+            + self.client_id.as_ref().map_or(0, String::len)
+            + self.scopes.iter().map(|s| s.len() + 24).sum::<usize>()
+            + self.claims.iter().map(|(_, v)| v.len() + 40).sum::<usize>();
+        // The header values share one buffer as long as the strings above.
+        2 * strings + std::mem::size_of::<Identity>()
+    }
+
     /// The header values, prepared when the identity was built.
     pub fn header_values(&self) -> &HeaderValues {
         &self.values

@@ -112,6 +112,21 @@ pub struct KeyStore {
     unknown_kids: quick_cache::sync::Cache<String, Instant>,
     /// Never refreshed (HMAC secret from a file).
     fixed: bool,
+    /// A refetch was asked for and has not ended yet: unknown-`kid` requests wait for it.
+    refetch_in_flight: AtomicBool,
+    /// Counts ended fetches (good or bad); requests waiting for a refetch watch it.
+    fetched: tokio::sync::watch::Sender<u64>,
+    /// The issuer's endpoints from its metadata (discovery), when it is discovered.
+    pub endpoints: Arc<Endpoints>,
+}
+
+/// What discovery found in an issuer's metadata; empty until it answers.
+#[derive(Default)]
+pub struct Endpoints {
+    /// `jwks_uri`.
+    pub jwks_uri: ArcSwapOption<String>,
+    /// `introspection_endpoint`.
+    pub introspection: ArcSwapOption<String>,
 }
 
 impl KeyStore {
@@ -128,6 +143,9 @@ impl KeyStore {
             last_refetch: Mutex::new(None),
             unknown_kids: quick_cache::sync::Cache::new(10_000),
             fixed: false,
+            refetch_in_flight: AtomicBool::new(false),
+            fetched: tokio::sync::watch::Sender::new(0),
+            endpoints: Arc::default(),
         };
         if let KeySource::Hmac { secret } = &issuer.keys {
             let algorithms = issuer
@@ -170,20 +188,47 @@ impl KeyStore {
 
     /// Asks for a refetch because a token named `kid`, which the set lacks. Never blocks:
     /// at most one refetch per `unknown_kid_refetch_seconds`, whatever the number of tokens.
-    pub fn unknown_kid(&self, kid: &str) {
+    /// Returns whether a refetch is under way that the token's request may wait for (see
+    /// [`KeyStore::fetches`]): the one it just caused, or one already running. During the
+    /// cool-down after a refetch, unknown `kid`s are refused at once.
+    pub fn unknown_kid(&self, kid: &str) -> bool {
+        if self.fixed {
+            return false;
+        }
+        if self.refetch_in_flight.load(Ordering::Acquire) {
+            return true;
+        }
         let interval = self.timing.unknown_kid_refetch;
         let seen = self.unknown_kids.get(kid);
-        if self.fixed || seen.is_some_and(|t| t.elapsed() < interval) {
-            return;
+        if seen.is_some_and(|t| t.elapsed() < interval) {
+            return false;
         }
         self.unknown_kids.insert(kid.to_owned(), Instant::now());
         let mut last = self.last_refetch.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < interval) {
-            return;
+            return false;
         }
         *last = Some(Instant::now());
+        self.refetch_in_flight.store(true, Ordering::Release);
         self.refetch_pending.store(true, Ordering::Release);
         self.refetch.notify_one();
+        true
+    }
+
+    /// A receiver that changes when the next fetch ends.
+    pub fn fetches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.fetched.subscribe()
+    }
+
+    /// Longest a request waits for a refetch its unknown `kid` caused.
+    pub fn unknown_kid_wait(&self) -> Duration {
+        self.timing.unknown_kid_wait
+    }
+
+    /// A fetch ended: wake the requests waiting for it.
+    fn fetch_ended(&self) {
+        self.refetch_in_flight.store(false, Ordering::Release);
+        self.fetched.send_modify(|n| *n += 1);
     }
 
     /// Replaces the set, keeping the `Arc` of every unchanged key so the token cache's
@@ -333,14 +378,23 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 /// The background task that keeps one issuer's [`KeyStore`] fresh.
 pub struct JwksRefresher {
     store: Arc<KeyStore>,
-    uri: String,
+    /// The configured key set URL; `None`: discovery's.
+    uri: Option<String>,
+    /// The issuer whose metadata is read before each fetch, when it is discovered.
+    discover: Option<String>,
     client: reqwest::Client,
     metrics: Metrics,
 }
 
 impl JwksRefresher {
-    /// A refresher for `store`, fetching from `uri`.
-    pub fn new(store: Arc<KeyStore>, uri: String, metrics: Metrics) -> JwksRefresher {
+    /// A refresher for `store`, fetching from `uri`, or from the `jwks_uri` of issuer
+    /// `discover`'s metadata, read again before each fetch.
+    pub fn new(
+        store: Arc<KeyStore>,
+        uri: Option<String>,
+        discover: Option<String>,
+        metrics: Metrics,
+    ) -> JwksRefresher {
         let client = reqwest::Client::builder()
             .timeout(store.timing.fetch_timeout)
             .connect_timeout(store.timing.fetch_timeout)
@@ -350,15 +404,32 @@ impl JwksRefresher {
         JwksRefresher {
             store,
             uri,
+            discover,
             client,
             metrics,
         }
     }
 
-    /// Fetches once and installs the keys on success; returns the server's `max-age`.
+    /// Fetches once (the metadata first, when discovered) and installs the keys on
+    /// success; returns the server's `max-age`. Requests waiting for a refetch are woken
+    /// when it ends, whatever its result.
     pub async fn refresh(&self) -> Result<Option<u64>, FetchError> {
+        let result = self.refresh_once().await;
+        self.store.fetch_ended();
+        result
+    }
+
+    async fn refresh_once(&self) -> Result<Option<u64>, FetchError> {
         let label = self.store.label.as_str();
-        match self.fetch().await {
+        let uri = match self.key_set_url().await {
+            Ok(uri) => uri,
+            Err(e) => {
+                self.metrics.jwks_failed(label);
+                tracing::warn!(issuer = %label, error = %e, "issuer discovery failed");
+                return Err(e);
+            }
+        };
+        match self.fetch(&uri).await {
             Ok((keys, skipped, age)) => {
                 let n = self.store.install(keys);
                 self.metrics.jwks_refreshed(label);
@@ -374,10 +445,38 @@ impl JwksRefresher {
         }
     }
 
-    async fn fetch(&self) -> Result<(Vec<VerifyKey>, usize, Option<u64>), FetchError> {
+    /// The configured key set URL, or the one of the issuer's metadata (read now; if that
+    /// fails, the last one read keeps serving).
+    async fn key_set_url(&self) -> Result<Arc<String>, FetchError> {
+        if let Some(issuer) = &self.discover {
+            let endpoints = &self.store.endpoints;
+            match crate::auth::discovery::discover(&self.client, issuer).await {
+                Ok(metadata) => {
+                    endpoints.jwks_uri.store(metadata.jwks_uri.map(Arc::new));
+                    endpoints
+                        .introspection
+                        .store(metadata.introspection_endpoint.map(Arc::new));
+                }
+                Err(e) if self.uri.is_none() && endpoints.jwks_uri.load().is_none() => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %self.store.label, error = %e, "issuer discovery failed; keeping the endpoints found before");
+                }
+            }
+        }
+        match &self.uri {
+            Some(uri) => Ok(Arc::new(uri.clone())),
+            None => self.store.endpoints.jwks_uri.load_full().ok_or_else(|| {
+                FetchError::Invalid("the issuer's metadata names no jwks_uri".into())
+            }),
+        }
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<(Vec<VerifyKey>, usize, Option<u64>), FetchError> {
         let response = self
             .client
-            .get(&self.uri)
+            .get(uri)
             .header(
                 reqwest::header::ACCEPT,
                 "application/jwk-set+json, application/json",

@@ -8,10 +8,14 @@
 //! | [`claims`] | registered claims (RFC 7519): `iss`, `aud`, `exp`, `nbf`, `iat` |
 //! | [`jwks`] | key sets per issuer: fetch, refresh, unknown `kid`, staleness |
 //! | [`verify`] | token → [`identity::Identity`], and the verified-token cache |
+//! | [`introspect`] | opaque tokens by introspection (RFC 7662), cached, single-flight |
+//! | [`discovery`] | an issuer's metadata (RFC 8414, OpenID Connect Discovery) |
 //! | [`identity`] | the verified caller and its upstream header values |
 
 pub mod claims;
+pub mod discovery;
 pub mod identity;
+pub mod introspect;
 pub mod jwks;
 pub mod jws;
 pub mod token;
@@ -22,7 +26,9 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::decision::Rejection;
 use crate::ops::metrics::Metrics;
+use crate::policy::{Introspect, Route};
 use identity::Identity;
+use introspect::Introspector;
 use jwks::KeyStore;
 use token::TokenRules;
 use verify::{IssuerVerifier, Verifier};
@@ -53,7 +59,18 @@ impl Authenticator {
             .issuers
             .iter()
             .zip(&stores)
-            .map(|(issuer, store)| IssuerVerifier::new(issuer, store.clone()))
+            .map(|(issuer, store)| {
+                let introspector = issuer.introspection.as_ref().map(|i| {
+                    Introspector::new(
+                        &issuer.label,
+                        issuer.issuer.clone(),
+                        i,
+                        store.endpoints.clone(),
+                        metrics.clone(),
+                    )
+                });
+                IssuerVerifier::new(issuer, store.clone(), introspector)
+            })
             .collect();
         let claim_names = settings
             .headers
@@ -74,15 +91,18 @@ impl Authenticator {
         (authenticator, stores)
     }
 
-    /// The identity behind the request's credentials: its `Authorization` header values
-    /// and query string.
-    pub fn authenticate<'a>(
+    /// The identity behind the request's credentials (its `Authorization` header values
+    /// and query string), for a request to `route`.
+    pub async fn authenticate<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
+        route: &Route,
     ) -> Result<Arc<Identity>, Rejection> {
         let token =
             token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
-        self.verifier.verify(&token)
+        self.verifier
+            .authenticate(&token, route.introspect == Introspect::Always)
+            .await
     }
 }

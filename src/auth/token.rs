@@ -112,6 +112,12 @@ pub fn check_syntax(token: &str) -> Result<(), Rejection> {
     }
 }
 
+/// Whether `token` has a compact JWS's shape (three parts): anything else is an opaque
+/// token, for introspection.
+pub fn looks_like_jws(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::auth::claims::{self, Claims};
 use crate::auth::identity::{Identity, collect_scopes};
+use crate::auth::introspect::Introspector;
 use crate::auth::jwks::{KeyStore, VerifyKey};
 use crate::config::IssuerSettings;
 use crate::decision::rejection::{Rejection, TokenError};
@@ -24,6 +25,8 @@ pub struct IssuerVerifier {
     pub issuer: Arc<str>,
     /// Its keys.
     pub keys: Arc<KeyStore>,
+    /// Its introspection endpoint and cache, when configured.
+    pub introspector: Option<Introspector>,
     audiences: Vec<String>,
     leeway: u64,
     scope_claims: Vec<String>,
@@ -31,10 +34,15 @@ pub struct IssuerVerifier {
 
 impl IssuerVerifier {
     /// Prepares validation for an issuer whose keys live in `keys`.
-    pub fn new(config: &IssuerSettings, keys: Arc<KeyStore>) -> IssuerVerifier {
+    pub fn new(
+        config: &IssuerSettings,
+        keys: Arc<KeyStore>,
+        introspector: Option<Introspector>,
+    ) -> IssuerVerifier {
         IssuerVerifier {
             issuer: config.issuer.clone(),
             keys,
+            introspector,
             audiences: config.audiences.clone(),
             leeway: config.leeway.as_secs(),
             scope_claims: config.scope_claims.clone(),
@@ -52,10 +60,40 @@ struct Cached {
     valid_until: u64,
 }
 
+/// Why a JWS did not verify at once.
+enum Failure {
+    /// Refused.
+    Rejected(Rejection),
+    /// Its `kid` is unknown and a refetch of the key set is under way: worth waiting for.
+    KeyPending {
+        /// Changes when the issuer's next fetch ends.
+        fetched: tokio::sync::watch::Receiver<u64>,
+        /// The longest wait.
+        wait: std::time::Duration,
+    },
+}
+
+impl From<Rejection> for Failure {
+    fn from(rejection: Rejection) -> Failure {
+        Failure::Rejected(rejection)
+    }
+}
+
+impl Failure {
+    fn into_rejection(self) -> Rejection {
+        match self {
+            Failure::Rejected(rejection) => rejection,
+            Failure::KeyPending { .. } => Rejection::InvalidToken(TokenError::UnknownKey),
+        }
+    }
+}
+
 /// Verifies bearer tokens against the configured issuers.
 pub struct Verifier {
     issuers: Vec<IssuerVerifier>,
     by_iss: HashMap<Arc<str>, usize>,
+    /// The issuer opaque tokens are introspected at: the first with introspection.
+    opaque_issuer: Option<usize>,
     /// Claims copied into upstream headers.
     claim_names: Vec<Arc<str>>,
     /// Keyed by the whole token: a lookup hashes it and compares it byte for byte, so a
@@ -81,9 +119,11 @@ impl Verifier {
         // Expired entries are never served (every hit checks `exp`) and age out under the
         // cache's eviction (S3-FIFO) like any entry that is not hit again.
         let cache = cache_entries.map(quick_cache::sync::Cache::new);
+        let opaque_issuer = issuers.iter().position(|i| i.introspector.is_some());
         Verifier {
             issuers,
             by_iss,
+            opaque_issuer,
             claim_names,
             cache,
             metrics,
@@ -95,9 +135,78 @@ impl Verifier {
         &self.issuers
     }
 
-    /// Verifies `token`: a cached identity when the same token was verified before and its
-    /// key is still published, a full verification otherwise.
+    /// Verifies the JWS `token` without waiting: a cached identity when the same token
+    /// was verified before and its key is still published, a full verification otherwise.
+    /// A token signed with a key the set does not hold yet is refused at once.
     pub fn verify(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
+        self.verify_jws(token).map_err(Failure::into_rejection)
+    }
+
+    /// Authenticates `token` as the gateway does: a JWS is verified locally (waiting,
+    /// bounded, for the refetch its unknown `kid` caused), anything else is introspected at
+    /// the first issuer that has introspection. With `introspect_always` a JWS is also
+    /// introspected, uncached, at its own issuer.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        introspect_always: bool,
+    ) -> Result<Arc<Identity>, Rejection> {
+        if !crate::auth::token::looks_like_jws(token) {
+            // Garbage never costs the authorization server a call.
+            crate::auth::token::check_syntax(token)?;
+            return match self.opaque_issuer {
+                Some(index) => self.introspect(index, token, false).await,
+                // No issuer introspects: an opaque token is just malformed.
+                None => self.verify(token),
+            };
+        }
+        let identity = match self.verify_jws(token) {
+            Ok(identity) => identity,
+            Err(Failure::Rejected(rejection)) => return Err(rejection),
+            Err(Failure::KeyPending { mut fetched, wait }) => {
+                // A key rotation: the first tokens signed with the new key wait for the
+                // refetch they caused instead of being refused while it runs.
+                let _ = tokio::time::timeout(wait, fetched.changed()).await;
+                self.verify(token)?
+            }
+        };
+        if introspect_always {
+            let index = self.by_iss[&identity.issuer];
+            // A route that demands introspection from an issuer that has none fails
+            // closed: the configuration check warns about it.
+            if self.issuers[index].introspector.is_none() {
+                return Err(Rejection::IntrospectionUnavailable);
+            }
+            self.introspect(index, token, true).await?;
+        }
+        Ok(identity)
+    }
+
+    /// Asks issuer `index`'s introspection endpoint about `token`.
+    async fn introspect(
+        &self,
+        index: usize,
+        token: &str,
+        fresh: bool,
+    ) -> Result<Arc<Identity>, Rejection> {
+        let issuer = &self.issuers[index];
+        let introspector = issuer
+            .introspector
+            .as_ref()
+            .ok_or(Rejection::IntrospectionUnavailable)?;
+        let build = |answer: &Claims, exp: u64| {
+            let expected = claims::Expected {
+                issuer: &issuer.issuer,
+                audiences: &issuer.audiences,
+                leeway: issuer.leeway,
+            };
+            claims::check(answer, &expected, now()).map_err(Rejection::InvalidToken)?;
+            self.identity(issuer, answer, exp)
+        };
+        introspector.introspect(token, fresh, &build).await
+    }
+
+    fn verify_jws(&self, token: &str) -> Result<Arc<Identity>, Failure> {
         let Some(cache) = &self.cache else {
             return self.verify_uncached(token).map(|c| c.identity);
         };
@@ -116,7 +225,7 @@ impl Verifier {
         Ok(verified.identity)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<Cached, Rejection> {
+    fn verify_uncached(&self, token: &str) -> Result<Cached, Failure> {
         crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
@@ -130,19 +239,19 @@ impl Verifier {
         })?;
         if header.crit.is_some() {
             // We implement no JWS extension, so any listed one must be refused.
-            return Err(invalid(TokenError::UnsupportedCrit));
+            return Err(invalid(TokenError::UnsupportedCrit).into());
         }
         if let Some(typ) = &header.typ
             && !ACCEPTED_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
         {
-            return Err(invalid(TokenError::BadType));
+            return Err(invalid(TokenError::BadType).into());
         }
         // The issuer names whose keys and settings apply; the signature check that follows
         // is what makes this claim, and the others, trustworthy.
         let claims = claims::decode(token).ok_or(invalid(TokenError::BadClaims))?;
         let iss = match claims.get("iss") {
             Some(Value::String(iss)) => iss.as_str(),
-            _ => return Err(invalid(TokenError::BadClaims)),
+            _ => return Err(invalid(TokenError::BadClaims).into()),
         };
         let index = *self
             .by_iss
@@ -154,8 +263,16 @@ impl Verifier {
             Some(kid) => match set.get(kid) {
                 Some(k) => k,
                 None => {
-                    issuer.keys.unknown_kid(kid);
-                    return Err(invalid(TokenError::UnknownKey));
+                    // Subscribed before asking, so a refetch that ends in between is seen.
+                    let fetched = issuer.keys.fetches();
+                    return Err(if issuer.keys.unknown_kid(kid) {
+                        Failure::KeyPending {
+                            fetched,
+                            wait: issuer.keys.unknown_kid_wait(),
+                        }
+                    } else {
+                        invalid(TokenError::UnknownKey).into()
+                    });
                 }
             },
             None => set
@@ -165,7 +282,7 @@ impl Verifier {
         // The algorithm must be one the key and the allowlist permit: the header only picks
         // among those, it never widens them.
         if !key.algorithms.contains(&header.alg) {
-            return Err(invalid(TokenError::DisallowedAlgorithm));
+            return Err(invalid(TokenError::DisallowedAlgorithm).into());
         }
         key.signature.verify(token, header.alg).map_err(invalid)?;
         let expected = claims::Expected {

@@ -10,9 +10,12 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use serde_saphyr::Spanned;
 
-use super::file::{ConfigFile, IdentityHeadersFile, IssuerFile, JwksFile};
+use super::file::{
+    ConfigFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile, ProtectedResourceFile,
+};
 use super::settings::{
-    HeaderSettings, IssuerSettings, JwksTiming, KeySource, Settings, TlsListener, UpstreamUrl,
+    HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
+    ProtectedResource, Settings, TlsListener, UpstreamUrl,
 };
 use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
@@ -126,6 +129,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         .max_entries
         .as_ref()
         .map_or(100_000, |m| m.value);
+    let protected_resource = file
+        .protected_resource
+        .as_ref()
+        .and_then(|r| compile_protected_resource(&mut p, r, &issuers));
     if !p.found.is_empty() {
         return Err(p.found);
     }
@@ -163,6 +170,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .enabled
             .unwrap_or(true)
             .then_some(cache_entries as usize),
+        protected_resource,
     })
 }
 
@@ -240,14 +248,11 @@ fn compile_issuer(
             None
         }
         (Some(file), true, _) => read_secret(p, &at, file, base),
-        (None, false, None) => {
-            p.at(spanned, format!("{at}.jwks_uri: required"));
-            None
-        }
+        (None, false, None) => Some(KeySource::Jwks { uri: None }),
         (None, false, Some(uri)) => {
             if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
                 Some(KeySource::Jwks {
-                    uri: uri.value.clone(),
+                    uri: Some(uri.value.clone()),
                 })
             } else {
                 p.at(
@@ -269,6 +274,26 @@ fn compile_issuer(
         ok = false;
     }
     let jwks = compile_jwks(p, &at, issuer.jwks.as_ref());
+    let introspection = issuer
+        .introspection
+        .as_ref()
+        .map(|i| compile_introspection(p, &at, i, base));
+    if let Some(None) = introspection {
+        ok = false;
+    }
+    let introspection = introspection.flatten();
+    let discovery = matches!(keys, Some(KeySource::Jwks { uri: None }))
+        || introspection.as_ref().is_some_and(|i| i.endpoint.is_none());
+    if discovery && !is_url(&issuer.issuer.value) {
+        p.at(
+            &issuer.issuer,
+            format!(
+                "{at}.issuer: \"{}\" is not an http(s) URL, so its metadata cannot be discovered; set jwks_uri (and introspection.endpoint)",
+                issuer.issuer.value
+            ),
+        );
+        ok = false;
+    }
     let (Some(keys), Some(jwks), true) = (keys, jwks, ok) else {
         return None;
     };
@@ -280,6 +305,8 @@ fn compile_issuer(
             .unwrap_or_else(|| issuer.issuer.value.clone()),
         audiences: issuer.audiences.value.clone(),
         keys,
+        discovery,
+        introspection,
         algorithms,
         leeway: Duration::from_secs(issuer.leeway_seconds.unwrap_or(30)),
         scope_claims,
@@ -347,6 +374,9 @@ fn compile_jwks(
         unknown_kid_refetch: secs(j.unknown_kid_refetch_seconds, defaults.unknown_kid_refetch),
         max_staleness: secs(j.max_staleness_seconds, defaults.max_staleness),
         fetch_timeout: secs(j.fetch_timeout_seconds, defaults.fetch_timeout),
+        unknown_kid_wait: j
+            .unknown_kid_wait_ms
+            .map_or(defaults.unknown_kid_wait, Duration::from_millis),
     };
     let mut ok = true;
     if timing.min_refresh.is_zero() || timing.min_refresh > timing.max_refresh {
@@ -364,6 +394,139 @@ fn compile_jwks(
         ok = false;
     }
     ok.then_some(timing)
+}
+
+fn is_url(value: &str) -> bool {
+    value.starts_with("http://") || value.starts_with("https://")
+}
+
+fn compile_introspection(
+    p: &mut Problems,
+    at: &str,
+    spanned: &Spanned<IntrospectionFile>,
+    base: &Path,
+) -> Option<IntrospectionSettings> {
+    let i = &spanned.value;
+    let mut ok = true;
+    if let Some(endpoint) = &i.endpoint
+        && !is_url(&endpoint.value)
+    {
+        p.at(
+            endpoint,
+            format!(
+                "{at}.introspection.endpoint: \"{}\" is not an http(s) URL",
+                endpoint.value
+            ),
+        );
+        ok = false;
+    }
+    let timeout = i.timeout_ms.as_ref().map_or(2000, |t| t.value);
+    if let Some(t) = &i.timeout_ms
+        && t.value == 0
+    {
+        p.at(
+            t,
+            format!("{at}.introspection.timeout_ms: must be at least 1"),
+        );
+        ok = false;
+    }
+    let path = base.join(&i.client_secret_file.value);
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Some(s.trim_end_matches(['\r', '\n']).to_owned()),
+        Ok(_) => {
+            p.at(
+                &i.client_secret_file,
+                format!(
+                    "{at}.introspection.client_secret_file: {} is empty",
+                    path.display()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            p.at(
+                &i.client_secret_file,
+                format!(
+                    "{at}.introspection.client_secret_file: cannot read {}: {e}",
+                    path.display()
+                ),
+            );
+            None
+        }
+    };
+    let cache_max_bytes = i.cache_max_bytes.as_ref().map_or(32 << 20, |b| b.value);
+    if let Some(b) = &i.cache_max_bytes
+        && b.value < 64 << 10
+    {
+        p.at(
+            b,
+            format!("{at}.introspection.cache_max_bytes: at least 65536 (64 KiB)"),
+        );
+        ok = false;
+    }
+    let (Some(client_secret), true) = (secret, ok) else {
+        return None;
+    };
+    Some(IntrospectionSettings {
+        endpoint: i.endpoint.as_ref().map(|e| e.value.clone()),
+        client_id: i.client_id.clone(),
+        client_secret,
+        auth_method: i.auth_method.unwrap_or_default(),
+        timeout: Duration::from_millis(timeout),
+        cache_max: Duration::from_secs(i.cache_max_seconds.unwrap_or(120)),
+        inactive_cache: Duration::from_secs(i.inactive_cache_seconds.unwrap_or(10)),
+        cache_max_bytes,
+    })
+}
+
+/// RFC 9728 §3.1: the metadata lives at the resource's origin, under
+/// `/.well-known/oauth-protected-resource` followed by the resource's path.
+fn compile_protected_resource(
+    p: &mut Problems,
+    spanned: &Spanned<ProtectedResourceFile>,
+    issuers: &[IssuerSettings],
+) -> Option<ProtectedResource> {
+    let r = &spanned.value;
+    let uri: http::Uri = match r.resource.value.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            p.at(
+                &r.resource,
+                format!(
+                    "protected_resource.resource: \"{}\" is not a URL",
+                    r.resource.value
+                ),
+            );
+            return None;
+        }
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        p.at(
+            &r.resource,
+            "protected_resource.resource: must be an absolute https URL (RFC 9728 §2)",
+        );
+        return None;
+    };
+    if uri.query().is_some() || r.resource.value.contains('#') {
+        p.at(
+            &r.resource,
+            "protected_resource.resource: must have no query or fragment (RFC 9728 §1.2)",
+        );
+        return None;
+    }
+    let suffix = uri.path().trim_end_matches('/');
+    let path = format!("/.well-known/oauth-protected-resource{suffix}");
+    Some(ProtectedResource {
+        resource: r.resource.value.clone(),
+        authorization_servers: r
+            .authorization_servers
+            .clone()
+            .unwrap_or_else(|| issuers.iter().map(|i| i.issuer.to_string()).collect()),
+        resource_name: r.resource_name.clone(),
+        resource_documentation: r.resource_documentation.clone(),
+        url: format!("{scheme}://{authority}{path}"),
+        path,
+    })
 }
 
 fn compile_headers(

@@ -58,6 +58,56 @@ pub struct ConfigFile {
     /// Further request headers removed before forwarding. Default: none.
     #[serde(default)]
     pub strip_headers: Vec<Spanned<String>>,
+    /// Serve RFC 9728 protected-resource metadata and point challenges at it. Default: off.
+    pub protected_resource: Option<Spanned<ProtectedResourceFile>>,
+}
+
+/// RFC 9728 protected-resource metadata.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResourceFile {
+    /// The resource identifier: the API's https URL as clients know it. Required.
+    pub resource: Spanned<String>,
+    /// Authorization servers to list. Default: every configured issuer.
+    pub authorization_servers: Option<Vec<String>>,
+    /// Human-readable name. Default: none.
+    pub resource_name: Option<String>,
+    /// A link to the API's documentation. Default: none.
+    pub resource_documentation: Option<String>,
+}
+
+/// Token introspection (RFC 7662) for one issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionFile {
+    /// The introspection endpoint. Default: `introspection_endpoint` from discovery.
+    pub endpoint: Option<Spanned<String>>,
+    /// The gateway's client id at the authorization server. Required.
+    pub client_id: String,
+    /// File holding the client secret. Required.
+    pub client_secret_file: Spanned<PathBuf>,
+    /// `client_secret_basic` or `client_secret_post`. Default `client_secret_basic`.
+    pub auth_method: Option<ClientAuthMethod>,
+    /// Timeout of one introspection call, in milliseconds. Default `2000`.
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Longest an active result is cached, in seconds: revocation takes effect within it.
+    /// Default `120`.
+    pub cache_max_seconds: Option<u64>,
+    /// How long an inactive result is cached, in seconds. Default `10`.
+    pub inactive_cache_seconds: Option<u64>,
+    /// Bytes of cached results, at most. Default `33554432` (32 MiB).
+    pub cache_max_bytes: Option<Spanned<u64>>,
+}
+
+/// How the gateway authenticates to the introspection endpoint (RFC 7591 names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
 }
 
 /// A TLS listener (PEM files, re-read when they change).
@@ -93,8 +143,12 @@ pub struct IssuerFile {
     pub name: Option<String>,
     /// Accepted `aud` values, compared exactly. At least one is required.
     pub audiences: Spanned<Vec<String>>,
-    /// Where the issuer publishes its JSON Web Key Set. Required unless an HMAC secret is set.
+    /// Where the issuer publishes its JSON Web Key Set. Default: `jwks_uri` from the
+    /// issuer's discovery metadata (unless an HMAC secret is set).
     pub jwks_uri: Option<Spanned<String>>,
+    /// Opaque tokens (and routes with `introspect: always`) checked by introspection.
+    /// Default: none.
+    pub introspection: Option<Spanned<IntrospectionFile>>,
     /// Algorithms accepted from this issuer. Default `[RS256]`.
     pub algorithms: Option<Spanned<Vec<Algorithm>>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Default `30`.
@@ -123,6 +177,9 @@ pub struct JwksFile {
     pub max_staleness_seconds: Option<u64>,
     /// Timeout of one fetch. Default `5`.
     pub fetch_timeout_seconds: Option<u64>,
+    /// Longest a request with an unknown `kid` waits for the refetch it caused, in
+    /// milliseconds. Default `1000`.
+    pub unknown_kid_wait_ms: Option<u64>,
 }
 
 /// Header names for the verified identity. All are removed from client requests first.

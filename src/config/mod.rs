@@ -21,8 +21,8 @@ use std::path::Path;
 use jsonwebtoken::Algorithm;
 
 pub use settings::{
-    HeaderSettings, IssuerSettings, JwksTiming, KeySource, LogFormat, Settings, Upstream,
-    UpstreamUrl,
+    ClientAuthMethod, HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
+    LogFormat, ProtectedResource, Settings, Upstream, UpstreamUrl,
 };
 
 /// A problem found in the configuration.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-pub use super::file::LogFormat;
+pub use super::file::{ClientAuthMethod, LogFormat};
 use crate::auth::token::TokenRules;
 
 /// Everything `scopegate run` needs, checked.
@@ -48,6 +48,26 @@ pub struct Settings {
     pub token: TokenRules,
     /// Most tokens the verified-token cache keeps; `None`: the cache is off.
     pub token_cache_entries: Option<usize>,
+    /// RFC 9728 metadata, when configured.
+    pub protected_resource: Option<ProtectedResource>,
+}
+
+/// RFC 9728 protected-resource metadata settings.
+#[derive(Debug, Clone)]
+pub struct ProtectedResource {
+    /// The resource identifier.
+    pub resource: String,
+    /// The authorization servers listed.
+    pub authorization_servers: Vec<String>,
+    /// Human-readable name.
+    pub resource_name: Option<String>,
+    /// Documentation link.
+    pub resource_documentation: Option<String>,
+    /// Where the metadata is served on the gateway: `/.well-known/oauth-protected-resource`
+    /// followed by the resource identifier's path (RFC 9728 §3.1).
+    pub path: String,
+    /// The metadata's URL, as named in challenges (`resource_metadata`).
+    pub url: String,
 }
 
 /// A TLS listener.
@@ -113,6 +133,11 @@ pub struct IssuerSettings {
     pub audiences: Vec<String>,
     /// Where its keys come from.
     pub keys: KeySource,
+    /// Read the issuer's metadata (RFC 8414 / OpenID Connect Discovery) for the key set
+    /// URL and the introspection endpoint that are not configured.
+    pub discovery: bool,
+    /// Token introspection, when configured.
+    pub introspection: Option<IntrospectionSettings>,
     /// Algorithms accepted from it.
     pub algorithms: Vec<Algorithm>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -128,8 +153,8 @@ pub struct IssuerSettings {
 pub enum KeySource {
     /// Its JWK Set, fetched and refreshed.
     Jwks {
-        /// The set's URL.
-        uri: String,
+        /// The set's URL; `None`: from discovery.
+        uri: Option<String>,
     },
     /// A shared secret for its HS* algorithms, read from a file.
     Hmac {
@@ -163,6 +188,42 @@ pub struct JwksTiming {
     pub max_staleness: Duration,
     /// Timeout of one fetch.
     pub fetch_timeout: Duration,
+    /// Longest a request with an unknown `kid` waits for the refetch it caused.
+    pub unknown_kid_wait: Duration,
+}
+
+/// Token introspection (RFC 7662) for one issuer.
+#[derive(Clone)]
+pub struct IntrospectionSettings {
+    /// The endpoint; `None`: from discovery.
+    pub endpoint: Option<String>,
+    /// The gateway's client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+    /// How the client authenticates.
+    pub auth_method: ClientAuthMethod,
+    /// Timeout of one call.
+    pub timeout: Duration,
+    /// Longest an active result is cached.
+    pub cache_max: Duration,
+    /// How long an inactive result is cached.
+    pub inactive_cache: Duration,
+    /// Bytes of cached results, at most.
+    pub cache_max_bytes: u64,
+}
+
+impl std::fmt::Debug for IntrospectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log line, not even through `{:?}`.
+        f.debug_struct("IntrospectionSettings")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .field("timeout", &self.timeout)
+            .field("cache_max", &self.cache_max)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for JwksTiming {
@@ -174,6 +235,7 @@ impl Default for JwksTiming {
             unknown_kid_refetch: Duration::from_secs(30),
             max_staleness: Duration::from_secs(86_400),
             fetch_timeout: Duration::from_secs(5),
+            unknown_kid_wait: Duration::from_millis(1000),
         }
     }
 }

@@ -14,10 +14,13 @@ pub mod reason;
 pub mod rejection;
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 pub use reason::{Outcome, Reason};
-pub use rejection::{Answer, Rejection, TokenError};
+pub use rejection::{Answer, ChallengeContext, Rejection, TokenError};
 
 use crate::auth::identity::Identity;
 use crate::policy::{Policy, Route};
@@ -102,10 +105,18 @@ impl Verdict {
 
 /// Decides `method path` against a policy snapshot. `authenticate` is asked for the caller
 /// only on a protected route, and given that route (what it requires may change how the
-/// caller must prove who they are).
-pub fn decide<F>(method: &str, path: &str, policy: &Policy, authenticate: F) -> Decision
+/// caller must prove who they are). It may wait on the network (token introspection, the
+/// refetch of a key set after a rotation), always bounded; the offline tools pass one that
+/// is ready at once and run the decision with [`now`].
+pub async fn decide<'p, F, Fut>(
+    method: &str,
+    path: &str,
+    policy: &'p Policy,
+    authenticate: F,
+) -> Decision
 where
-    F: FnOnce(&Route) -> Result<Arc<Identity>, Rejection>,
+    F: FnOnce(&'p Route) -> Fut,
+    Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
 {
     let path = match crate::proxy::path::normalize(path) {
         Ok(p) => p,
@@ -131,7 +142,7 @@ where
     let verdict = if route.is_public() {
         Verdict::Allow(Access::Public)
     } else {
-        match authenticate(route) {
+        match authenticate(route).await {
             Err(rejection) => Verdict::deny(rejection),
             Ok(identity) => match route.decide(&identity) {
                 Ok(()) => Verdict::Allow(Access::Authorized(identity)),
@@ -146,5 +157,21 @@ where
         route: Some(route.id.clone()),
         rewritten_path,
         verdict,
+    }
+}
+
+/// Runs a decision whose authentication never waits (the offline tools': an identity given,
+/// not fetched) to its end, without a runtime.
+///
+/// # Panics
+/// If the future is not ready at once: only authenticators that never wait belong here.
+pub fn now<T>(future: impl Future<Output = T>) -> T {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("an offline decision waited on something"),
     }
 }

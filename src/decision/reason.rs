@@ -13,11 +13,18 @@ pub enum Outcome {
     Deny,
     /// Allowed, but the upstream failed.
     Error,
+    /// Answered by the gateway from its own documents (RFC 9728 metadata): nothing to decide.
+    Served,
 }
 
 impl Outcome {
     /// Every outcome, for pre-seeding metric series.
-    pub const ALL: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Error];
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Allow,
+        Outcome::Deny,
+        Outcome::Error,
+        Outcome::Served,
+    ];
 
     /// The label.
     pub fn as_str(self) -> &'static str {
@@ -25,6 +32,7 @@ impl Outcome {
             Outcome::Allow => "allow",
             Outcome::Deny => "deny",
             Outcome::Error => "error",
+            Outcome::Served => "served",
         }
     }
 }
@@ -63,19 +71,25 @@ pub enum Reason {
     BadTokenType,
     /// A `crit` extension the gateway does not implement.
     UnsupportedCrit,
+    /// Introspection says the token is not active (revoked, expired, unknown).
+    TokenInactive,
     /// The token lacks a scope the route requires.
     InsufficientScope,
     /// No route matches: default deny.
     NoRoute,
     /// The issuer's keys are not loaded or too stale: fail closed.
     KeysUnavailable,
+    /// Introspection was needed and the authorization server did not answer: fail closed.
+    IntrospectionUnavailable,
     /// The upstream failed an allowed request.
     UpstreamError,
+    /// The protected-resource metadata document (RFC 9728).
+    ResourceMetadata,
 }
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -91,10 +105,13 @@ impl Reason {
         Reason::DisallowedAlgorithm,
         Reason::BadTokenType,
         Reason::UnsupportedCrit,
+        Reason::TokenInactive,
         Reason::InsufficientScope,
         Reason::NoRoute,
         Reason::KeysUnavailable,
+        Reason::IntrospectionUnavailable,
         Reason::UpstreamError,
+        Reason::ResourceMetadata,
     ];
 
     /// The label.
@@ -115,10 +132,13 @@ impl Reason {
             Reason::DisallowedAlgorithm => "disallowed_algorithm",
             Reason::BadTokenType => "bad_token_type",
             Reason::UnsupportedCrit => "unsupported_crit",
+            Reason::TokenInactive => "token_inactive",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
             Reason::UpstreamError => "upstream_error",
+            Reason::ResourceMetadata => "resource_metadata",
         }
     }
 

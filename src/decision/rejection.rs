@@ -43,6 +43,10 @@ pub enum TokenError {
     /// A required claim (`exp`, `iss`, `aud`) is missing, or a claim has the wrong type.
     #[error("The access token lacks a required claim")]
     BadClaims,
+    /// The authorization server says the token is not active (RFC 7662 §2.2: revoked,
+    /// expired, or never issued).
+    #[error("The access token is not active")]
+    Inactive,
 }
 
 impl TokenError {
@@ -59,6 +63,7 @@ impl TokenError {
             TokenError::DisallowedAlgorithm => Reason::DisallowedAlgorithm,
             TokenError::BadType => Reason::BadTokenType,
             TokenError::UnsupportedCrit => Reason::UnsupportedCrit,
+            TokenError::Inactive => Reason::TokenInactive,
         }
     }
 }
@@ -90,6 +95,10 @@ pub enum Rejection {
     /// The issuer's keys are not loaded (yet) or are too stale to trust: fail closed.
     #[error("Signing keys are not available; try again shortly")]
     KeysUnavailable,
+    /// The token needs introspection and the authorization server did not answer in time
+    /// (or answered with an error): fail closed.
+    #[error("The authorization server could not be reached to check the token; try again shortly")]
+    IntrospectionUnavailable,
 }
 
 /// Everything a client sees of a rejection.
@@ -105,8 +114,18 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Seconds a client is told to wait while the issuer's keys are unavailable.
-const KEYS_RETRY_AFTER: u32 = 5;
+/// Seconds a client is told to wait while keys or introspection are unavailable.
+const RETRY_AFTER: u32 = 5;
+
+/// What challenges name besides the error, fixed by configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeContext {
+    /// `realm` (RFC 6750 §3).
+    pub realm: String,
+    /// `resource_metadata` (RFC 9728 §5.1): the URL of the protected-resource metadata,
+    /// where a client learns which authorization server to sign in at.
+    pub resource_metadata: Option<String>,
+}
 
 /// How a challenge is shaped.
 enum Challenge {
@@ -129,6 +148,7 @@ impl Rejection {
             Rejection::InsufficientScope { .. } => Reason::InsufficientScope,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
+            Rejection::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
         }
     }
 
@@ -162,31 +182,36 @@ impl Rejection {
             ),
             // Not bearer-token errors: no token would change the answer.
             Rejection::NoRoute => (403, Challenge::None, "access_denied", None),
-            Rejection::KeysUnavailable => (
+            Rejection::KeysUnavailable | Rejection::IntrospectionUnavailable => (
                 503,
                 Challenge::None,
                 "temporarily_unavailable",
-                Some(KEYS_RETRY_AFTER),
+                Some(RETRY_AFTER),
             ),
         }
     }
 
     /// What the client gets: status, `WWW-Authenticate` (RFC 6750 §3), `Retry-After` and
     /// the JSON body `{"error": …, "error_description": …}`, which never echoes the token.
-    pub fn answer(&self, realm: &str) -> Answer {
+    pub fn answer(&self, context: &ChallengeContext) -> Answer {
         let (status, challenge, error, retry_after) = self.shape();
         let description = self.to_string();
         let challenge = match challenge {
             Challenge::None => None,
-            Challenge::Bare => Some(format!("Bearer realm=\"{}\"", quoted(realm))),
-            Challenge::Error(code) => {
-                let mut value = format!(
-                    "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{}\"",
-                    quoted(realm),
-                    quoted(&description)
-                );
+            Challenge::Bare | Challenge::Error(_) => {
+                let mut value = format!("Bearer realm=\"{}\"", quoted(&context.realm));
+                if let Challenge::Error(code) = challenge {
+                    let _ = write!(
+                        value,
+                        ", error=\"{code}\", error_description=\"{}\"",
+                        quoted(&description)
+                    );
+                }
                 if let Rejection::InsufficientScope { required } = self {
                     let _ = write!(value, ", scope=\"{}\"", quoted(required));
+                }
+                if let Some(url) = &context.resource_metadata {
+                    let _ = write!(value, ", resource_metadata=\"{}\"", quoted(url));
                 }
                 Some(value)
             }
@@ -219,9 +244,16 @@ fn quoted(value: &str) -> String {
 mod tests {
     use super::*;
 
+    fn realm(realm: &str) -> ChallengeContext {
+        ChallengeContext {
+            realm: realm.into(),
+            resource_metadata: None,
+        }
+    }
+
     #[test]
     fn missing_token_gets_a_bare_challenge() {
-        let a = Rejection::MissingToken.answer("api");
+        let a = Rejection::MissingToken.answer(&realm("api"));
         assert_eq!(a.status, 401);
         assert_eq!(a.challenge.unwrap(), r#"Bearer realm="api""#);
     }
@@ -231,7 +263,7 @@ mod tests {
         let r = Rejection::InsufficientScope {
             required: "approve:timesheets".into(),
         };
-        let a = r.answer("api");
+        let a = r.answer(&realm("api"));
         assert_eq!(a.status, 403);
         let c = a.challenge.unwrap();
         assert!(c.contains(r#"error="insufficient_scope""#), "{c}");
@@ -245,7 +277,7 @@ mod tests {
         let r = Rejection::InvalidToken(TokenError::Expired);
         assert_eq!(r.reason(), Reason::TokenExpired);
         assert!(
-            r.answer("x")
+            r.answer(&realm("x"))
                 .challenge
                 .unwrap()
                 .contains(r#"error="invalid_token""#)
@@ -254,17 +286,45 @@ mod tests {
 
     #[test]
     fn only_unavailable_keys_say_when_to_retry_and_no_route_has_no_challenge() {
-        let keys = Rejection::KeysUnavailable.answer("x");
+        let keys = Rejection::KeysUnavailable.answer(&realm("x"));
         assert_eq!((keys.status, keys.retry_after), (503, Some(5)));
         assert!(keys.challenge.is_none());
-        let none = Rejection::NoRoute.answer("x");
+        let none = Rejection::NoRoute.answer(&realm("x"));
         assert_eq!((none.status, none.retry_after), (403, None));
         assert!(none.challenge.is_none());
     }
 
     #[test]
+    fn challenges_point_at_the_resource_metadata_when_there_is_one() {
+        let context = ChallengeContext {
+            realm: "api".into(),
+            resource_metadata: Some(
+                "https://api.exampleco.com/.well-known/oauth-protected-resource".into(),
+            ),
+        };
+        for r in [
+            Rejection::MissingToken,
+            Rejection::InvalidToken(TokenError::Inactive),
+        ] {
+            let c = r.answer(&context).challenge.unwrap();
+            assert!(
+                c.ends_with(r#", resource_metadata="https://api.exampleco.com/.well-known/oauth-protected-resource""#),
+                "{c}"
+            );
+        }
+        let unavailable = Rejection::IntrospectionUnavailable.answer(&context);
+        assert_eq!(
+            (unavailable.status, unavailable.retry_after),
+            (503, Some(5))
+        );
+    }
+
+    #[test]
     fn realm_cannot_break_out_of_its_quotes() {
-        let c = Rejection::MissingToken.answer("a\"b\\c").challenge.unwrap();
+        let c = Rejection::MissingToken
+            .answer(&realm("a\"b\\c"))
+            .challenge
+            .unwrap();
         assert_eq!(c, r#"Bearer realm="abc""#);
     }
 }

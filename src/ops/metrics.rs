@@ -53,6 +53,12 @@ pub struct Metrics {
     token_cache_misses: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
     ready: IntGauge,
+    /// `scopegate_introspection_requests_total{issuer, result}`.
+    introspection_calls: IntCounterVec,
+    /// `scopegate_introspection_duration_seconds{issuer}`.
+    introspection_duration: HistogramVec,
+    /// `scopegate_introspection_cache_requests_total{issuer, result}`.
+    introspection_cache: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -163,7 +169,32 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(ready.clone()));
+        let introspection_calls = counter_vec(
+            "scopegate_introspection_requests_total",
+            "Calls to an issuer's introspection endpoint by result (active, inactive, error, no_endpoint).",
+            &["issuer", "result"],
+        );
+        let introspection_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "scopegate_introspection_duration_seconds",
+                "Time of one call to an introspection endpoint.",
+            )
+            .buckets(vec![
+                0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["issuer"],
+        )
+        .expect("valid metric");
+        reg(Box::new(introspection_duration.clone()));
+        let introspection_cache = counter_vec(
+            "scopegate_introspection_cache_requests_total",
+            "Introspection cache lookups by issuer and result (hit, miss).",
+            &["issuer", "result"],
+        );
         Metrics {
+            introspection_calls,
+            introspection_duration,
+            introspection_cache,
             token_cache_hits: cache.with_label_values(&["hit"]),
             token_cache_misses: cache.with_label_values(&["miss"]),
             registry,
@@ -191,6 +222,40 @@ impl Metrics {
         }
         self.jwks_unknown_kid_refetches.with_label_values(&[label]);
         self.key_state(label, 0, false);
+    }
+
+    /// Pre-seeds an introspecting issuer's series.
+    pub fn introspecting_issuer(&self, label: &str) {
+        for result in ["active", "inactive", "error", "no_endpoint"] {
+            self.introspection_calls.with_label_values(&[label, result]);
+        }
+        for result in ["hit", "miss"] {
+            self.introspection_cache.with_label_values(&[label, result]);
+        }
+    }
+
+    /// One call to an introspection endpoint ended with `result` after `elapsed`.
+    pub fn introspection_call(&self, label: &str, result: &str, elapsed: Duration) {
+        self.introspection_calls
+            .with_label_values(&[label, result])
+            .inc();
+        self.introspection_duration
+            .with_label_values(&[label])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The introspection cache held a live answer for the token.
+    pub fn introspection_cache_hit(&self, label: &str) {
+        self.introspection_cache
+            .with_label_values(&[label, "hit"])
+            .inc();
+    }
+
+    /// The introspection cache held no live answer for the token.
+    pub fn introspection_cache_miss(&self, label: &str) {
+        self.introspection_cache
+            .with_label_values(&[label, "miss"])
+            .inc();
     }
 
     /// A JWKS fetch succeeded.
@@ -265,7 +330,7 @@ impl Metrics {
     /// The authorization decision took `elapsed`.
     pub fn decided(&self, outcome: Outcome, elapsed: Duration) {
         let histogram = match outcome {
-            Outcome::Allow => &self.auth_duration_allow,
+            Outcome::Allow | Outcome::Served => &self.auth_duration_allow,
             Outcome::Deny | Outcome::Error => &self.auth_duration_deny,
         };
         histogram.observe(elapsed.as_secs_f64());

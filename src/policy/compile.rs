@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::file::{PolicyFile, RouteEntry};
-use super::{METHODS, Policy, Requirement, Route};
+use super::file::{IntrospectFile, PolicyFile, RouteEntry};
+use super::{Introspect, METHODS, Policy, Requirement, Route};
 use crate::config::yaml::Pos;
 
 /// One problem in a policy file.
@@ -128,6 +128,10 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
                 id: Arc::from(id.as_str()),
                 template: r.path.value.clone(),
                 requirement,
+                introspect: match r.introspect.as_ref().map(|i| i.value) {
+                    Some(IntrospectFile::Always) => Introspect::Always,
+                    None => Introspect::Opaque,
+                },
                 pos: Pos::of(entry),
             });
         }

@@ -40,9 +40,9 @@ pub fn explain(
 ) -> Explanation {
     let caller = scopes.map(|s| Arc::new(Identity::offline(s)));
     let path = path.split('?').next().unwrap_or(path);
-    let decision = decision::decide(method, path, policy, |_route| {
-        caller.clone().ok_or(Rejection::MissingToken)
-    });
+    let decision = decision::now(decision::decide(method, path, policy, |_route| {
+        std::future::ready(caller.clone().ok_or(Rejection::MissingToken))
+    }));
     let route = decision
         .route
         .as_deref()

@@ -33,4 +33,16 @@ pub struct RouteEntry {
     /// Free text for readers of the policy.
     #[serde(default)]
     pub description: Option<String>,
+    /// `always`: introspect the token on every request, JWTs too, uncached (revocation
+    /// bites at once). Default: only opaque tokens are introspected.
+    #[serde(default)]
+    pub introspect: Option<Spanned<IntrospectFile>>,
+}
+
+/// The `introspect` key's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntrospectFile {
+    /// Every request's token is introspected.
+    Always,
 }

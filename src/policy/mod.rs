@@ -44,8 +44,20 @@ pub struct Route {
     pub template: String,
     /// What it requires.
     pub requirement: Requirement,
+    /// When its tokens are introspected.
+    pub introspect: Introspect,
     /// Where it is defined.
     pub pos: Pos,
+}
+
+/// When a route's tokens are checked with the authorization server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Introspect {
+    /// Opaque tokens only (a JWT is verified locally).
+    #[default]
+    Opaque,
+    /// Every token, on every request, uncached.
+    Always,
 }
 
 impl Route {
@@ -88,6 +100,22 @@ impl Policy {
         let router = self.routers[index].as_ref()?;
         let matched = router.at(path).ok()?;
         self.routes.get(*matched.value)
+    }
+
+    /// Every scope some route requires, sorted, each once (RFC 9728 `scopes_supported`).
+    pub fn scopes_supported(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = self
+            .routes
+            .iter()
+            .flat_map(|r| match &r.requirement {
+                Requirement::Public => [].iter(),
+                Requirement::Scopes { all, .. } => all.iter(),
+            })
+            .map(String::as_str)
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        scopes
     }
 
     /// Every route, in file order.

@@ -5,11 +5,13 @@
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
 //! | [`path`] | one normalization of the request path, refused where ambiguous |
 //! | [`headers`] | strip client identity headers, set the verified ones |
+//! | [`metadata`] | RFC 9728 protected-resource metadata, from the live policy |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
 
 pub mod admin;
 pub mod headers;
+pub mod metadata;
 pub mod path;
 pub mod phases;
 pub mod tls;

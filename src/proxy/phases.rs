@@ -13,10 +13,11 @@ use pingora::proxy::{ProxyHttp, Session};
 
 use crate::auth::Authenticator;
 use crate::config::Upstream;
-use crate::decision::{self, Access, Answer, Decision, Outcome, Reason, Verdict};
+use crate::decision::{self, Access, Answer, ChallengeContext, Decision, Outcome, Reason, Verdict};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
+use crate::proxy::metadata::ResourceMetadata;
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -29,8 +30,10 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// The identity header rewrite.
     pub headers: HeaderPlan,
-    /// `WWW-Authenticate` realm.
-    pub realm: String,
+    /// What every challenge names (realm, resource metadata).
+    pub challenge: ChallengeContext,
+    /// The RFC 9728 document, when configured.
+    pub metadata: Option<ResourceMetadata>,
     /// Where allowed requests go.
     pub upstream: Upstream,
     /// Metrics.
@@ -40,9 +43,17 @@ pub struct Gateway {
 /// Per-request state, from `request_filter` to `logging`.
 pub struct RequestCtx {
     started: Instant,
-    /// `None` until `request_filter` ran (a request pingora could not parse never gets
-    /// there).
-    decision: Option<Decision>,
+    stage: Stage,
+}
+
+/// How far a request got.
+enum Stage {
+    /// Not past `request_filter` (a request pingora could not parse never gets there).
+    Received,
+    /// Answered by the gateway itself, with no decision to make (its own documents).
+    Served(Reason),
+    /// Decided.
+    Decided(Decision),
 }
 
 #[async_trait]
@@ -52,7 +63,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            decision: None,
+            stage: Stage::Received,
         }
     }
 
@@ -60,20 +71,31 @@ impl ProxyHttp for Gateway {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let req = session.req_header();
-        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |_route| {
+        if let Some(metadata) = &self.metadata
+            && req.uri.path() == metadata.path()
+        {
+            let method = req.method.clone();
+            ctx.stage = Stage::Served(Reason::ResourceMetadata);
+            self.serve_metadata(session, &method, metadata.document(&policy))
+                .await?;
+            return Ok(true);
+        }
+        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |route| {
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
             self.auth.authenticate(
                 authorization.iter().map(HeaderValue::as_bytes),
                 req.uri.query(),
+                route,
             )
-        });
+        })
+        .await;
         self.metrics
             .decided(decision.verdict.outcome(), ctx.started.elapsed());
         let answer = decision
             .verdict
             .rejection()
-            .map(|rejection| rejection.answer(&self.realm));
-        ctx.decision = Some(decision);
+            .map(|rejection| rejection.answer(&self.challenge));
+        ctx.stage = Stage::Decided(decision);
         match answer {
             None => Ok(false),
             Some(answer) => {
@@ -101,7 +123,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(decision) = &ctx.decision else {
+        let Stage::Decided(decision) = &ctx.stage else {
             return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
         };
         if let Some(path) = &decision.rewritten_path {
@@ -143,14 +165,20 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let decision = ctx.decision.as_ref();
+        let decision = match &ctx.stage {
+            Stage::Decided(decision) => Some(decision),
+            Stage::Received | Stage::Served(_) => None,
+        };
         let route = decision.and_then(|d| d.route.as_deref()).unwrap_or("none");
-        let (outcome, reason) = match (decision.map(|d| &d.verdict), error) {
-            (Some(verdict @ Verdict::Deny { .. }), _) => (Outcome::Deny, verdict.reason()),
-            (Some(Verdict::Allow(_)), Some(_)) => (Outcome::Error, Reason::UpstreamError),
-            (Some(verdict @ Verdict::Allow(_)), None) => (Outcome::Allow, verdict.reason()),
+        let (outcome, reason) = match (&ctx.stage, error) {
+            (Stage::Decided(d), _) if matches!(d.verdict, Verdict::Deny { .. }) => {
+                (Outcome::Deny, d.verdict.reason())
+            }
+            (Stage::Decided(_), Some(_)) => (Outcome::Error, Reason::UpstreamError),
+            (Stage::Decided(d), None) => (Outcome::Allow, d.verdict.reason()),
+            (Stage::Served(reason), _) => (Outcome::Served, *reason),
             // The request never reached `request_filter` (a malformed request line).
-            (None, _) => (Outcome::Deny, Reason::InvalidRequest),
+            (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),
         };
         self.metrics.request_done(route, outcome, reason);
         let subject = decision
@@ -192,9 +220,40 @@ impl Gateway {
         if let Some(seconds) = answer.retry_after {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
         }
+        self.write_answer(session, resp, body).await
+    }
+
+    /// Serves the protected-resource metadata (RFC 9728 §3.2): `GET` or `HEAD` only.
+    async fn serve_metadata(
+        &self,
+        session: &mut Session,
+        method: &http::Method,
+        document: Bytes,
+    ) -> Result<()> {
+        if method != http::Method::GET && method != http::Method::HEAD {
+            let mut resp = ResponseHeader::build(405, Some(3))?;
+            resp.insert_header(http::header::ALLOW, "GET, HEAD")?;
+            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+            return self.write_answer(session, resp, Bytes::new()).await;
+        }
+        let mut resp = ResponseHeader::build(200, Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(http::header::CONTENT_LENGTH, document.len().to_string())?;
+        // Short-lived: it follows policy reloads.
+        resp.insert_header(http::header::CACHE_CONTROL, "max-age=60")?;
+        self.write_answer(session, resp, document).await
+    }
+
+    /// Writes an answer of the gateway's own, keeping the connection open where it can.
+    async fn write_answer(
+        &self,
+        session: &mut Session,
+        resp: ResponseHeader,
+        body: Bytes,
+    ) -> Result<()> {
         // Keep-alive needs the unread request body off the wire first. A small body is
-        // drained; a large (or chunked) one is not worth reading for a refusal, so the
-        // connection closes after the answer instead.
+        // drained; a large (or chunked) one is not worth reading for an answer the gateway
+        // writes itself, so the connection closes after the answer instead.
         if !session.is_body_empty() {
             let small = session
                 .req_header()

@@ -471,8 +471,7 @@ issuers:
   - issuer: \"{issuer}\"
     name: exampleco
     audiences: [\"{AUDIENCE}\"]
-    jwks_uri: \"{jwks}\"
-    algorithms: [RS256, ES256, EdDSA]
+{jwks}    algorithms: [RS256, ES256, EdDSA]
     jwks:
       min_refresh_seconds: 1
       unknown_kid_refetch_seconds: 1
@@ -483,7 +482,12 @@ identity_headers:
 {extra}
 ",
             sock = dir.path().join("upgrade.sock").display(),
-            jwks = spec.jwks_uri,
+            // An empty URI leaves the key set to discovery.
+            jwks = if spec.jwks_uri.is_empty() {
+                String::new()
+            } else {
+                format!("    jwks_uri: \"{}\"\n", spec.jwks_uri)
+            },
             issuer_extra = spec.issuer_extra,
             extra = spec.extra,
         );

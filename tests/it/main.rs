@@ -4,11 +4,13 @@
 mod harness;
 
 mod agreement;
+mod authserver;
 mod burst;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;
 mod headers;
+mod introspection;
 mod jwks;
 mod lifecycle;
 mod logs;

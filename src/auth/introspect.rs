@@ -1,0 +1,334 @@
+//! Token introspection (RFC 7662): an opaque token (or a JWT on a route that asks for it)
+//! is checked by asking the authorization server, and the answer cached.
+//!
+//! - The cache is keyed by the whole token (a lookup compares it byte for byte) and
+//!   bounded in bytes. An active answer is kept until the token's `exp` or
+//!   `cache_max`, whichever comes first, so a revocation takes effect within `cache_max`;
+//!   an inactive one for `inactive_cache`.
+//! - Concurrent requests with the same uncached token make one call: the first holds the
+//!   cache's placeholder, the others wait for its answer (single-flight).
+//! - The authorization server down, slow or answering garbage: cached answers keep
+//!   working; an uncached token gets 503 with `Retry-After` after at most the timeout.
+//!   Nothing unverified is forwarded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::claims::Claims;
+use super::identity::Identity;
+use super::jwks::Endpoints;
+use crate::config::{ClientAuthMethod, IntrospectionSettings};
+use crate::decision::{Rejection, TokenError};
+use crate::ops::metrics::Metrics;
+
+/// Largest introspection answer read; an answer is a small JSON object.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// An answer as cached.
+#[derive(Clone)]
+enum Answer {
+    /// Active, with the identity it makes, until `until`.
+    Active {
+        identity: Arc<Identity>,
+        until: Instant,
+    },
+    /// Not active, remembered until `until`.
+    Inactive { until: Instant },
+}
+
+impl Answer {
+    fn until(&self) -> Instant {
+        match self {
+            Answer::Active { until, .. } | Answer::Inactive { until } => *until,
+        }
+    }
+}
+
+/// Weighs a cache entry in bytes: the token, the identity's strings and a fixed overhead
+/// for the entry, its `Arc`s and the table slot.
+#[derive(Clone)]
+struct ByteWeight;
+
+impl quick_cache::Weighter<String, Answer> for ByteWeight {
+    fn weight(&self, token: &String, answer: &Answer) -> u64 {
+        let identity = match answer {
+            Answer::Active { identity, .. } => identity.approximate_bytes(),
+            Answer::Inactive { .. } => 0,
+        };
+        (token.len() + identity + 160) as u64
+    }
+}
+
+/// Builds the identity from an active answer's claims; the issuer's own rules (scope
+/// claims, mapped claims, audiences) are the verifier's.
+pub type IdentityFrom<'a> = &'a (dyn Fn(&Claims, u64) -> Result<Identity, Rejection> + Sync);
+
+/// One issuer's introspection client and cache.
+pub struct Introspector {
+    label: String,
+    issuer: Arc<str>,
+    /// The configured endpoint; `None`: the one discovery found.
+    endpoint: Option<Arc<String>>,
+    discovered: Arc<Endpoints>,
+    settings: IntrospectionSettings,
+    client: reqwest::Client,
+    cache: quick_cache::sync::Cache<String, Answer, ByteWeight>,
+    metrics: Metrics,
+}
+
+/// What a call to the endpoint can end in, besides an answer.
+enum CallError {
+    /// No endpoint known yet (discovery has not answered).
+    NoEndpoint,
+    /// Timeout, connection refused, non-2xx, not JSON.
+    Failed(String),
+}
+
+impl Introspector {
+    /// The introspector of issuer `issuer` (metric label `label`).
+    pub fn new(
+        label: &str,
+        issuer: Arc<str>,
+        settings: &IntrospectionSettings,
+        discovered: Arc<Endpoints>,
+        metrics: Metrics,
+    ) -> Introspector {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            // A redirect would send the client secret and the token somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client's settings are valid");
+        let estimated = (settings.cache_max_bytes / 1024).max(64) as usize;
+        Introspector {
+            label: label.to_owned(),
+            issuer,
+            endpoint: settings.endpoint.clone().map(Arc::new),
+            discovered,
+            settings: settings.clone(),
+            client,
+            cache: quick_cache::sync::Cache::with_weighter(
+                estimated,
+                settings.cache_max_bytes,
+                ByteWeight,
+            ),
+            metrics,
+        }
+    }
+
+    /// The endpoint: the configured one, else the one discovery found (if it has).
+    pub fn endpoint(&self) -> Option<Arc<String>> {
+        self.endpoint
+            .clone()
+            .or_else(|| self.discovered.introspection.load_full())
+    }
+
+    /// The identity behind `token`, from the cache or the authorization server. With
+    /// `fresh`, the cache is neither read nor written: every call asks the server (routes
+    /// with `introspect: always`, where a revocation must bite at once).
+    pub async fn introspect(
+        &self,
+        token: &str,
+        fresh: bool,
+        identity: IdentityFrom<'_>,
+    ) -> Result<Arc<Identity>, Rejection> {
+        if fresh {
+            let answer = self.call_and_judge(token, identity).await?;
+            return served(&answer);
+        }
+        loop {
+            match self.cache.get_value_or_guard_async(token).await {
+                Ok(answer) if Instant::now() < answer.until() => {
+                    self.metrics.introspection_cache_hit(&self.label);
+                    return served(&answer);
+                }
+                Ok(_) => {
+                    // Past its time: drop it, then take the placeholder (or wait for a
+                    // request that already did).
+                    self.cache.remove(token);
+                }
+                Err(guard) => {
+                    self.metrics.introspection_cache_miss(&self.label);
+                    // On failure the guard is dropped unfilled: waiting requests then try
+                    // themselves, each bounded by the timeout.
+                    let answer = self.call_and_judge(token, identity).await?;
+                    let _ = guard.insert(answer.clone());
+                    return served(&answer);
+                }
+            }
+        }
+    }
+
+    /// Calls the endpoint and turns the answer into a cacheable verdict.
+    async fn call_and_judge(
+        &self,
+        token: &str,
+        identity: IdentityFrom<'_>,
+    ) -> Result<Answer, Rejection> {
+        let started = Instant::now();
+        let result = self.call(token).await;
+        let outcome = match &result {
+            Ok(c) if c.get("active") == Some(&Value::Bool(true)) => "active",
+            Ok(_) => "inactive",
+            Err(CallError::NoEndpoint) => "no_endpoint",
+            Err(CallError::Failed(_)) => "error",
+        };
+        self.metrics
+            .introspection_call(&self.label, outcome, started.elapsed());
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(CallError::NoEndpoint) => return Err(Rejection::IntrospectionUnavailable),
+            Err(CallError::Failed(why)) => {
+                tracing::warn!(issuer = %self.label, error = %why, "introspection failed");
+                return Err(Rejection::IntrospectionUnavailable);
+            }
+        };
+        let inactive = || Answer::Inactive {
+            until: Instant::now() + self.settings.inactive_cache,
+        };
+        if answer.get("active") != Some(&Value::Bool(true)) {
+            return Ok(inactive());
+        }
+        match self.judge(answer, identity) {
+            Ok((identity, exp)) => {
+                let left = exp.saturating_sub(now());
+                let keep = self.settings.cache_max.min(Duration::from_secs(left));
+                Ok(Answer::Active {
+                    identity: Arc::new(identity),
+                    until: Instant::now() + keep,
+                })
+            }
+            // An answer the gateway refuses (wrong audience, another kind of token) is as
+            // good as inactive for this token: remember it briefly, like one.
+            Err(Rejection::InvalidToken(_)) => Ok(inactive()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The checks a JWT's claims get, on the answer's claims.
+    fn judge(
+        &self,
+        mut answer: Claims,
+        identity: IdentityFrom<'_>,
+    ) -> Result<(Identity, u64), Rejection> {
+        // RFC 7662 §2.2: `token_type` is optional; when given, it must be an access
+        // token's (a refresh token presented as an access token is refused).
+        if let Some(kind) = answer.get("token_type").and_then(Value::as_str)
+            && !(kind.eq_ignore_ascii_case("bearer") || kind.eq_ignore_ascii_case("dpop"))
+        {
+            return Err(Rejection::InvalidToken(TokenError::BadType));
+        }
+        // The server answers for itself: an answer without `iss` is its own.
+        answer
+            .entry("iss")
+            .or_insert_with(|| Value::String(self.issuer.to_string()));
+        let exp = identity_exp(&answer)?;
+        let identity = identity(&answer, exp)?;
+        Ok((identity, exp))
+    }
+
+    async fn call(&self, token: &str) -> Result<Claims, CallError> {
+        let endpoint = self.endpoint().ok_or(CallError::NoEndpoint)?;
+        let form = [("token", token), ("token_type_hint", "access_token")];
+        let request = self
+            .client
+            .post(endpoint.as_str())
+            .header(reqwest::header::ACCEPT, "application/json");
+        let request = match self.settings.auth_method {
+            ClientAuthMethod::ClientSecretBasic => request
+                .basic_auth(
+                    form_encode(&self.settings.client_id),
+                    Some(form_encode(&self.settings.client_secret)),
+                )
+                .form(&form),
+            ClientAuthMethod::ClientSecretPost => {
+                let mut body = form.to_vec();
+                body.push(("client_id", &self.settings.client_id));
+                body.push(("client_secret", &self.settings.client_secret));
+                request.form(&body)
+            }
+        };
+        let failed = |e: reqwest::Error| CallError::Failed(e.without_url().to_string());
+        let mut response = request.send().await.map_err(failed)?;
+        if !response.status().is_success() {
+            return Err(CallError::Failed(format!(
+                "the server answered {}",
+                response.status().as_u16()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(CallError::Failed(format!(
+                    "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| CallError::Failed(format!("the answer is not a JSON object: {e}")))
+    }
+}
+
+/// The client id and secret in HTTP Basic are form-encoded first (RFC 6749 §2.3.1).
+fn form_encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, FORM).to_string()
+}
+
+/// `application/x-www-form-urlencoded`'s set: everything but unreserved characters.
+const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The answer's `exp`, required: without it a cached answer would have no bound but the
+/// cache's own, and a stolen token no end.
+fn identity_exp(answer: &Claims) -> Result<u64, Rejection> {
+    match answer.get("exp") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().map(|f| f.floor() as u64))
+            .ok_or(Rejection::InvalidToken(TokenError::BadClaims)),
+        _ => Err(Rejection::InvalidToken(TokenError::BadClaims)),
+    }
+}
+
+fn served(answer: &Answer) -> Result<Arc<Identity>, Rejection> {
+    match answer {
+        Answer::Active { identity, .. } => {
+            if identity.expires_at < now() {
+                return Err(Rejection::InvalidToken(TokenError::Expired));
+            }
+            Ok(identity.clone())
+        }
+        Answer::Inactive { .. } => Err(Rejection::InvalidToken(TokenError::Inactive)),
+    }
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_credentials_are_form_encoded_for_basic_auth() {
+        assert_eq!(form_encode("gate way:1"), "gate%20way%3A1");
+        assert_eq!(form_encode("a-b_c.d~e"), "a-b_c.d~e");
+    }
+
+    #[test]
+    fn an_answer_without_exp_is_refused() {
+        let answer: Claims = serde_json::from_str(r#"{"active":true}"#).unwrap();
+        assert!(identity_exp(&answer).is_err());
+        let answer: Claims = serde_json::from_str(r#"{"active":true,"exp":12.7}"#).unwrap();
+        assert_eq!(identity_exp(&answer).unwrap(), 12);
+    }
+}
