@@ -89,6 +89,29 @@ fn an_outage_after_warm_up_keeps_valid_tokens_passing_and_shows_in_the_metrics()
 }
 
 #[test]
+fn the_first_token_signed_with_a_newly_published_key_is_allowed_on_its_first_request() {
+    let (old, new) = (TestKey::rsa(), TestKey::rsa2());
+    let jwks = JwksServer::start(&[&old]);
+    // No max-age: the regular refresh is minutes away, so only the unknown kid's refetch
+    // can bring the new key in.
+    let (gw, upstream) = start(&jwks, "");
+    assert_eq!(
+        gw.call("GET", "/timesheets", &old.sign(&claims("read:timesheets")))
+            .status,
+        200
+    );
+    let before = jwks.fetches();
+    jwks.set_keys(&[&old, &new]);
+    let r = gw.call("GET", "/timesheets", &new.sign(&claims("read:timesheets")));
+    assert_eq!(
+        r.status, 200,
+        "the request waited for the refetch it caused"
+    );
+    assert_eq!(jwks.fetches(), before + 1);
+    assert_eq!(upstream.count(), 2);
+}
+
+#[test]
 fn a_flood_of_unknown_key_ids_costs_at_most_one_fetch_per_interval() {
     let key = TestKey::rsa();
     let jwks = JwksServer::start(&[&key]);

@@ -9,6 +9,7 @@ mod burst;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;
+mod discovery;
 mod headers;
 mod introspection;
 mod jwks;
@@ -19,6 +20,7 @@ mod oidc;
 mod paths;
 mod prometheus;
 mod reload;
+mod resource_metadata;
 mod responses;
 mod routes;
 mod startup;

@@ -1,0 +1,105 @@
+//! RFC 9728 protected-resource metadata: served by the gateway from the live policy,
+//! named by every 401 challenge, and following policy reloads.
+
+use crate::harness::*;
+
+const RESOURCE: &str = "protected_resource:
+  resource: https://api.exampleco.com/timesheets
+  resource_name: ExampleCo Timesheets
+";
+
+#[test]
+fn the_metadata_lists_the_issuer_and_the_policy_scopes_and_challenges_point_at_it() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = RESOURCE;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+
+    let r = gw.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/timesheets",
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let doc = r.json();
+    assert_eq!(doc["resource"], "https://api.exampleco.com/timesheets");
+    assert_eq!(doc["authorization_servers"], serde_json::json!([ISSUER]));
+    assert_eq!(doc["resource_name"], "ExampleCo Timesheets");
+    assert_eq!(
+        doc["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+    assert_eq!(
+        doc["scopes_supported"],
+        serde_json::json!([
+            "approve:timesheets",
+            "batch:upload",
+            "create:timesheets",
+            "delete:timesheets",
+            "read:timesheets"
+        ])
+    );
+    // Served by the gateway, never forwarded.
+    assert_eq!(upstream.count(), 0);
+    gw.wait_metric(
+        r#"scopegate_requests_total{decision="served",reason="resource_metadata",route="none"}"#,
+        1.0,
+    );
+
+    let metadata = r#"resource_metadata="https://api.exampleco.com/.well-known/oauth-protected-resource/timesheets""#;
+    let missing = gw.request("GET", "/timesheets", &[]);
+    assert_eq!(missing.status, 401);
+    assert!(
+        missing
+            .header("www-authenticate")
+            .unwrap()
+            .contains(metadata),
+        "{:?}",
+        missing.header("www-authenticate")
+    );
+    let bad = gw.call("GET", "/timesheets", "not.a.token");
+    assert!(bad.header("www-authenticate").unwrap().contains(metadata));
+}
+
+#[test]
+fn the_metadata_follows_a_policy_reload() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = RESOURCE;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let scopes = || {
+        gw.request(
+            "GET",
+            "/.well-known/oauth-protected-resource/timesheets",
+            &[],
+        )
+        .json()["scopes_supported"]
+            .clone()
+    };
+    assert!(!scopes().to_string().contains("export:timesheets"));
+    let edited = format!(
+        "{policy}\n  - id: export\n    methods: [GET]\n    path: /export\n    scopes: [export:timesheets]\n"
+    );
+    std::fs::write(gw.policy_path(), edited).unwrap();
+    gw.wait_for(
+        || scopes().to_string().contains("export:timesheets"),
+        "the reloaded policy's scopes in the metadata",
+    );
+    // Other methods than GET and HEAD are not allowed on the document.
+    assert_eq!(
+        gw.request(
+            "POST",
+            "/.well-known/oauth-protected-resource/timesheets",
+            &[]
+        )
+        .status,
+        405
+    );
+}
