@@ -1,6 +1,7 @@
 //! End to end against a real, certified authorization server: `oidc-provider` (npm) issues
-//! JWT access tokens through Authorization Code + PKCE, and scopegate enforces the
-//! Timesheets policy with them. Needs Node.js and `npm ci` in `tests/oidc` (scripts/setup
+//! JWT or opaque access tokens through Authorization Code + PKCE, and scopegate enforces
+//! the Timesheets policy with them (opaque ones by introspection, with the issuer found by
+//! discovery). Needs Node.js and `npm ci` in `tests/oidc` (scripts/setup
 //! --test does it).
 
 use std::collections::BTreeMap;
@@ -24,7 +25,13 @@ struct Provider {
 }
 
 impl Provider {
+    /// A provider issuing JWT access tokens.
     fn start() -> Provider {
+        Provider::start_with("jwt")
+    }
+
+    /// A provider issuing access tokens of `format` (`jwt` or `opaque`).
+    fn start_with(format: &str) -> Provider {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -34,6 +41,7 @@ impl Provider {
             .arg("server.mjs")
             .arg("0")
             .current_dir(&dir)
+            .env("ACCESS_TOKEN_FORMAT", format)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -210,16 +218,7 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     );
 
     // Alice is an Employee: read, create, delete; no approvals, no batch upload.
-    let expect = [
-        ("GET", "/timesheets", 200, 200),
-        ("POST", "/timesheets", 200, 200),
-        ("GET", "/timesheets/7", 200, 200),
-        ("DELETE", "/timesheets/7", 200, 200),
-        ("GET", "/approvals", 403, 200),
-        ("PUT", "/approvals/7", 403, 200),
-        ("POST", "/timesheets/upload", 403, 403),
-    ];
-    for (method, path, for_alice, for_bob) in expect {
+    for (method, path, for_alice, for_bob) in EXPECT {
         assert_eq!(
             gw.call(method, path, &alice).status,
             for_alice,
@@ -252,4 +251,79 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     forged["scope"] = serde_json::json!("approve:timesheets");
     parts[1] = b64(forged.to_string().as_bytes());
     assert_eq!(gw.call("PUT", "/approvals/7", &parts.join(".")).status, 401);
+}
+
+/// The route table both token kinds are held to: (method, path, alice, bob).
+const EXPECT: [(&str, &str, u16, u16); 7] = [
+    ("GET", "/timesheets", 200, 200),
+    ("POST", "/timesheets", 200, 200),
+    ("GET", "/timesheets/7", 200, 200),
+    ("DELETE", "/timesheets/7", 200, 200),
+    ("GET", "/approvals", 403, 200),
+    ("PUT", "/approvals/7", 403, 200),
+    ("POST", "/timesheets/upload", 403, 403),
+];
+
+#[test]
+fn opaque_tokens_from_oidc_provider_are_introspected_and_refused_after_revocation() {
+    let provider = Provider::start_with("opaque");
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("introspection-secret");
+    std::fs::write(&secret, "scopegate-introspection-secret\n").unwrap();
+    // Only the issuer's URL: its key set and introspection endpoint come from discovery.
+    let issuer_extra = format!(
+        "    introspection:\n      client_id: scopegate\n      client_secret_file: \"{}\"\n      cache_max_seconds: 1\n",
+        secret.display()
+    );
+    let spec = GatewaySpec {
+        jwks_uri: String::new(),
+        upstream: upstream.addr,
+        policy: &policy,
+        issuer_extra: &issuer_extra,
+        extra: "",
+    };
+    let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
+    gw.wait_ready();
+
+    let all = "openid read:timesheets create:timesheets delete:timesheets approve:timesheets";
+    let alice = rt()
+        .block_on(sign_in(&provider.issuer, "alice", "alice-pw", all))
+        .unwrap();
+    let bob = rt()
+        .block_on(sign_in(&provider.issuer, "bob", "bob-pw", all))
+        .unwrap();
+    assert!(!alice.contains('.'), "an opaque token, not a JWT: {alice}");
+    for (method, path, for_alice, for_bob) in EXPECT {
+        assert_eq!(
+            gw.call(method, path, &alice).status,
+            for_alice,
+            "alice {method} {path}"
+        );
+        assert_eq!(
+            gw.call(method, path, &bob).status,
+            for_bob,
+            "bob {method} {path}"
+        );
+    }
+    assert_eq!(upstream.last().header("x-auth-subject"), Some("bob"));
+    assert_eq!(upstream.last().header("x-auth-client-id"), Some(CLIENT));
+
+    // The app signs out: the provider revokes the token (RFC 7009). Within the cache
+    // maximum (1 s here) the gateway stops accepting it.
+    let revoked = rt().block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/token/revocation", provider.issuer))
+            .form(&[("token", alice.as_str()), ("client_id", CLIENT)])
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(revoked.unwrap(), 200);
+    gw.wait_for(
+        || gw.call("GET", "/timesheets", &alice).status == 401,
+        "the revoked token to be refused",
+    );
+    assert_eq!(gw.call("GET", "/timesheets", &bob).status, 200);
 }

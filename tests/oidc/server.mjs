@@ -18,6 +18,17 @@ const API = 'https://api.exampleco.com/timesheets';
 const API_SCOPES = ['read:timesheets', 'create:timesheets', 'delete:timesheets', 'approve:timesheets'];
 const OIDC_SCOPES = ['openid', 'offline_access'];
 
+// `jwt` (default): access tokens the gateway verifies itself; `opaque`: reference tokens
+// it must introspect (ACCESS_TOKEN_FORMAT=opaque).
+const ACCESS_TOKEN_FORMAT = process.env.ACCESS_TOKEN_FORMAT ?? 'jwt';
+if (!['jwt', 'opaque'].includes(ACCESS_TOKEN_FORMAT)) {
+  console.error(`invalid ACCESS_TOKEN_FORMAT: ${ACCESS_TOKEN_FORMAT}`);
+  process.exit(2);
+}
+
+// The gateway, a resource server: it only introspects (RFC 7662).
+const GATEWAY_CLIENT = { id: 'scopegate', secret: 'scopegate-introspection-secret' };
+
 // Which API scopes each role may be granted, whatever the client asks for.
 const ROLE_SCOPES = {
   Employee: ['read:timesheets', 'create:timesheets', 'delete:timesheets'],
@@ -55,6 +66,13 @@ function configuration() {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: ['com.exampleco.timesheets://callback'],
+    }, {
+      client_id: GATEWAY_CLIENT.id,
+      client_secret: GATEWAY_CLIENT.secret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
     }],
     responseTypes: ['code'],
     // oidc-provider only supports S256; this makes PKCE mandatory for every
@@ -70,6 +88,8 @@ function configuration() {
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     features: {
       devInteractions: { enabled: false }, // replaced by the routes below
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // An authorization request without `resource` is for the timesheets API ...
@@ -77,8 +97,8 @@ function configuration() {
         getResourceServerInfo: () => ({
           scope: API_SCOPES.join(' '),
           audience: API,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
+          accessTokenFormat: ACCESS_TOKEN_FORMAT,
+          ...(ACCESS_TOKEN_FORMAT === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
         }),
         // ... and so is a token request without `resource`: it gets a JWT
         // access token for the API rather than an opaque userinfo token.
