@@ -20,7 +20,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use crate::decision::Rejection;
-use identity::Identity;
+use identity::{ConditionClaims, Identity};
 use token::TokenRules;
 use verify::Verifier;
 
@@ -35,14 +35,16 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// The identity behind the request's credentials: its `Authorization` header values
-    /// and query string.
+    /// and query string. It keeps the claims `conditions` names, for the policy's claim
+    /// conditions.
     pub fn authenticate<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
+        conditions: &ConditionClaims,
     ) -> Result<Arc<Identity>, Rejection> {
         let token =
             token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
-        self.verifier.verify(&token)
+        self.verifier.verify_for(&token, conditions)
     }
 }

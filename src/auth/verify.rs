@@ -8,7 +8,7 @@ use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
 
 use crate::auth::claims::{self, Claims};
-use crate::auth::identity::{Identity, collect_scopes};
+use crate::auth::identity::{ConditionClaims, Identity, collect_scopes, numeric_date};
 use crate::auth::jwks::{KeyStore, VerifyKey};
 use crate::config::IssuerConfig;
 use crate::decision::rejection::{Rejection, TokenError};
@@ -50,6 +50,8 @@ struct Cached {
     key: Arc<VerifyKey>,
     /// `exp` plus leeway: after this the entry is never served.
     valid_until: u64,
+    /// The claims the identity kept for the policy's conditions.
+    conditions: ConditionClaims,
 }
 
 /// Verifies bearer tokens against the configured issuers.
@@ -95,28 +97,43 @@ impl Verifier {
         &self.issuers
     }
 
-    /// Verifies `token`: a cached identity when the same token was verified before and its
-    /// key is still published, a full verification otherwise.
+    /// Verifies `token` for a policy whose claim conditions read no claim.
     pub fn verify(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
+        self.verify_for(token, &ConditionClaims::default())
+    }
+
+    /// Verifies `token`: a cached identity when the same token was verified before, its
+    /// key is still published and it kept the claims `conditions` names; a full
+    /// verification otherwise.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+    ) -> Result<Arc<Identity>, Rejection> {
         let Some(cache) = &self.cache else {
-            return self.verify_uncached(token).map(|c| c.identity);
+            return self.verify_uncached(token, conditions).map(|c| c.identity);
         };
         if let Some(hit) = cache.get(token) {
             let issuer = &self.issuers[hit.issuer];
             let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
-            if now() <= hit.valid_until && key_current {
+            // After a reload that reads other claims, the entry lacks them: verify again.
+            if now() <= hit.valid_until && key_current && hit.conditions == *conditions {
                 self.metrics.token_cache_hit();
                 return Ok(hit.identity);
             }
             cache.remove(token);
         }
         self.metrics.token_cache_miss();
-        let verified = self.verify_uncached(token)?;
+        let verified = self.verify_uncached(token, conditions)?;
         cache.insert(Box::from(token), verified.clone());
         Ok(verified.identity)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<Cached, Rejection> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+    ) -> Result<Cached, Rejection> {
         crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
@@ -174,12 +191,19 @@ impl Verifier {
             leeway: issuer.leeway,
         };
         let exp = claims::check(&claims, &expected, now()).map_err(invalid)?;
-        let identity = self.identity(issuer, &claims, exp)?;
+        let identity = self
+            .identity(issuer, &claims, exp)?
+            .with_authentication(
+                text(&claims, "acr"),
+                claims.get("auth_time").and_then(numeric_date),
+            )
+            .with_conditions(conditions.pick(&claims));
         Ok(Cached {
             identity: Arc::new(identity),
             issuer: index,
             key: key.clone(),
             valid_until: exp.saturating_add(issuer.leeway),
+            conditions: conditions.clone(),
         })
     }
 
@@ -189,7 +213,7 @@ impl Verifier {
         claims: &Claims,
         exp: u64,
     ) -> Result<Identity, Rejection> {
-        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |name: &str| text(claims, name);
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
@@ -208,6 +232,11 @@ impl Verifier {
         )
         .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
     }
+}
+
+/// A string claim, owned.
+fn text(claims: &Claims, name: &str) -> Option<String> {
+    claims.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A claim as header text: strings as they are, arrays of strings comma-joined, other

@@ -13,11 +13,18 @@ pub enum Outcome {
     Deny,
     /// Allowed, but the upstream failed.
     Error,
+    /// A dry-run route (or policy) would have denied it; forwarded.
+    DryRunDeny,
 }
 
 impl Outcome {
     /// Every outcome, for pre-seeding metric series.
-    pub const ALL: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Error];
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Allow,
+        Outcome::Deny,
+        Outcome::Error,
+        Outcome::DryRunDeny,
+    ];
 
     /// The label.
     pub fn as_str(self) -> &'static str {
@@ -25,7 +32,13 @@ impl Outcome {
             Outcome::Allow => "allow",
             Outcome::Deny => "deny",
             Outcome::Error => "error",
+            Outcome::DryRunDeny => "dry_run_deny",
         }
+    }
+
+    /// The outcome a label names, for decision tests that expect one.
+    pub fn parse(label: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == label)
     }
 }
 
@@ -65,6 +78,10 @@ pub enum Reason {
     UnsupportedCrit,
     /// The token lacks a scope the route requires.
     InsufficientScope,
+    /// A claim of the token fails the route's claim condition.
+    ClaimMismatch,
+    /// The user must sign in again with another `acr` or more recently (RFC 9470).
+    InsufficientUserAuthentication,
     /// No route matches: default deny.
     NoRoute,
     /// The issuer's keys are not loaded or too stale: fail closed.
@@ -75,7 +92,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -92,6 +109,8 @@ impl Reason {
         Reason::BadTokenType,
         Reason::UnsupportedCrit,
         Reason::InsufficientScope,
+        Reason::ClaimMismatch,
+        Reason::InsufficientUserAuthentication,
         Reason::NoRoute,
         Reason::KeysUnavailable,
         Reason::UpstreamError,
@@ -116,6 +135,8 @@ impl Reason {
             Reason::BadTokenType => "bad_token_type",
             Reason::UnsupportedCrit => "unsupported_crit",
             Reason::InsufficientScope => "insufficient_scope",
+            Reason::ClaimMismatch => "claim_mismatch",
+            Reason::InsufficientUserAuthentication => "insufficient_user_authentication",
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::UpstreamError => "upstream_error",

@@ -84,6 +84,22 @@ pub enum Rejection {
         /// The route's required scopes, space-separated as in the `scope` attribute.
         required: String,
     },
+    /// The token fails a claim condition of every requirement set that its scopes would
+    /// not already decide; `claim` names the claim (never its value).
+    #[error("The access token's claim {claim} does not allow this request")]
+    ClaimMismatch {
+        /// The claim, as the policy names it.
+        claim: String,
+    },
+    /// The user must sign in again: the route wants another `acr` or a more recent
+    /// `auth_time` (RFC 9470).
+    #[error("A stronger or more recent authentication is required")]
+    InsufficientAuthentication {
+        /// Acceptable `acr` values, space-separated, when the route names some.
+        acr_values: Option<String>,
+        /// The route's largest accepted authentication age, in seconds.
+        max_age: Option<u64>,
+    },
     /// No route of the policy matches the method and path: default deny.
     #[error("No policy route allows this request")]
     NoRoute,
@@ -127,6 +143,8 @@ impl Rejection {
             Rejection::AmbiguousPath(_) => Reason::AmbiguousPath,
             Rejection::InvalidToken(e) => e.reason(),
             Rejection::InsufficientScope { .. } => Reason::InsufficientScope,
+            Rejection::ClaimMismatch { .. } => Reason::ClaimMismatch,
+            Rejection::InsufficientAuthentication { .. } => Reason::InsufficientUserAuthentication,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
         }
@@ -160,6 +178,20 @@ impl Rejection {
                 "insufficient_scope",
                 None,
             ),
+            // "Higher privileges than provided by the access token" (RFC 6750 §3.1), but no
+            // `scope` attribute: no scope would help.
+            Rejection::ClaimMismatch { .. } => (
+                403,
+                Challenge::Error("insufficient_scope"),
+                "insufficient_scope",
+                None,
+            ),
+            Rejection::InsufficientAuthentication { .. } => (
+                401,
+                Challenge::Error("insufficient_user_authentication"),
+                "insufficient_user_authentication",
+                None,
+            ),
             // Not bearer-token errors: no token would change the answer.
             Rejection::NoRoute => (403, Challenge::None, "access_denied", None),
             Rejection::KeysUnavailable => (
@@ -185,8 +217,8 @@ impl Rejection {
                     quoted(realm),
                     quoted(&description)
                 );
-                if let Rejection::InsufficientScope { required } = self {
-                    let _ = write!(value, ", scope=\"{}\"", quoted(required));
+                for (name, attribute) in self.attributes() {
+                    let _ = write!(value, ", {name}=\"{}\"", quoted(&attribute));
                 }
                 Some(value)
             }
@@ -195,14 +227,44 @@ impl Rejection {
             "error": error,
             "error_description": description,
         });
-        if let Rejection::InsufficientScope { required } = self {
-            body["scope"] = serde_json::Value::from(required.as_str());
+        for (name, attribute) in self.attributes() {
+            body[name] = serde_json::Value::from(attribute);
         }
         Answer {
             status,
             challenge,
             retry_after,
             body: serde_json::to_vec(&body).expect("a JSON object of strings serializes"),
+        }
+    }
+}
+
+impl Rejection {
+    /// The challenge's extra attributes, also copied into the body: `scope` (RFC 6750
+    /// §3), `acr_values` and `max_age` (RFC 9470 §3).
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Rejection::InsufficientScope { required } => vec![("scope", required.clone())],
+            Rejection::InsufficientAuthentication {
+                acr_values,
+                max_age,
+            } => {
+                let mut out = Vec::new();
+                if let Some(acr) = acr_values {
+                    out.push(("acr_values", acr.clone()));
+                }
+                if let Some(age) = max_age {
+                    out.push(("max_age", age.to_string()));
+                }
+                out
+            }
+            Rejection::MissingToken
+            | Rejection::InvalidRequest(_)
+            | Rejection::AmbiguousPath(_)
+            | Rejection::InvalidToken(_)
+            | Rejection::ClaimMismatch { .. }
+            | Rejection::NoRoute
+            | Rejection::KeysUnavailable => Vec::new(),
         }
     }
 }
@@ -238,6 +300,52 @@ mod tests {
         assert!(c.contains(r#"scope="approve:timesheets""#), "{c}");
         let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(body["error"], "insufficient_scope");
+    }
+
+    #[test]
+    fn a_claim_denial_names_the_claim_not_its_value() {
+        let r = Rejection::ClaimMismatch {
+            claim: "https://exampleco.com/roles".into(),
+        };
+        let a = r.answer("api");
+        assert_eq!((a.status, r.reason()), (403, Reason::ClaimMismatch));
+        let c = a.challenge.unwrap();
+        assert!(c.contains(r#"error="insufficient_scope""#), "{c}");
+        assert!(
+            c.contains("claim https://exampleco.com/roles does not"),
+            "{c}"
+        );
+        assert!(!c.contains("scope=\""), "{c}");
+    }
+
+    #[test]
+    fn step_up_asks_for_acr_values_and_max_age() {
+        let r = Rejection::InsufficientAuthentication {
+            acr_values: Some("mfa".into()),
+            max_age: Some(300),
+        };
+        let a = r.answer("api");
+        assert_eq!(a.status, 401);
+        let c = a.challenge.unwrap();
+        assert!(
+            c.contains(r#"error="insufficient_user_authentication""#)
+                && c.ends_with(r#", acr_values="mfa", max_age="300""#),
+            "{c}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(
+            (body["acr_values"].as_str(), body["max_age"].as_str()),
+            (Some("mfa"), Some("300"))
+        );
+        let age_only = Rejection::InsufficientAuthentication {
+            acr_values: None,
+            max_age: Some(60),
+        };
+        let c = age_only.answer("api").challenge.unwrap();
+        assert!(
+            !c.contains("acr_values") && c.contains(r#"max_age="60""#),
+            "{c}"
+        );
     }
 
     #[test]

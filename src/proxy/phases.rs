@@ -65,6 +65,7 @@ impl ProxyHttp for Gateway {
             self.auth.authenticate(
                 authorization.iter().map(HeaderValue::as_bytes),
                 req.uri.query(),
+                policy.condition_claims(),
             )
         });
         self.metrics
@@ -130,6 +131,9 @@ impl ProxyHttp for Gateway {
         let identity = match &decision.verdict {
             Verdict::Allow(Access::Authorized(identity)) => Some(&**identity),
             Verdict::Allow(Access::Public) => None,
+            // A dry-run refusal is forwarded as the request would be without the rule: with
+            // the identity of a token that verified, without one otherwise.
+            Verdict::Allow(Access::DryRun { identity, .. }) => identity.as_deref(),
             Verdict::Deny { .. } => {
                 return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
             }
@@ -148,7 +152,7 @@ impl ProxyHttp for Gateway {
         let (outcome, reason) = match (decision.map(|d| &d.verdict), error) {
             (Some(verdict @ Verdict::Deny { .. }), _) => (Outcome::Deny, verdict.reason()),
             (Some(Verdict::Allow(_)), Some(_)) => (Outcome::Error, Reason::UpstreamError),
-            (Some(verdict @ Verdict::Allow(_)), None) => (Outcome::Allow, verdict.reason()),
+            (Some(verdict @ Verdict::Allow(_)), None) => (verdict.outcome(), verdict.reason()),
             // The request never reached `request_filter` (a malformed request line).
             (None, _) => (Outcome::Deny, Reason::InvalidRequest),
         };
