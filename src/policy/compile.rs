@@ -132,10 +132,12 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
         let template = compile_template(r, &at, &mut errors);
         let requirement = compile_requirement(r, &at, &mut errors);
         if let (Some(template), Some(requirement)) = (template, requirement) {
+            let names = methods.iter().map(|&m| METHODS[m]).collect();
             templates.push((i, methods, template.clone()));
             routes.push(Route {
                 id: Arc::from(id.as_str()),
                 template: r.path.value.clone(),
+                methods: names,
                 requirement,
                 dry_run: r.dry_run.as_ref().map_or(dry_run, |d| d.value),
                 pos: Pos::of(entry),

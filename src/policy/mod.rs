@@ -8,6 +8,7 @@ pub mod cases;
 mod compile;
 pub mod explain;
 pub mod file;
+pub mod openapi;
 pub mod reload;
 pub mod requirement;
 
@@ -34,6 +35,8 @@ pub struct Route {
     pub id: Arc<str>,
     /// The path template as written.
     pub template: String,
+    /// The methods it covers, in [`METHODS`] order.
+    pub methods: Vec<&'static str>,
     /// What it requires.
     pub requirement: Requirement,
     /// Decide and count, but forward (its own `dry_run`, else the policy's).
