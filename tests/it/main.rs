@@ -14,6 +14,7 @@ mod logs;
 mod metrics;
 mod oidc;
 mod paths;
+mod policy;
 mod prometheus;
 mod reload;
 mod responses;
