@@ -8,7 +8,7 @@
 //! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
 //! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`claims`], [`jwks`] |
-//! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
+//! | 5 | one of the route's requirement sets (scopes, claim conditions), then its sign-in rule (`acr`, `auth_time`) → allow, 403, 401 step-up; a dry-run route forwards what it would refuse | [`policy::requirement`], [`decision`] |
 //! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
 //! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
 //!

@@ -218,7 +218,11 @@ impl Rejection {
                     quoted(&description)
                 );
                 for (name, attribute) in self.attributes() {
-                    let _ = write!(value, ", {name}=\"{}\"", quoted(&attribute));
+                    let text = match &attribute {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let _ = write!(value, ", {name}=\"{}\"", quoted(&text));
                 }
                 Some(value)
             }
@@ -228,7 +232,7 @@ impl Rejection {
             "error_description": description,
         });
         for (name, attribute) in self.attributes() {
-            body[name] = serde_json::Value::from(attribute);
+            body[name] = attribute;
         }
         Answer {
             status,
@@ -242,19 +246,22 @@ impl Rejection {
 impl Rejection {
     /// The challenge's extra attributes, also copied into the body: `scope` (RFC 6750
     /// §3), `acr_values` and `max_age` (RFC 9470 §3).
-    fn attributes(&self) -> Vec<(&'static str, String)> {
+    /// In the body, `max_age` is a number; in the challenge every value is quoted.
+    fn attributes(&self) -> Vec<(&'static str, serde_json::Value)> {
         match self {
-            Rejection::InsufficientScope { required } => vec![("scope", required.clone())],
+            Rejection::InsufficientScope { required } => {
+                vec![("scope", required.as_str().into())]
+            }
             Rejection::InsufficientAuthentication {
                 acr_values,
                 max_age,
             } => {
                 let mut out = Vec::new();
                 if let Some(acr) = acr_values {
-                    out.push(("acr_values", acr.clone()));
+                    out.push(("acr_values", acr.as_str().into()));
                 }
                 if let Some(age) = max_age {
-                    out.push(("max_age", age.to_string()));
+                    out.push(("max_age", (*age).into()));
                 }
                 out
             }
@@ -334,8 +341,8 @@ mod tests {
         );
         let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(
-            (body["acr_values"].as_str(), body["max_age"].as_str()),
-            (Some("mfa"), Some("300"))
+            (body["acr_values"].as_str(), body["max_age"].as_u64()),
+            (Some("mfa"), Some(300))
         );
         let age_only = Rejection::InsufficientAuthentication {
             acr_values: None,
