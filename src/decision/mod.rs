@@ -181,13 +181,16 @@ where
     } else {
         match authenticate(route) {
             Err(rejection) => Verdict::deny(rejection),
-            Ok(identity) => match route.decide(&identity, unix_now()) {
-                Ok(()) => Verdict::Allow(Access::Authorized(identity)),
-                Err(rejection) => Verdict::Deny {
-                    rejection,
-                    identity: Some(identity),
-                },
-            },
+            // The clock is read only for a route whose sign-in rule has a `max_age`.
+            Ok(identity) => {
+                match route.decide(&identity, route.reads_clock().then(unix_now).unwrap_or(0)) {
+                    Ok(()) => Verdict::Allow(Access::Authorized(identity)),
+                    Err(rejection) => Verdict::Deny {
+                        rejection,
+                        identity: Some(identity),
+                    },
+                }
+            }
         }
     };
     Decision {

@@ -54,6 +54,17 @@ impl Route {
         }
     }
 
+    /// Whether deciding needs the time (a `max_age` to compare `auth_time` with).
+    pub fn reads_clock(&self) -> bool {
+        match &self.requirement {
+            Requirement::Token(t) => t
+                .authentication
+                .as_ref()
+                .is_some_and(|a| a.max_age.is_some()),
+            Requirement::Public => false,
+        }
+    }
+
     /// Whether the route needs no token.
     pub fn is_public(&self) -> bool {
         self.requirement == Requirement::Public
