@@ -5,6 +5,10 @@
 //! table; criterion reports time per iteration (64 lookups) and, with
 //! `Throughput::Elements`, lookups/s. The setup checks that both matchers pick the same
 //! route for every request, and prints how long each policy took to compile.
+//!
+//! `requirement/*` is the check of one identity against a route, after matching and
+//! verification: a scope-only route beside one with three conditions besides its scope (a
+//! role, a tenant in a nested claim, a step-up rule), for the same caller.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -77,5 +81,51 @@ fn route_all(policy: &scopegate::policy::Policy, requests: &[(&str, String)]) ->
         .count()
 }
 
-criterion_group!(benches, policy_match);
+const REQUIREMENTS: &str = r#"version: 1
+routes:
+  - {id: scope-only, methods: [GET], path: "/timesheets/{id}", scopes: [read:timesheets]}
+  - id: three-conditions
+    methods: [GET]
+    path: "/reports/{id}"
+    scopes: [read:timesheets]
+    claims:
+      - {claim: https://api.exampleco.com/roles, contains_any: [Manager]}
+      - {claim: [org, id], equals: exampleco}
+    authentication: {acr: [mfa], max_age: 86400}
+"#;
+
+fn requirement(c: &mut Criterion) {
+    let policy = scopegate::policy::compile(REQUIREMENTS.as_bytes(), "bench.yaml")
+        .expect("bench policy compiles");
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "scope": "openid profile read:timesheets create:timesheets",
+        "https://api.exampleco.com/roles": ["Employee", "Manager"],
+        "org": {"id": "exampleco", "region": "eu"},
+        "acr": "mfa",
+        "auth_time": now,
+    });
+    let all = claims.as_object().expect("an object");
+    let identity = scopegate::auth::identity::Identity::offline_from_claims(all)
+        // What a verified identity keeps: the claims the conditions read.
+        .with_conditions(policy.condition_claims().pick(all));
+    let mut group = c.benchmark_group("requirement");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    for (name, path) in [
+        ("scope_only", "/timesheets/7"),
+        ("three_conditions", "/reports/7"),
+    ] {
+        let route = policy.route("GET", path).expect("route");
+        assert_eq!(route.decide(&identity, now), Ok(()), "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| route.decide(black_box(&identity), black_box(now)).is_ok())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, policy_match, requirement);
 criterion_main!(benches);

@@ -46,6 +46,8 @@ struct Fixture {
     jwks: Vec<u8>,
     /// One token per entry of `KEYS`.
     tokens: Vec<String>,
+    /// An RS256 token that also carries roles, a tenant and a recent MFA sign-in.
+    rich: String,
 }
 
 impl Fixture {
@@ -56,6 +58,7 @@ impl Fixture {
         let plan = HeaderPlan::new(&settings.headers);
         let mut jwks = JwkSet { keys: Vec::new() };
         let mut tokens = Vec::new();
+        let mut rich = String::new();
         let now = jsonwebtoken::get_current_timestamp();
         for (file, kid, alg) in KEYS {
             let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -82,6 +85,15 @@ impl Fixture {
                 "scope": "openid profile read:timesheets create:timesheets",
                 "https://api.exampleco.com/email": "alice@exampleco.com",
             });
+            if alg == Algorithm::RS256 {
+                let mut more = claims.clone();
+                more["https://api.exampleco.com/roles"] =
+                    serde_json::json!(["Employee", "Manager"]);
+                more["org"] = serde_json::json!({"id": "exampleco", "region": "eu"});
+                more["acr"] = serde_json::json!("mfa");
+                more["auth_time"] = serde_json::json!(now);
+                rich = jsonwebtoken::encode(&header, &more, &encoding).expect("signs");
+            }
             tokens.push(jsonwebtoken::encode(&header, &claims, &encoding).expect("signs"));
         }
         Fixture {
@@ -89,6 +101,7 @@ impl Fixture {
             plan,
             jwks: serde_json::to_vec(&jwks).expect("JWKS serializes"),
             tokens,
+            rich,
         }
     }
 
@@ -206,35 +219,65 @@ fn headers(c: &mut Criterion) {
     group.finish();
 }
 
+/// The seed policy plus a route with three conditions besides its scope: a role
+/// (`contains_any` on a namespaced claim), a tenant in a nested claim (`equals`) and a
+/// step-up rule (`acr`, `max_age`).
+const CONDITIONS: &str = r#"
+  - id: conditions
+    methods: [GET]
+    path: /reports/{id}
+    scopes: [read:timesheets]
+    claims:
+      - {claim: https://api.exampleco.com/roles, contains_any: [Manager]}
+      - {claim: [org, id], equals: exampleco}
+    authentication: {acr: [mfa], max_age: 86400}
+"#;
+
 fn decide(c: &mut Criterion) {
     let f = Fixture::new();
-    let policy = scopegate::policy::compile(
-        include_bytes!("../policies/timesheets.yaml"),
-        "timesheets.yaml",
-    )
-    .expect("seed policy compiles");
+    let yaml = format!(
+        "{}{CONDITIONS}",
+        include_str!("../policies/timesheets.yaml")
+    );
+    let policy = scopegate::policy::compile(yaml.as_bytes(), "timesheets.yaml")
+        .expect("seed policy compiles");
     let cached = f.authenticator(Some(100_000));
     let uncached = f.authenticator(None);
-    let authorization = format!("Bearer {}", f.tokens[0]);
-    let run = |auth: &Authenticator| {
+    let plain = format!("Bearer {}", f.tokens[0]);
+    let rich = format!("Bearer {}", f.rich);
+    let run = |auth: &Authenticator, path: &str, authorization: &str| {
         // A verified token (cached or not) needs no network: the decision is ready at once.
-        let d = decision::now(decision::decide(
-            "GET",
-            black_box("/timesheets/4711"),
-            &policy,
-            |route| auth.authenticate([authorization.as_bytes()], None, route),
-        ));
-        assert!(d.verdict.rejection().is_none());
+        let d = decision::now(decision::decide("GET", black_box(path), &policy, |route| {
+            auth.authenticate(
+                [authorization.as_bytes()],
+                None,
+                route,
+                policy.condition_claims(),
+            )
+        }));
+        assert!(d.verdict.rejection().is_none(), "{path}: {:?}", d.verdict);
         d
     };
-    run(&cached);
+    run(&cached, "/timesheets/4711", &plain);
+    run(&cached, "/reports/4711", &rich);
     let mut group = c.benchmark_group("decide");
     group
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(40);
-    group.bench_function("RS256/cache_hit", |b| b.iter(|| run(&cached)));
-    group.bench_function("RS256/cache_miss", |b| b.iter(|| run(&uncached)));
+    group.bench_function("RS256/cache_hit", |b| {
+        b.iter(|| run(&cached, "/timesheets/4711", &plain))
+    });
+    // The same token shape on both routes, so only the route's requirement differs.
+    group.bench_function("RS256/cache_hit/scope_only_route", |b| {
+        b.iter(|| run(&cached, "/timesheets/4711", &rich))
+    });
+    group.bench_function("RS256/cache_hit/three_condition_route", |b| {
+        b.iter(|| run(&cached, "/reports/4711", &rich))
+    });
+    group.bench_function("RS256/cache_miss", |b| {
+        b.iter(|| run(&uncached, "/timesheets/4711", &plain))
+    });
     group.finish();
 }
 

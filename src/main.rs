@@ -32,12 +32,17 @@ enum Command {
     },
     /// Check a configuration and its policy; print every problem with its location.
     Check {
-        /// Gateway configuration file.
-        #[arg(short, long, default_value = "scopegate.yaml")]
-        config: PathBuf,
+        /// Gateway configuration file. Default: scopegate.yaml, unless --policy is given
+        /// alone (then only the policy is checked).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Check this policy instead of the one the configuration names.
         #[arg(short, long)]
         policy: Option<PathBuf>,
+        /// Also compare the policy with this OpenAPI document: operations no route covers,
+        /// routes that match no operation.
+        #[arg(long, value_name = "FILE")]
+        openapi: Option<PathBuf>,
     },
     /// Explain offline what a policy decides for one request.
     Explain {
@@ -54,12 +59,23 @@ enum Command {
         /// Scopes of the caller, space-separated.
         #[arg(long)]
         scopes: Option<String>,
+        /// Claims of the caller as a JSON object, e.g. '{"acr":"mfa","auth_time":1767225600}'
+        /// (with --scopes, those become its `scope` claim).
+        #[arg(long, conflicts_with = "token")]
+        claims: Option<String>,
     },
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run the decision tests (`*.test.yaml`) in the given files or folders.
     Test {
         /// Test files, or folders searched for `*.test.yaml`.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Run the cases against this policy instead of the one each file names (e.g. one
+        /// drawn from OpenAPI, to show it decides the same).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Run the whole story on loopback: a development authorization server (for demos and
     /// tests only, never production), a demo Timesheets backend and the gateway in front.
@@ -71,6 +87,21 @@ enum Command {
     /// users, passwords and client secret are public: for demos and tests only.
     #[cfg(feature = "demo")]
     Demo(scopegate::demo::DemoArgs),
+}
+
+/// `scopegate policy …`.
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Write a policy drawn from an OpenAPI 3.0 document: a route per operation (id from
+    /// operationId), scopes from its OAuth 2.0 `security:` (several items: any_of), and
+    /// claims, authentication and dry_run from its `x-scopegate` extension.
+    FromOpenapi {
+        /// The OpenAPI document (YAML or JSON).
+        openapi: PathBuf,
+        /// Write the policy here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// mimalloc rather than glibc's malloc: the request path allocates small, short-lived
@@ -103,15 +134,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, upstream = %settings.upstream.url, "scopegate starting");
             server.run_forever();
         }
-        Command::Check { config, policy } => Ok(check(&config, policy)),
+        Command::Check {
+            config,
+            policy,
+            openapi,
+        } => Ok(check(config, policy, openapi)),
         Command::Explain {
             policy,
             method,
             path,
             token,
             scopes,
-        } => explain(&policy, &method, &path, token.as_deref(), scopes.as_deref()),
-        Command::Test { paths } => decision_tests(&paths),
+            claims,
+        } => explain(
+            &policy,
+            &method,
+            &path,
+            Caller {
+                token: token.as_deref(),
+                scopes: scopes.as_deref(),
+                claims: claims.as_deref(),
+            },
+        ),
+        Command::Policy(PolicyCommand::FromOpenapi { openapi, output }) => {
+            from_openapi(&openapi, output.as_deref())
+        }
+        Command::Test { paths, policy } => decision_tests(&paths, policy.as_deref()),
         #[cfg(feature = "demo")]
         Command::Demo(args) => {
             // Only the servers log: `demo login` keeps stdout for the token alone.
@@ -131,30 +179,48 @@ fn load_settings(path: &std::path::Path) -> anyhow::Result<Settings> {
     })
 }
 
-fn check(config: &std::path::Path, policy: Option<PathBuf>) -> ExitCode {
+fn check(config: Option<PathBuf>, policy: Option<PathBuf>, openapi: Option<PathBuf>) -> ExitCode {
     let mut problems: Vec<String> = Vec::new();
+    let config = match (config, &policy) {
+        (Some(c), _) => Some(c),
+        (None, Some(_)) => None,
+        (None, None) => Some(PathBuf::from("scopegate.yaml")),
+    };
     // The same compile step `run` takes: a file `check` accepts, `run` accepts too.
-    let policy_path = match Settings::load(config) {
-        Ok(c) => Some(policy.unwrap_or(c.policy)),
-        Err(errors) => {
-            problems.extend(errors.iter().map(ToString::to_string));
-            policy
-        }
+    let policy_path = match &config {
+        None => policy,
+        Some(config) => match Settings::load(config) {
+            Ok(c) => Some(policy.unwrap_or(c.policy)),
+            Err(errors) => {
+                problems.extend(errors.iter().map(ToString::to_string));
+                policy
+            }
+        },
     };
     let mut routes = None;
     if let Some(p) = &policy_path {
         match scopegate::policy::load(p) {
-            Ok(policy) => routes = Some(policy.routes().len()),
+            Ok(policy) => {
+                routes = Some(policy.routes().len());
+                if let Some(doc) = &openapi {
+                    match scopegate::policy::openapi::read(doc) {
+                        Ok(doc) => {
+                            problems.extend(scopegate::policy::openapi::compare(&policy, &doc))
+                        }
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
             Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
         }
     }
     if problems.is_empty() {
+        let mut checked: Vec<String> = config.iter().map(|c| c.display().to_string()).collect();
+        checked.extend(policy_path.map(|p| p.display().to_string()));
+        checked.extend(openapi.map(|o| o.display().to_string()));
         println!(
-            "ok: {} and {} ({} routes)",
-            config.display(),
-            policy_path
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            "ok: {} ({} routes)",
+            checked.join(" and "),
             routes.unwrap_or(0)
         );
         ExitCode::SUCCESS
@@ -179,36 +245,51 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Who `explain` decides for.
+struct Caller<'a> {
+    token: Option<&'a str>,
+    scopes: Option<&'a str>,
+    claims: Option<&'a str>,
+}
+
 fn explain(
     policy: &std::path::Path,
     method: &str,
     path: &str,
-    token: Option<&str>,
-    scopes: Option<&str>,
+    caller: Caller,
 ) -> anyhow::Result<ExitCode> {
+    use scopegate::auth::identity::Identity;
     let compiled = scopegate::policy::load(policy).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid policy\n{}", lines.join("\n"))
     })?;
-    let present: Option<Vec<String>> = match (token, scopes) {
-        (Some(token), _) => {
-            let claims: serde_json::Map<String, serde_json::Value> =
-                jsonwebtoken::dangerous::insecure_decode_claims(token)
-                    .context("cannot decode the token's claims")?;
+    type Claims = serde_json::Map<String, serde_json::Value>;
+    let identity = match (caller.token, caller.claims, caller.scopes) {
+        (Some(token), _, _) => {
+            let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
+                .context("cannot decode the token's claims")?;
             println!("token:           claims decoded WITHOUT signature verification");
-            Some(scopegate::auth::identity::collect_scopes(
-                &claims,
-                &scopegate::auth::identity::DEFAULT_SCOPE_CLAIMS,
-            ))
+            Some(Identity::offline_from_claims(&claims))
         }
-        (None, Some(s)) => Some(s.split_ascii_whitespace().map(str::to_owned).collect()),
-        (None, None) => None,
+        (None, Some(json), scopes) => {
+            let mut claims: Claims =
+                serde_json::from_str(json).context("--claims is not a JSON object")?;
+            if let Some(scopes) = scopes {
+                claims.insert("scope".into(), scopes.into());
+            }
+            Some(Identity::offline_from_claims(&claims))
+        }
+        (None, None, Some(s)) => {
+            let scopes: Vec<String> = s.split_ascii_whitespace().map(str::to_owned).collect();
+            Some(Identity::offline(&scopes))
+        }
+        (None, None, None) => None,
     };
-    let e = scopegate::policy::explain::explain(
+    let e = scopegate::policy::explain::explain_for(
         &compiled,
         &method.to_ascii_uppercase(),
         path,
-        present.as_deref(),
+        identity,
     );
     println!("{e}");
     Ok(if e.outcome == scopegate::decision::Outcome::Allow {
@@ -218,7 +299,43 @@ fn explain(
     })
 }
 
-fn decision_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn from_openapi(
+    openapi: &std::path::Path,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let doc = scopegate::policy::openapi::read(openapi).map_err(anyhow::Error::msg)?;
+    let source = openapi
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let yaml = match scopegate::policy::openapi::policy_yaml(&doc, &source) {
+        Ok(yaml) => yaml,
+        Err(problems) => {
+            for p in &problems {
+                println!("{}: {p}", openapi.display());
+            }
+            println!("{} problem(s) found", problems.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // What is written must load: a document the compiler refuses is reported here, not at
+    // the gateway's next reload.
+    if let Err(errors) = scopegate::policy::compile(yaml.as_bytes(), "(generated policy)") {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the generated policy does not compile\n{}",
+            lines.join("\n")
+        );
+    }
+    match output {
+        Some(path) => std::fs::write(path, yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decision_tests(paths: &[PathBuf], policy: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -238,7 +355,7 @@ fn decision_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let report = scopegate::policy::cases::run_case_file(file);
+        let report = scopegate::policy::cases::run_case_file_against(file, policy);
         for f in &report.failures {
             println!("FAIL {f}");
         }

@@ -7,6 +7,9 @@ use std::ops::Range;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::header::InvalidHeaderValue;
+use serde_json::Value;
+
+use crate::auth::claims::Claims;
 
 /// A verified token's identity, shared between the token cache and requests.
 ///
@@ -28,7 +31,48 @@ pub struct Identity {
     pub claims: Vec<(Arc<str>, String)>,
     /// `exp`, seconds since the epoch.
     pub expires_at: u64,
+    /// `acr`: how the user authenticated (RFC 9470), when the token says.
+    pub acr: Option<String>,
+    /// `auth_time`: when the user authenticated, seconds since the epoch.
+    pub auth_time: Option<u64>,
+    /// The token's claims that the policy's claim conditions read, and only those (see
+    /// [`ConditionClaims`]).
+    pub conditions: Claims,
     values: HeaderValues,
+}
+
+/// The top-level claims a policy's conditions read: all a verified identity keeps of its
+/// token besides the fields above.
+///
+/// Why not the whole claims object: an identity lives in the verified-token cache for as
+/// long as its token is used, and most claims (`jti`, `aud`, `iat`, the email, …) are never
+/// read again. Keeping only what conditions name leaves a scope-only policy's identities
+/// as small as before, and a cache hit as fast (it clones an `Arc` either way). The cache
+/// remembers which names an identity was built for and verifies the token again when a
+/// reloaded policy reads other claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConditionClaims(Arc<[Box<str>]>);
+
+impl ConditionClaims {
+    /// The set of `names`, sorted and deduplicated.
+    pub fn new<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> ConditionClaims {
+        let mut names: Vec<Box<str>> = names.into_iter().map(|n| n.as_ref().into()).collect();
+        names.sort_unstable();
+        names.dedup();
+        ConditionClaims(names.into())
+    }
+
+    /// The names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|n| &**n)
+    }
+
+    /// Copies the named claims out of a token's claims.
+    pub fn pick(&self, claims: &Claims) -> Claims {
+        self.names()
+            .filter_map(|n| claims.get(n).map(|v| (n.to_owned(), v.clone())))
+            .collect()
+    }
 }
 
 /// The identity as upstream header values.
@@ -88,8 +132,31 @@ impl Identity {
             scopes,
             claims,
             expires_at,
+            acr: None,
+            auth_time: None,
+            conditions: Claims::new(),
             values,
         })
+    }
+
+    /// The identity with how its user authenticated (`acr`, `auth_time`).
+    pub fn with_authentication(mut self, acr: Option<String>, auth_time: Option<u64>) -> Self {
+        self.acr = acr;
+        self.auth_time = auth_time;
+        self
+    }
+
+    /// The identity with the claims its policy's conditions read.
+    pub fn with_conditions(mut self, conditions: Claims) -> Self {
+        self.conditions = conditions;
+        self
+    }
+
+    /// The claim at `path`: a top-level name, then names of nested objects.
+    pub fn claim(&self, path: &[String]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        rest.iter()
+            .try_fold(self.conditions.get(first)?, |value, name| value.get(name))
     }
 
     /// An identity that no token stands behind, for offline decisions (`scopegate explain`
@@ -118,6 +185,22 @@ impl Identity {
         2 * strings + std::mem::size_of::<Identity>()
     }
 
+    /// An identity that no token stands behind, built from the claims a decision test or
+    /// `scopegate explain` gives: the scopes of the usual scope claims, `sub`,
+    /// `client_id`/`azp`, `acr`, `auth_time` and every claim for the conditions.
+    pub fn offline_from_claims(claims: &Claims) -> Identity {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let scopes = collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS);
+        let base = Identity::offline(&scopes);
+        Identity {
+            subject: text("sub"),
+            client_id: text("client_id").or_else(|| text("azp")),
+            ..base
+        }
+        .with_authentication(text("acr"), claims.get("auth_time").and_then(numeric_date))
+        .with_conditions(claims.clone())
+    }
+
     /// The header values, prepared when the identity was built.
     pub fn header_values(&self) -> &HeaderValues {
         &self.values
@@ -136,6 +219,16 @@ impl Identity {
                 .split(|&b| b == b' ')
                 .any(|s| s == scope.as_bytes())
     }
+}
+
+/// `auth_time` as seconds since the epoch: a non-negative number, fractions dropped.
+pub fn numeric_date(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f.floor() as u64)
+    })
 }
 
 /// The claims whose union makes a token's scopes unless an issuer names others: OAuth's

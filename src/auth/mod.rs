@@ -27,7 +27,7 @@ use crate::config::Settings;
 use crate::decision::Rejection;
 use crate::ops::metrics::Metrics;
 use crate::policy::{Introspect, Route};
-use identity::Identity;
+use identity::{ConditionClaims, Identity};
 use introspect::Introspector;
 use jwks::KeyStore;
 use token::TokenRules;
@@ -92,17 +92,19 @@ impl Authenticator {
     }
 
     /// The identity behind the request's credentials (its `Authorization` header values
-    /// and query string), for a request to `route`.
+    /// and query string), for a request to `route`. It keeps the claims `conditions`
+    /// names, for the policy's claim conditions.
     pub async fn authenticate<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
         route: &Route,
+        conditions: &ConditionClaims,
     ) -> Result<Arc<Identity>, Rejection> {
         let token =
             token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
         self.verifier
-            .authenticate(&token, route.introspect == Introspect::Always)
+            .authenticate(&token, route.introspect == Introspect::Always, conditions)
             .await
     }
 }

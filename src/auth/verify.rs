@@ -8,7 +8,7 @@ use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
 
 use crate::auth::claims::{self, Claims};
-use crate::auth::identity::{Identity, collect_scopes};
+use crate::auth::identity::{ConditionClaims, Identity, collect_scopes, numeric_date};
 use crate::auth::introspect::Introspector;
 use crate::auth::jwks::{KeyStore, VerifyKey};
 use crate::config::IssuerSettings;
@@ -58,6 +58,8 @@ struct Cached {
     key: Arc<VerifyKey>,
     /// `exp` plus leeway: after this the entry is never served.
     valid_until: u64,
+    /// The claims the identity kept for the policy's conditions.
+    conditions: ConditionClaims,
 }
 
 /// Why a JWS did not verify at once.
@@ -135,39 +137,44 @@ impl Verifier {
         &self.issuers
     }
 
-    /// Verifies the JWS `token` without waiting: a cached identity when the same token
-    /// was verified before and its key is still published, a full verification otherwise.
-    /// A token signed with a key the set does not hold yet is refused at once.
+    /// Verifies the JWS `token` without waiting, for a policy whose claim conditions read
+    /// no claim: a cached identity when the same token was verified before and its key is
+    /// still published, a full verification otherwise. A token signed with a key the set
+    /// does not hold yet is refused at once.
     pub fn verify(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
-        self.verify_jws(token).map_err(Failure::into_rejection)
+        self.verify_jws(token, &ConditionClaims::default())
+            .map_err(Failure::into_rejection)
     }
 
     /// Authenticates `token` as the gateway does: a JWS is verified locally (waiting,
     /// bounded, for the refetch its unknown `kid` caused), anything else is introspected at
     /// the first issuer that has introspection. With `introspect_always` a JWS is also
-    /// introspected, uncached, at its own issuer.
+    /// introspected, uncached, at its own issuer. The identity keeps the claims
+    /// `conditions` names, for the policy's claim conditions.
     pub async fn authenticate(
         &self,
         token: &str,
         introspect_always: bool,
+        conditions: &ConditionClaims,
     ) -> Result<Arc<Identity>, Rejection> {
         if !crate::auth::token::looks_like_jws(token) {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
             return match self.opaque_issuer {
-                Some(index) => self.introspect(index, token, false).await,
+                Some(index) => self.introspect(index, token, false, conditions).await,
                 // No issuer introspects: an opaque token is just malformed.
                 None => self.verify(token),
             };
         }
-        let identity = match self.verify_jws(token) {
+        let identity = match self.verify_jws(token, conditions) {
             Ok(identity) => identity,
             Err(Failure::Rejected(rejection)) => return Err(rejection),
             Err(Failure::KeyPending { mut fetched, wait }) => {
                 // A key rotation: the first tokens signed with the new key wait for the
                 // refetch they caused instead of being refused while it runs.
                 let _ = tokio::time::timeout(wait, fetched.changed()).await;
-                self.verify(token)?
+                self.verify_jws(token, conditions)
+                    .map_err(Failure::into_rejection)?
             }
         };
         if introspect_always {
@@ -177,7 +184,7 @@ impl Verifier {
             if self.issuers[index].introspector.is_none() {
                 return Err(Rejection::IntrospectionUnavailable);
             }
-            self.introspect(index, token, true).await?;
+            self.introspect(index, token, true, conditions).await?;
         }
         Ok(identity)
     }
@@ -188,6 +195,7 @@ impl Verifier {
         index: usize,
         token: &str,
         fresh: bool,
+        conditions: &ConditionClaims,
     ) -> Result<Arc<Identity>, Rejection> {
         let issuer = &self.issuers[index];
         let introspector = issuer
@@ -201,31 +209,43 @@ impl Verifier {
                 leeway: issuer.leeway,
             };
             claims::check(answer, &expected, now()).map_err(Rejection::InvalidToken)?;
-            self.identity(issuer, answer, exp)
+            // Cached answers keep the claims the policy read when they were made; after
+            // a reload that reads others, a condition on them fails closed until the
+            // answer ages out (`cache_max_seconds`).
+            self.identity(issuer, answer, exp, conditions)
         };
         introspector.introspect(token, fresh, &build).await
     }
 
-    fn verify_jws(&self, token: &str) -> Result<Arc<Identity>, Failure> {
+    fn verify_jws(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+    ) -> Result<Arc<Identity>, Failure> {
         let Some(cache) = &self.cache else {
-            return self.verify_uncached(token).map(|c| c.identity);
+            return self.verify_uncached(token, conditions).map(|c| c.identity);
         };
         if let Some(hit) = cache.get(token) {
             let issuer = &self.issuers[hit.issuer];
             let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
-            if now() <= hit.valid_until && key_current {
+            // After a reload that reads other claims, the entry lacks them: verify again.
+            if now() <= hit.valid_until && key_current && hit.conditions == *conditions {
                 self.metrics.token_cache_hit();
                 return Ok(hit.identity);
             }
             cache.remove(token);
         }
         self.metrics.token_cache_miss();
-        let verified = self.verify_uncached(token)?;
+        let verified = self.verify_uncached(token, conditions)?;
         cache.insert(Box::from(token), verified.clone());
         Ok(verified.identity)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<Cached, Failure> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+    ) -> Result<Cached, Failure> {
         crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
@@ -291,22 +311,25 @@ impl Verifier {
             leeway: issuer.leeway,
         };
         let exp = claims::check(&claims, &expected, now()).map_err(invalid)?;
-        let identity = self.identity(issuer, &claims, exp)?;
+        let identity = self.identity(issuer, &claims, exp, conditions)?;
         Ok(Cached {
             identity: Arc::new(identity),
             issuer: index,
             key: key.clone(),
             valid_until: exp.saturating_add(issuer.leeway),
+            conditions: conditions.clone(),
         })
     }
 
+    /// The identity verified claims (of a JWT, or of an introspection answer) make.
     fn identity(
         &self,
         issuer: &IssuerVerifier,
         claims: &Claims,
         exp: u64,
+        conditions: &ConditionClaims,
     ) -> Result<Identity, Rejection> {
-        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |name: &str| text(claims, name);
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
@@ -323,8 +346,18 @@ impl Verifier {
             mapped,
             exp,
         )
+        .map(|identity| {
+            identity
+                .with_authentication(text("acr"), claims.get("auth_time").and_then(numeric_date))
+                .with_conditions(conditions.pick(claims))
+        })
         .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
     }
+}
+
+/// A string claim, owned.
+fn text(claims: &Claims, name: &str) -> Option<String> {
+    claims.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A claim as header text: strings as they are, arrays of strings comma-joined, other

@@ -58,13 +58,22 @@ pub enum Access {
     Public,
     /// A verified token satisfies the route.
     Authorized(Arc<Identity>),
+    /// A dry-run route (or policy) would refuse it: forwarded, and counted and logged as
+    /// `dry_run_deny` with the refusal's reason.
+    DryRun {
+        /// The refusal that was not enforced.
+        would: Rejection,
+        /// Who it would have refused, when a token verified.
+        identity: Option<Arc<Identity>>,
+    },
 }
 
 impl Verdict {
     /// The metric `decision` label.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Verdict::Allow(_) => Outcome::Allow,
+            Verdict::Allow(Access::Public | Access::Authorized(_)) => Outcome::Allow,
+            Verdict::Allow(Access::DryRun { .. }) => Outcome::DryRunDeny,
             Verdict::Deny { .. } => Outcome::Deny,
         }
     }
@@ -74,6 +83,7 @@ impl Verdict {
         match self {
             Verdict::Allow(Access::Public) => Reason::Public,
             Verdict::Allow(Access::Authorized(_)) => Reason::Authorized,
+            Verdict::Allow(Access::DryRun { would, .. }) => would.reason(),
             Verdict::Deny { rejection, .. } => rejection.reason(),
         }
     }
@@ -83,7 +93,40 @@ impl Verdict {
         match self {
             Verdict::Allow(Access::Authorized(identity)) => Some(identity),
             Verdict::Allow(Access::Public) => None,
-            Verdict::Deny { identity, .. } => identity.as_ref(),
+            Verdict::Allow(Access::DryRun { identity, .. }) | Verdict::Deny { identity, .. } => {
+                identity.as_ref()
+            }
+        }
+    }
+
+    /// The refusal a dry run did not enforce.
+    pub fn dry_run_rejection(&self) -> Option<&Rejection> {
+        match self {
+            Verdict::Allow(Access::DryRun { would, .. }) => Some(would),
+            Verdict::Allow(Access::Public | Access::Authorized(_)) | Verdict::Deny { .. } => None,
+        }
+    }
+
+    /// The verdict of a dry run: a refusal becomes a forward that remembers it. A path
+    /// that could be read two ways is refused even so: no policy, dry or not, gets to
+    /// decide it, since the backend might read another path than the one matched.
+    fn dry_run(self) -> Verdict {
+        match self {
+            Verdict::Deny {
+                rejection: rejection @ (Rejection::AmbiguousPath(_) | Rejection::InvalidRequest(_)),
+                identity,
+            } => Verdict::Deny {
+                rejection,
+                identity,
+            },
+            Verdict::Deny {
+                rejection,
+                identity,
+            } => Verdict::Allow(Access::DryRun {
+                would: rejection,
+                identity,
+            }),
+            allow @ Verdict::Allow(_) => allow,
         }
     }
 
@@ -133,10 +176,15 @@ where
         Cow::Borrowed(_) => None,
     };
     let Some(route) = policy.route(method, &path) else {
+        let verdict = Verdict::deny(Rejection::NoRoute);
         return Decision {
             route: None,
             rewritten_path,
-            verdict: Verdict::deny(Rejection::NoRoute),
+            verdict: if policy.dry_run {
+                verdict.dry_run()
+            } else {
+                verdict
+            },
         };
     };
     let verdict = if route.is_public() {
@@ -144,19 +192,26 @@ where
     } else {
         match authenticate(route).await {
             Err(rejection) => Verdict::deny(rejection),
-            Ok(identity) => match route.decide(&identity) {
-                Ok(()) => Verdict::Allow(Access::Authorized(identity)),
-                Err(rejection) => Verdict::Deny {
-                    rejection,
-                    identity: Some(identity),
-                },
-            },
+            // The clock is read only for a route whose sign-in rule has a `max_age`.
+            Ok(identity) => {
+                match route.decide(&identity, route.reads_clock().then(unix_now).unwrap_or(0)) {
+                    Ok(()) => Verdict::Allow(Access::Authorized(identity)),
+                    Err(rejection) => Verdict::Deny {
+                        rejection,
+                        identity: Some(identity),
+                    },
+                }
+            }
         }
     };
     Decision {
         route: Some(route.id.clone()),
         rewritten_path,
-        verdict,
+        verdict: if route.dry_run {
+            verdict.dry_run()
+        } else {
+            verdict
+        },
     }
 }
 
@@ -174,4 +229,11 @@ pub fn now<T>(future: impl Future<Output = T>) -> T {
         Poll::Ready(value) => value,
         Poll::Pending => panic!("an offline decision waited on something"),
     }
+}
+
+/// Seconds since the epoch, for `auth_time` ages.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

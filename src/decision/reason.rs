@@ -15,15 +15,18 @@ pub enum Outcome {
     Error,
     /// Answered by the gateway from its own documents (RFC 9728 metadata): nothing to decide.
     Served,
+    /// A dry-run route (or policy) would have denied it; forwarded.
+    DryRunDeny,
 }
 
 impl Outcome {
     /// Every outcome, for pre-seeding metric series.
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Allow,
         Outcome::Deny,
         Outcome::Error,
         Outcome::Served,
+        Outcome::DryRunDeny,
     ];
 
     /// The label.
@@ -33,7 +36,13 @@ impl Outcome {
             Outcome::Deny => "deny",
             Outcome::Error => "error",
             Outcome::Served => "served",
+            Outcome::DryRunDeny => "dry_run_deny",
         }
+    }
+
+    /// The outcome a label names, for decision tests that expect one.
+    pub fn parse(label: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == label)
     }
 }
 
@@ -75,6 +84,10 @@ pub enum Reason {
     TokenInactive,
     /// The token lacks a scope the route requires.
     InsufficientScope,
+    /// A claim of the token fails the route's claim condition.
+    ClaimMismatch,
+    /// The user must sign in again with another `acr` or more recently (RFC 9470).
+    InsufficientUserAuthentication,
     /// No route matches: default deny.
     NoRoute,
     /// The issuer's keys are not loaded or too stale: fail closed.
@@ -89,7 +102,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -107,6 +120,8 @@ impl Reason {
         Reason::UnsupportedCrit,
         Reason::TokenInactive,
         Reason::InsufficientScope,
+        Reason::ClaimMismatch,
+        Reason::InsufficientUserAuthentication,
         Reason::NoRoute,
         Reason::KeysUnavailable,
         Reason::IntrospectionUnavailable,
@@ -134,6 +149,8 @@ impl Reason {
             Reason::UnsupportedCrit => "unsupported_crit",
             Reason::TokenInactive => "token_inactive",
             Reason::InsufficientScope => "insufficient_scope",
+            Reason::ClaimMismatch => "claim_mismatch",
+            Reason::InsufficientUserAuthentication => "insufficient_user_authentication",
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::IntrospectionUnavailable => "introspection_unavailable",

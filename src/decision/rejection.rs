@@ -89,6 +89,22 @@ pub enum Rejection {
         /// The route's required scopes, space-separated as in the `scope` attribute.
         required: String,
     },
+    /// The token fails a claim condition of every requirement set that its scopes would
+    /// not already decide; `claim` names the claim (never its value).
+    #[error("The access token's claim {claim} does not allow this request")]
+    ClaimMismatch {
+        /// The claim, as the policy names it.
+        claim: String,
+    },
+    /// The user must sign in again: the route wants another `acr` or a more recent
+    /// `auth_time` (RFC 9470).
+    #[error("A stronger or more recent authentication is required")]
+    InsufficientAuthentication {
+        /// Acceptable `acr` values, space-separated, when the route names some.
+        acr_values: Option<String>,
+        /// The route's largest accepted authentication age, in seconds.
+        max_age: Option<u64>,
+    },
     /// No route of the policy matches the method and path: default deny.
     #[error("No policy route allows this request")]
     NoRoute,
@@ -146,6 +162,8 @@ impl Rejection {
             Rejection::AmbiguousPath(_) => Reason::AmbiguousPath,
             Rejection::InvalidToken(e) => e.reason(),
             Rejection::InsufficientScope { .. } => Reason::InsufficientScope,
+            Rejection::ClaimMismatch { .. } => Reason::ClaimMismatch,
+            Rejection::InsufficientAuthentication { .. } => Reason::InsufficientUserAuthentication,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
             Rejection::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
@@ -180,6 +198,20 @@ impl Rejection {
                 "insufficient_scope",
                 None,
             ),
+            // "Higher privileges than provided by the access token" (RFC 6750 §3.1), but no
+            // `scope` attribute: no scope would help.
+            Rejection::ClaimMismatch { .. } => (
+                403,
+                Challenge::Error("insufficient_scope"),
+                "insufficient_scope",
+                None,
+            ),
+            Rejection::InsufficientAuthentication { .. } => (
+                401,
+                Challenge::Error("insufficient_user_authentication"),
+                "insufficient_user_authentication",
+                None,
+            ),
             // Not bearer-token errors: no token would change the answer.
             Rejection::NoRoute => (403, Challenge::None, "access_denied", None),
             Rejection::KeysUnavailable | Rejection::IntrospectionUnavailable => (
@@ -207,8 +239,12 @@ impl Rejection {
                         quoted(&description)
                     );
                 }
-                if let Rejection::InsufficientScope { required } = self {
-                    let _ = write!(value, ", scope=\"{}\"", quoted(required));
+                for (name, attribute) in self.attributes() {
+                    let text = match &attribute {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let _ = write!(value, ", {name}=\"{}\"", quoted(&text));
                 }
                 if let Some(url) = &context.resource_metadata {
                     let _ = write!(value, ", resource_metadata=\"{}\"", quoted(url));
@@ -220,14 +256,48 @@ impl Rejection {
             "error": error,
             "error_description": description,
         });
-        if let Rejection::InsufficientScope { required } = self {
-            body["scope"] = serde_json::Value::from(required.as_str());
+        for (name, attribute) in self.attributes() {
+            body[name] = attribute;
         }
         Answer {
             status,
             challenge,
             retry_after,
             body: serde_json::to_vec(&body).expect("a JSON object of strings serializes"),
+        }
+    }
+}
+
+impl Rejection {
+    /// The challenge's extra attributes, also copied into the body: `scope` (RFC 6750
+    /// §3), `acr_values` and `max_age` (RFC 9470 §3).
+    /// In the body, `max_age` is a number; in the challenge every value is quoted.
+    fn attributes(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Rejection::InsufficientScope { required } => {
+                vec![("scope", required.as_str().into())]
+            }
+            Rejection::InsufficientAuthentication {
+                acr_values,
+                max_age,
+            } => {
+                let mut out = Vec::new();
+                if let Some(acr) = acr_values {
+                    out.push(("acr_values", acr.as_str().into()));
+                }
+                if let Some(age) = max_age {
+                    out.push(("max_age", (*age).into()));
+                }
+                out
+            }
+            Rejection::MissingToken
+            | Rejection::InvalidRequest(_)
+            | Rejection::AmbiguousPath(_)
+            | Rejection::InvalidToken(_)
+            | Rejection::ClaimMismatch { .. }
+            | Rejection::NoRoute
+            | Rejection::KeysUnavailable
+            | Rejection::IntrospectionUnavailable => Vec::new(),
         }
     }
 }
@@ -270,6 +340,52 @@ mod tests {
         assert!(c.contains(r#"scope="approve:timesheets""#), "{c}");
         let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(body["error"], "insufficient_scope");
+    }
+
+    #[test]
+    fn a_claim_denial_names_the_claim_not_its_value() {
+        let r = Rejection::ClaimMismatch {
+            claim: "https://exampleco.com/roles".into(),
+        };
+        let a = r.answer(&realm("api"));
+        assert_eq!((a.status, r.reason()), (403, Reason::ClaimMismatch));
+        let c = a.challenge.unwrap();
+        assert!(c.contains(r#"error="insufficient_scope""#), "{c}");
+        assert!(
+            c.contains("claim https://exampleco.com/roles does not"),
+            "{c}"
+        );
+        assert!(!c.contains("scope=\""), "{c}");
+    }
+
+    #[test]
+    fn step_up_asks_for_acr_values_and_max_age() {
+        let r = Rejection::InsufficientAuthentication {
+            acr_values: Some("mfa".into()),
+            max_age: Some(300),
+        };
+        let a = r.answer(&realm("api"));
+        assert_eq!(a.status, 401);
+        let c = a.challenge.unwrap();
+        assert!(
+            c.contains(r#"error="insufficient_user_authentication""#)
+                && c.ends_with(r#", acr_values="mfa", max_age="300""#),
+            "{c}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(
+            (body["acr_values"].as_str(), body["max_age"].as_u64()),
+            (Some("mfa"), Some(300))
+        );
+        let age_only = Rejection::InsufficientAuthentication {
+            acr_values: None,
+            max_age: Some(60),
+        };
+        let c = age_only.answer(&realm("api")).challenge.unwrap();
+        assert!(
+            !c.contains("acr_values") && c.contains(r#"max_age="60""#),
+            "{c}"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod keys;
 mod store;
 mod token;
 
+use claims::SignIn;
 use directory::User;
 use keys::{KeyRing, Rotation, SigningKey};
 use store::GrantStore;
@@ -141,6 +142,7 @@ struct CodeGrant {
     challenge: String,
     user: &'static User,
     scopes: Vec<&'static str>,
+    sign_in: SignIn,
     /// The refresh-token family this code starts; revoked if the code is replayed.
     family: u64,
     redeemed: bool,
@@ -153,6 +155,7 @@ struct RefreshGrant {
     client_id: &'static str,
     user: &'static User,
     scopes: Vec<&'static str>,
+    sign_in: SignIn,
     family: u64,
     used: bool,
 }
@@ -260,6 +263,7 @@ async fn metadata(State(state): State<Arc<AuthState>>) -> Json<serde_json::Value
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "scopes_supported": directory::API_SCOPES,
         "subject_types_supported": ["public"],
+        "acr_values_supported": [claims::MFA_ACR],
     }))
 }
 

@@ -72,6 +72,13 @@ pub struct LoginArgs {
     /// Space-separated scopes to ask for; the token carries those the user's roles permit.
     #[arg(long)]
     pub scope: String,
+    /// Sign in with a second factor: `mfa` sends the one-time code, and the token carries
+    /// `acr: mfa` (for routes that require a step-up, RFC 9470).
+    #[arg(long, value_name = "ACR")]
+    pub acr: Option<String>,
+    /// The one-time code sent with --acr. Default: the demo users' public code.
+    #[arg(long, default_value = crate::demo::authz::directory::DEMO_ONE_TIME_CODE)]
+    pub otp: String,
     /// The development authorization server.
     #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]
     pub authz: String,

@@ -26,7 +26,7 @@ pub enum LoginError {
         source: reqwest::Error,
     },
     /// The login form said no.
-    #[error("wrong user name or password")]
+    #[error("wrong user name, password or one-time code")]
     WrongPassword,
     /// The server refused with an OAuth error.
     #[error("refused: {error}: {description}")]
@@ -52,6 +52,10 @@ pub struct LoginRequest {
     pub password: String,
     /// Space-separated scopes.
     pub scope: String,
+    /// `acr_values` to ask for, e.g. `mfa`.
+    pub acr: Option<String>,
+    /// The one-time code, sent when `acr` is given.
+    pub otp: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -103,7 +107,7 @@ pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
     let verifier = pkce::new_verifier();
     let challenge = pkce::s256_challenge(&verifier);
     let state = super::random_token();
-    let params = [
+    let mut params = vec![
         ("response_type", "code"),
         ("client_id", MOBILE_CLIENT_ID),
         ("redirect_uri", MOBILE_REDIRECT_URI),
@@ -112,6 +116,9 @@ pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
+    if let Some(acr) = &request.acr {
+        params.push(("acr_values", acr.as_str()));
+    }
 
     // The page the app would show in a browser tab; a refusal may already come back here.
     let page = send(http.get(&authorize).query(&params), &authorize).await?;
@@ -127,6 +134,9 @@ pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
     let mut form = params.to_vec();
     form.push(("username", request.username.as_str()));
     form.push(("password", request.password.as_str()));
+    if let (Some(_), Some(otp)) = (&request.acr, &request.otp) {
+        form.push(("otp", otp.as_str()));
+    }
     let answer = send(http.post(&authorize).form(&form), &authorize).await?;
     let code = match answer.status() {
         StatusCode::SEE_OTHER => callback(&answer)?,
@@ -169,12 +179,18 @@ pub(crate) fn run_login(args: &LoginArgs) -> Result<(), DemoError> {
             .clone()
             .unwrap_or_else(|| args.user.split('@').next().unwrap_or_default().to_owned()),
         scope: args.scope.clone(),
+        acr: args.acr.clone(),
+        otp: args.acr.as_ref().map(|_| args.otp.clone()),
     };
     let tokens = block_on(login(&request))??;
     println!("{}", tokens.access_token);
     let who = email_of(&tokens.access_token).unwrap_or_else(|| args.user.clone());
+    let with = match &args.acr {
+        Some(acr) => format!(" with acr {acr}"),
+        None => String::new(),
+    };
     eprintln!(
-        "logged in as {who}; granted: {}; expires in {} s",
+        "logged in as {who}{with}; granted: {}; expires in {} s",
         tokens.scope, tokens.expires_in
     );
     let granted: Vec<&str> = tokens.scope.split(' ').collect();

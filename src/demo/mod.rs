@@ -63,6 +63,9 @@ pub const API_AUDIENCE: &str = "https://api.exampleco.com/timesheets";
 /// The namespaced claim that carries the user's email (Auth0 requires custom claims in
 /// access tokens to be namespaced with a URL).
 pub const EMAIL_CLAIM: &str = "https://api.exampleco.com/email";
+/// The namespaced claim with the user's roles, as an Auth0 rule adds the Authorization
+/// Extension's roles to access tokens.
+pub const ROLES_CLAIM: &str = "https://api.exampleco.com/roles";
 
 /// A server bound to its socket, to be awaited (or spawned) to serve requests. It completes
 /// only if the listener fails.

@@ -331,7 +331,8 @@ impl Metrics {
     pub fn decided(&self, outcome: Outcome, elapsed: Duration) {
         let histogram = match outcome {
             Outcome::Allow | Outcome::Served => &self.auth_duration_allow,
-            Outcome::Deny | Outcome::Error => &self.auth_duration_deny,
+            // A dry-run refusal was decided as a denial; only its enforcement was skipped.
+            Outcome::Deny | Outcome::Error | Outcome::DryRunDeny => &self.auth_duration_deny,
         };
         histogram.observe(elapsed.as_secs_f64());
     }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::explain::explain;
-use crate::auth::identity::{DEFAULT_SCOPE_CLAIMS, collect_scopes};
+use super::explain::explain_for;
+use crate::auth::identity::Identity;
 use crate::config::yaml::Pos;
 use crate::decision::{Outcome, Reason};
 
@@ -31,13 +31,20 @@ struct Case {
     name: Option<String>,
     /// `METHOD /path`.
     request: String,
-    /// Scopes of the token; absent means no token at all.
+    /// Scopes of the token; absent (with `claims`) means no token at all.
     #[serde(default)]
     scopes: Option<Vec<String>>,
-    /// Claims of the token, as an alternative to `scopes` (scope, scp, permissions).
+    /// Claims of the token: scopes from `scope`, `scp` or `permissions`, roles, groups,
+    /// `acr`, `auth_time`, … With `scopes` too, those become its `scope` claim.
     #[serde(default)]
     claims: Option<serde_json::Map<String, serde_json::Value>>,
-    /// `allow` or `deny`.
+    /// The token's `acr`.
+    #[serde(default)]
+    acr: Option<String>,
+    /// How many seconds ago the user signed in (`auth_time` = now − this).
+    #[serde(default)]
+    auth_age: Option<u64>,
+    /// `allow`, `deny` or `dry_run_deny`.
     expect: String,
     /// The reason label expected, e.g. `insufficient_scope`.
     #[serde(default)]
@@ -65,14 +72,44 @@ pub struct DecisionCase {
     pub method: String,
     /// The path (and query) as sent.
     pub path: String,
-    /// The caller's scopes; `None` when no token is presented.
-    pub scopes: Option<Vec<String>>,
+    /// The caller's token as the decision sees it; `None` when no token is presented.
+    pub caller: Option<Caller>,
     /// Forwarded or answered.
     pub expect: Outcome,
     /// The reason label expected, if the case names one.
     pub reason: Option<Reason>,
     /// The route id expected, if the case names one.
     pub route: Option<String>,
+}
+
+/// A case's token: its claims, and the age of its sign-in, turned into an identity when
+/// the case runs (so `auth_age` is measured from then).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's claims.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Seconds since the sign-in.
+    pub auth_age: Option<u64>,
+}
+
+impl Caller {
+    /// The identity a verified token with these claims would have now.
+    pub fn identity(&self) -> Identity {
+        Identity::offline_from_claims(&self.identity_claims())
+    }
+
+    /// The claims a token for this case carries now: the case's, with `auth_time` set
+    /// from `auth_age`.
+    pub fn identity_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut claims = self.claims.clone();
+        if let Some(age) = self.auth_age {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            claims.insert("auth_time".into(), now.saturating_sub(age).into());
+        }
+        claims
+    }
 }
 
 /// A decision-test file: the policy it tests and its cases.
@@ -120,21 +157,19 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
             problems.push(format!("{label}: request must be \"METHOD /path\""));
             continue;
         };
-        let scopes = match (&c.scopes, &c.claims) {
-            (Some(s), None) => Some(s.clone()),
-            (None, Some(claims)) => Some(collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS)),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                problems.push(format!("{label}: give scopes or claims, not both"));
+        let caller = match caller(c) {
+            Ok(caller) => caller,
+            Err(problem) => {
+                problems.push(format!("{label}: {problem}"));
                 continue;
             }
         };
-        let expect = match c.expect.as_str() {
-            "allow" => Outcome::Allow,
-            "deny" => Outcome::Deny,
-            other => {
+        let expect = match Outcome::parse(&c.expect) {
+            Some(o @ (Outcome::Allow | Outcome::Deny | Outcome::DryRunDeny)) => o,
+            Some(Outcome::Error | Outcome::Served) | None => {
                 problems.push(format!(
-                    "{label}: expect must be allow or deny, not \"{other}\""
+                    "{label}: expect must be allow, deny or dry_run_deny, not \"{}\"",
+                    c.expect
                 ));
                 continue;
             }
@@ -151,7 +186,7 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
             label,
             method: method.to_owned(),
             path: path.trim().to_owned(),
-            scopes,
+            caller,
             expect,
             reason,
             route: c.route.clone(),
@@ -162,6 +197,36 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// The token a case describes, or what is wrong with it.
+fn caller(c: &Case) -> Result<Option<Caller>, String> {
+    let mut claims = match (&c.scopes, &c.claims) {
+        (None, None) => {
+            if c.acr.is_some() || c.auth_age.is_some() {
+                return Err("acr and auth_age describe a token: give scopes or claims".into());
+            }
+            return Ok(None);
+        }
+        (None, Some(claims)) => claims.clone(),
+        (Some(_), Some(claims)) if claims.contains_key("scope") => {
+            return Err("give scopes or a scope claim, not both".into());
+        }
+        (Some(_), claims) => claims.clone().unwrap_or_default(),
+    };
+    if let Some(scopes) = &c.scopes {
+        claims.insert("scope".into(), scopes.join(" ").into());
+    }
+    if let Some(acr) = &c.acr {
+        claims.insert("acr".into(), acr.clone().into());
+    }
+    if c.auth_age.is_some() && claims.contains_key("auth_time") {
+        return Err("give auth_age or an auth_time claim, not both".into());
+    }
+    Ok(Some(Caller {
+        claims,
+        auth_age: c.auth_age,
+    }))
 }
 
 impl DecisionCase {
@@ -193,6 +258,12 @@ impl DecisionCase {
 
 /// Runs every case in `file` against the policy it names.
 pub fn run_case_file(file: &Path) -> CaseReport {
+    run_case_file_against(file, None)
+}
+
+/// Runs every case in `file` against `policy`, or, when `None`, the policy it names (to
+/// prove that another policy, such as one drawn from OpenAPI, decides the same).
+pub fn run_case_file_against(file: &Path, policy: Option<&Path>) -> CaseReport {
     let mut report = CaseReport::default();
     let set = match read_case_file(file) {
         Ok(set) => set,
@@ -201,7 +272,7 @@ pub fn run_case_file(file: &Path) -> CaseReport {
             return report;
         }
     };
-    let policy = match super::load(&set.policy) {
+    let policy = match super::load(policy.unwrap_or(&set.policy)) {
         Ok(p) => p,
         Err(errors) => {
             report
@@ -211,7 +282,8 @@ pub fn run_case_file(file: &Path) -> CaseReport {
         }
     };
     for case in &set.cases {
-        let e = explain(&policy, &case.method, &case.path, case.scopes.as_deref());
+        let caller = case.caller.as_ref().map(Caller::identity);
+        let e = explain_for(&policy, &case.method, &case.path, caller);
         let wrong = case.mismatches(e.outcome, e.reason, e.route.as_deref());
         if wrong.is_empty() {
             report.passed += 1;

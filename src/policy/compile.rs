@@ -7,8 +7,16 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::file::{IntrospectFile, PolicyFile, RouteEntry};
-use super::{Introspect, METHODS, Policy, Requirement, Route};
+use serde_saphyr::Spanned;
+
+use super::file::{
+    AuthenticationEntry, ClaimEntry, ClaimName, IntrospectFile, PolicyFile, RouteEntry, SpannedList,
+};
+use super::{
+    Alternative, ClaimCondition, ClaimPath, ClaimTest, Introspect, METHODS, Policy, Requirement,
+    Route, StepUp, TokenRequirement,
+};
+use crate::auth::identity::ConditionClaims;
 use crate::config::yaml::Pos;
 
 /// One problem in a policy file.
@@ -95,6 +103,7 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
         );
     }
 
+    let dry_run = parsed.dry_run.as_ref().is_some_and(|d| d.value);
     let mut routes = Vec::with_capacity(parsed.routes.len());
     let mut templates = Vec::with_capacity(parsed.routes.len());
     let mut ids: HashMap<String, usize> = HashMap::new();
@@ -123,15 +132,18 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
         let template = compile_template(r, &at, &mut errors);
         let requirement = compile_requirement(r, &at, &mut errors);
         if let (Some(template), Some(requirement)) = (template, requirement) {
+            let names = methods.iter().map(|&m| METHODS[m]).collect();
             templates.push((i, methods, template.clone()));
             routes.push(Route {
                 id: Arc::from(id.as_str()),
                 template: r.path.value.clone(),
+                methods: names,
                 requirement,
                 introspect: match r.introspect.as_ref().map(|i| i.value) {
                     Some(IntrospectFile::Always) => Introspect::Always,
                     None => Introspect::Opaque,
                 },
+                dry_run: r.dry_run.as_ref().map_or(dry_run, |d| d.value),
                 pos: Pos::of(entry),
             });
         }
@@ -165,10 +177,22 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
     if !errors.list.is_empty() {
         return Err(errors.list);
     }
+    let conditions = ConditionClaims::new(routes.iter().flat_map(|r| {
+        match &r.requirement {
+            Requirement::Token(t) => t
+                .any_of
+                .iter()
+                .flat_map(|a| a.claims.iter().map(|c| c.claim.segments[0].as_str()))
+                .collect(),
+            Requirement::Public => Vec::new(),
+        }
+    }));
     Ok(Policy {
         routes,
         routers,
         hash: hex(&Sha256::digest(bytes)),
+        dry_run,
+        conditions,
     })
 }
 
@@ -307,59 +331,289 @@ fn compile_template(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Vec
 fn compile_requirement(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Requirement> {
     let id = Some(r.id.value.as_str());
     let public = r.public.as_ref().map(|p| p.value).unwrap_or(false);
-    match (&r.scopes, public) {
-        (Some(scopes), false) => {
-            if scopes.value.is_empty() {
+    if public {
+        let asked = [
+            ("scopes", r.scopes.as_ref().map(Pos::of)),
+            ("claims", r.claims.as_ref().map(Pos::of)),
+            ("any_of", r.any_of.as_ref().map(Pos::of)),
+            ("authentication", r.authentication.as_ref().map(Pos::of)),
+        ];
+        let mut clean = true;
+        for (key, pos) in asked {
+            if let Some(pos) = pos {
+                clean = false;
                 errors.push(
-                    Pos::of(scopes),
-                    &format!("{at}.scopes"),
+                    pos,
+                    &format!("{at}.{key}"),
                     id,
-                    "name at least one scope, or set public: true".into(),
+                    format!("a public route takes no {key}: remove one of the two"),
                 );
-                return None;
             }
-            let mut all = Vec::new();
-            for (j, s) in scopes.value.iter().enumerate() {
-                if !valid_scope(&s.value) {
-                    errors.push(
-                        Pos::of(s),
-                        &format!("{at}.scopes[{j}]"),
-                        id,
-                        format!("\"{}\" is not a scope token (RFC 6749 §3.3)", s.value),
-                    );
-                } else if !all.contains(&s.value) {
-                    all.push(s.value.clone());
-                }
-            }
-            let joined = all.join(" ");
-            Some(Requirement::Scopes { all, joined })
         }
-        (None, true) => Some(Requirement::Public),
-        (Some(scopes), true) => {
+        return clean.then_some(Requirement::Public);
+    }
+    let direct = r.scopes.is_some() || r.claims.is_some();
+    let any_of = match (&r.any_of, direct) {
+        (Some(list), false) => {
+            if list.value.is_empty() {
+                errors.push(
+                    Pos::of(list),
+                    &format!("{at}.any_of"),
+                    id,
+                    "list at least one requirement set".into(),
+                );
+                None
+            } else {
+                let compiled: Vec<Option<Alternative>> = list
+                    .value
+                    .iter()
+                    .enumerate()
+                    .map(|(k, alt)| {
+                        let where_ = Place {
+                            pos: Pos::of(alt),
+                            at: format!("{at}.any_of[{k}]"),
+                            id,
+                        };
+                        compile_alternative(
+                            alt.value.scopes.as_ref(),
+                            alt.value.claims.as_ref(),
+                            &where_,
+                            errors,
+                        )
+                    })
+                    .collect();
+                compiled.into_iter().collect::<Option<Vec<_>>>()
+            }
+        }
+        (Some(list), true) => {
             errors.push(
-                Pos::of(scopes),
-                &format!("{at}.scopes"),
+                Pos::of(list),
+                &format!("{at}.any_of"),
                 id,
-                "a public route takes no scopes: remove one of the two".into(),
+                "give any_of or scopes/claims, not both (move them into an alternative)".into(),
             );
             None
+        }
+        (None, true) => {
+            let where_ = Place {
+                pos: Pos::of(&r.id),
+                at: at.to_owned(),
+                id,
+            };
+            compile_alternative(r.scopes.as_ref(), r.claims.as_ref(), &where_, errors)
+                .map(|a| vec![a])
         }
         (None, false) => {
             errors.push(
                 Pos::of(&r.id),
                 at,
                 id,
-                "say what the route requires: scopes: [...] or public: true".into(),
+                "say what the route requires: scopes: [...], claims: [...], any_of: [...] or public: true".into(),
             );
             None
         }
+    };
+    let authentication = match &r.authentication {
+        None => Some(None),
+        Some(a) => compile_authentication(a, &format!("{at}.authentication"), id, errors).map(Some),
+    };
+    Some(Requirement::Token(TokenRequirement {
+        any_of: any_of?,
+        authentication: authentication?,
+    }))
+}
+
+/// Where a requirement set is written, for its errors.
+struct Place<'a> {
+    pos: Pos,
+    at: String,
+    id: Option<&'a str>,
+}
+
+fn compile_alternative(
+    scopes: Option<&SpannedList<String>>,
+    claims: Option<&SpannedList<ClaimEntry>>,
+    place: &Place,
+    errors: &mut Errors,
+) -> Option<Alternative> {
+    let (at, id) = (place.at.as_str(), place.id);
+    if scopes.is_none() && claims.is_none() {
+        errors.push(place.pos, at, id, "name scopes, claims or both".into());
+        return None;
     }
+    let mut ok = true;
+    let mut all = Vec::new();
+    if let Some(scopes) = scopes {
+        if scopes.value.is_empty() {
+            ok = false;
+            errors.push(
+                Pos::of(scopes),
+                &format!("{at}.scopes"),
+                id,
+                "name at least one scope, or set public: true".into(),
+            );
+        }
+        for (j, s) in scopes.value.iter().enumerate() {
+            if !valid_scope(&s.value) {
+                ok = false;
+                errors.push(
+                    Pos::of(s),
+                    &format!("{at}.scopes[{j}]"),
+                    id,
+                    format!("\"{}\" is not a scope token (RFC 6749 §3.3)", s.value),
+                );
+            } else if !all.contains(&s.value) {
+                all.push(s.value.clone());
+            }
+        }
+    }
+    let mut conditions = Vec::new();
+    if let Some(claims) = claims {
+        if claims.value.is_empty() {
+            ok = false;
+            errors.push(
+                Pos::of(claims),
+                &format!("{at}.claims"),
+                id,
+                "name at least one claim condition, or leave claims out".into(),
+            );
+        }
+        for (j, c) in claims.value.iter().enumerate() {
+            match compile_claim(c, &format!("{at}.claims[{j}]"), id, errors) {
+                Some(condition) => conditions.push(condition),
+                None => ok = false,
+            }
+        }
+    }
+    ok.then(|| Alternative {
+        joined: all.join(" "),
+        scopes: all,
+        claims: conditions,
+    })
+}
+
+fn compile_claim(
+    entry: &Spanned<ClaimEntry>,
+    at: &str,
+    id: Option<&str>,
+    errors: &mut Errors,
+) -> Option<ClaimCondition> {
+    let c = &entry.value;
+    let segments = match &c.claim.value {
+        ClaimName::Name(name) => vec![name.clone()],
+        ClaimName::Path(names) => names.clone(),
+    };
+    let mut ok = true;
+    if segments.is_empty() || segments.iter().any(String::is_empty) {
+        ok = false;
+        errors.push(
+            Pos::of(&c.claim),
+            &format!("{at}.claim"),
+            id,
+            "name the claim: \"https://exampleco.com/roles\", or [realm_access, roles] for a nested one".into(),
+        );
+    }
+    let list = |key: &str, values: &SpannedList<String>, errors: &mut Errors| {
+        if values.value.is_empty() {
+            errors.push(
+                Pos::of(values),
+                &format!("{at}.{key}"),
+                id,
+                "list at least one value".into(),
+            );
+            return None;
+        }
+        Some(
+            values
+                .value
+                .iter()
+                .map(|v| v.value.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut tests = Vec::new();
+    if let Some(v) = &c.equals {
+        tests.push(Some(ClaimTest::Equals(v.value.clone())));
+    }
+    if let Some(v) = &c.contains_any {
+        tests.push(list("contains_any", v, errors).map(ClaimTest::ContainsAny));
+    }
+    if let Some(v) = &c.contains_all {
+        tests.push(list("contains_all", v, errors).map(ClaimTest::ContainsAll));
+    }
+    if tests.len() != 1 {
+        errors.push(
+            Pos::of(entry),
+            at,
+            id,
+            "give exactly one of equals, contains_any or contains_all".into(),
+        );
+        return None;
+    }
+    let test = tests.pop().flatten()?;
+    ok.then(|| ClaimCondition {
+        claim: ClaimPath {
+            shown: segments.join("."),
+            segments,
+        },
+        test,
+    })
+}
+
+fn compile_authentication(
+    entry: &Spanned<AuthenticationEntry>,
+    at: &str,
+    id: Option<&str>,
+    errors: &mut Errors,
+) -> Option<StepUp> {
+    let a = &entry.value;
+    if a.acr.is_none() && a.max_age.is_none() {
+        errors.push(
+            Pos::of(entry),
+            at,
+            id,
+            "say what sign-in the route needs: acr: [...], max_age: <seconds> or both".into(),
+        );
+        return None;
+    }
+    let mut acr = Vec::new();
+    let mut ok = true;
+    if let Some(values) = &a.acr {
+        if values.value.is_empty() {
+            ok = false;
+            errors.push(
+                Pos::of(values),
+                &format!("{at}.acr"),
+                id,
+                "list at least one acr value, or leave acr out".into(),
+            );
+        }
+        for (j, v) in values.value.iter().enumerate() {
+            // `acr_values` is space-separated (RFC 9470 §3): a value cannot hold a space.
+            if v.value.is_empty() || v.value.contains(char::is_whitespace) {
+                ok = false;
+                errors.push(
+                    Pos::of(v),
+                    &format!("{at}.acr[{j}]"),
+                    id,
+                    format!("\"{}\" is not an acr value (no spaces)", v.value),
+                );
+            } else if !acr.contains(&v.value) {
+                acr.push(v.value.clone());
+            }
+        }
+    }
+    ok.then(|| StepUp {
+        acr_values: acr.join(" "),
+        acr,
+        max_age: a.max_age.as_ref().map(|m| m.value),
+    })
 }
 
 /// Two routes that share a method and can match the same path are an error naming both:
 /// an operator must never have to guess which one wins.
 fn check_overlaps(
-    entries: &[serde_saphyr::Spanned<RouteEntry>],
+    entries: &[Spanned<RouteEntry>],
     templates: &[(usize, Vec<usize>, Vec<Segment>)],
     errors: &mut Errors,
 ) {
@@ -523,6 +777,117 @@ routes:
         );
         assert_eq!(e.len(), 5, "{e:#?}");
         assert!(e[0].starts_with("p.yaml:1:10: version"), "{}", e[0]);
+    }
+
+    #[test]
+    fn new_keys_report_their_own_positions() {
+        let e = errors(
+            "version: 1
+routes:
+  - id: a
+    methods: [GET]
+    path: /a
+    claims:
+      - claim: roles
+        equals: x
+        contains_any: [y]
+      - claim: []
+        contains_all: []
+    authentication:
+      acr: [\"multi factor\"]
+  - id: b
+    methods: [GET]
+    path: /b
+    scopes: [s]
+    any_of:
+      - scopes: [t]
+  - id: c
+    methods: [GET]
+    path: /c
+    any_of:
+      - {}
+      - scopes: [\"bad scope\"]
+    authentication: {}
+",
+        );
+        assert_eq!(
+            e,
+            [
+                "p.yaml:7:9: routes[0].claims[0] (route \"a\"): give exactly one of equals, contains_any or contains_all",
+                "p.yaml:10:16: routes[0].claims[1].claim (route \"a\"): name the claim: \"https://exampleco.com/roles\", or [realm_access, roles] for a nested one",
+                "p.yaml:11:23: routes[0].claims[1].contains_all (route \"a\"): list at least one value",
+                "p.yaml:13:13: routes[0].authentication.acr[0] (route \"a\"): \"multi factor\" is not an acr value (no spaces)",
+                "p.yaml:19:7: routes[1].any_of (route \"b\"): give any_of or scopes/claims, not both (move them into an alternative)",
+                "p.yaml:24:9: routes[2].any_of[0] (route \"c\"): name scopes, claims or both",
+                "p.yaml:25:18: routes[2].any_of[1].scopes[0] (route \"c\"): \"bad scope\" is not a scope token (RFC 6749 §3.3)",
+                "p.yaml:26:21: routes[2].authentication (route \"c\"): say what sign-in the route needs: acr: [...], max_age: <seconds> or both",
+            ],
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn alternatives_nested_claims_and_dry_run_compile() {
+        let p = compile(
+            br#"version: 1
+dry_run: true
+routes:
+  - id: read
+    methods: [GET]
+    path: /t
+    any_of:
+      - scopes: [read:t]
+      - scopes: [admin:t]
+        claims:
+          - claim: [resource_access, my.client, roles]
+            contains_all: [admin]
+  - id: tenant
+    dry_run: false
+    methods: [POST]
+    path: /t
+    claims:
+      - {claim: tid, equals: acme}
+"#,
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.scopes().into_iter().collect::<Vec<_>>(),
+            ["admin:t", "read:t"]
+        );
+        assert_eq!(
+            p.condition_claims().names().collect::<Vec<_>>(),
+            ["resource_access", "tid"]
+        );
+        assert!(p.dry_run && p.route("GET", "/t").unwrap().dry_run);
+        assert!(!p.route("POST", "/t").unwrap().dry_run);
+        let Requirement::Token(t) = &p.route("GET", "/t").unwrap().requirement else {
+            panic!("a protected route")
+        };
+        assert_eq!(
+            t.any_of[1].claims[0].claim.segments,
+            ["resource_access", "my.client", "roles"]
+        );
+    }
+
+    #[test]
+    fn a_public_route_takes_no_claims_or_authentication() {
+        let e = errors(
+            "version: 1
+routes:
+  - id: h
+    methods: [GET]
+    path: /h
+    public: true
+    claims: [{claim: x, equals: y}]
+    authentication: {max_age: 5}
+",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].contains("routes[0].claims") && e[1].contains("routes[0].authentication"),
+            "{e:#?}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Policy, Requirement};
+use super::{Alternative, Policy, Requirement, StepUp};
 use crate::auth::identity::Identity;
 use crate::decision::{self, Outcome, Reason, Rejection};
 
@@ -19,15 +19,22 @@ pub struct Explanation {
     pub normalized_path: Option<String>,
     /// The matched route.
     pub route: Option<String>,
-    /// The route's required scopes (empty for public routes).
+    /// The route's required scopes, of every requirement set (empty for public routes).
     pub required: Vec<String>,
+    /// The route's requirement sets, one line each, when it has claims or alternatives.
+    pub requirement_sets: Vec<String>,
+    /// The route's sign-in rule, if any.
+    pub authentication: Option<String>,
+    /// Whether the route (or, with no route, the policy) is in dry-run mode.
+    pub dry_run: bool,
     /// The scopes presented, `None` when no token was presented.
     pub present: Option<Vec<String>>,
-    /// Allowed (forwarded) or denied.
+    /// Forwarded, denied, or forwarded by a dry run that would deny.
     pub outcome: Outcome,
     /// The metric `reason` label the gateway would record.
     pub reason: Reason,
-    /// The HTTP status the client would get (200 stands for "forwarded").
+    /// The HTTP status the client would get (200 stands for "forwarded"; a dry run's
+    /// refusal shows the status it would have had).
     pub status: u16,
 }
 
@@ -38,7 +45,18 @@ pub fn explain(
     path: &str,
     scopes: Option<&[String]>,
 ) -> Explanation {
-    let caller = scopes.map(|s| Arc::new(Identity::offline(s)));
+    explain_for(policy, method, path, scopes.map(Identity::offline))
+}
+
+/// Decides `method path` for `caller` (`None`: no token at all), e.g. an identity built
+/// with [`Identity::offline_from_claims`].
+pub fn explain_for(
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    caller: Option<Identity>,
+) -> Explanation {
+    let caller = caller.map(Arc::new);
     let path = path.split('?').next().unwrap_or(path);
     let decision = decision::now(decision::decide(method, path, policy, |_route| {
         std::future::ready(caller.clone().ok_or(Rejection::MissingToken))
@@ -52,6 +70,12 @@ pub fn explain(
             decision.verdict.reason(),
             Reason::AmbiguousPath | Reason::InvalidRequest
         );
+    let token = match route.map(|r| &r.requirement) {
+        Some(Requirement::Token(t)) => Some(t),
+        Some(Requirement::Public) | None => None,
+    };
+    let plain_scopes = token.is_some_and(|t| t.any_of.len() == 1 && t.any_of[0].claims.is_empty());
+    let verdict = &decision.verdict;
     Explanation {
         method: method.to_owned(),
         normalized_path: (!refused_path).then(|| {
@@ -61,15 +85,51 @@ pub fn explain(
                 .unwrap_or_else(|| path.to_owned())
         }),
         route: route.map(|r| r.id.to_string()),
-        required: match route.map(|r| &r.requirement) {
-            Some(Requirement::Scopes { all, .. }) => all.clone(),
-            Some(Requirement::Public) | None => Vec::new(),
+        required: token
+            .map(|t| t.scopes().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        requirement_sets: match token {
+            Some(t) if !plain_scopes => t.any_of.iter().map(describe).collect(),
+            Some(_) | None => Vec::new(),
         },
+        authentication: token.and_then(|t| t.authentication.as_ref().map(describe_step_up)),
+        dry_run: route.map_or(policy.dry_run, |r| r.dry_run),
         present: caller.map(|c| c.scopes.clone()),
-        outcome: decision.verdict.outcome(),
-        reason: decision.verdict.reason(),
-        status: decision.verdict.rejection().map_or(200, Rejection::status),
+        outcome: verdict.outcome(),
+        reason: verdict.reason(),
+        status: verdict
+            .rejection()
+            .or(verdict.dry_run_rejection())
+            .map_or(200, Rejection::status),
     }
+}
+
+/// One requirement set for people: `scopes a b and claim x contains_any [M]`.
+fn describe(alternative: &Alternative) -> String {
+    let mut parts = Vec::new();
+    if !alternative.scopes.is_empty() {
+        parts.push(format!("scopes {}", alternative.joined));
+    }
+    for c in &alternative.claims {
+        parts.push(format!(
+            "claim {} {} [{}]",
+            c.claim.shown,
+            c.test.name(),
+            c.test.values().join(", ")
+        ));
+    }
+    parts.join(" and ")
+}
+
+fn describe_step_up(rule: &StepUp) -> String {
+    let mut parts = Vec::new();
+    if !rule.acr.is_empty() {
+        parts.push(format!("acr one of [{}]", rule.acr.join(", ")));
+    }
+    if let Some(age) = rule.max_age {
+        parts.push(format!("signed in at most {age} s ago"));
+    }
+    parts.join(" and ")
 }
 
 impl fmt::Display for Explanation {
@@ -89,17 +149,33 @@ impl fmt::Display for Explanation {
         )?;
         writeln!(
             f,
-            "route:           {}",
-            self.route.as_deref().unwrap_or("(none: default deny)")
+            "route:           {}{}",
+            self.route.as_deref().unwrap_or("(none: default deny)"),
+            if self.dry_run { " (dry run)" } else { "" }
         )?;
-        writeln!(f, "scopes required: {}", list(&self.required))?;
+        if self.requirement_sets.is_empty() {
+            writeln!(f, "scopes required: {}", list(&self.required))?;
+        } else {
+            for (k, set) in self.requirement_sets.iter().enumerate() {
+                let label = if k == 0 { "requires:" } else { "  or:" };
+                writeln!(f, "{label:<17}{set}")?;
+            }
+        }
+        if let Some(rule) = &self.authentication {
+            writeln!(f, "sign-in:         {rule}")?;
+        }
         match &self.present {
             Some(p) => writeln!(f, "scopes present:  {}", list(p))?,
             None => writeln!(f, "scopes present:  (no token)")?,
         }
+        let forwarded = if self.outcome == Outcome::DryRunDeny {
+            ", forwarded"
+        } else {
+            ""
+        };
         write!(
             f,
-            "decision:        {} ({}, HTTP {})",
+            "decision:        {} ({}, HTTP {}{forwarded})",
             self.outcome, self.reason, self.status
         )
     }
@@ -125,6 +201,8 @@ mod tests {
         assert_eq!(e.normalized_path.as_deref(), Some("/timesheets/7"));
         assert_eq!(e.route.as_deref(), Some("read-timesheet"));
         let e = explain(&p, "PUT", "/approvals/7", Some(&read));
+        assert_eq!((e.reason, e.status), (Reason::ClaimMismatch, 403));
+        let e = explain(&p, "DELETE", "/timesheets/7", Some(&read));
         assert_eq!((e.reason, e.status), (Reason::InsufficientScope, 403));
         assert_eq!(explain(&p, "GET", "/timesheets", None).status, 401);
         assert_eq!(
@@ -134,5 +212,46 @@ mod tests {
         let refused = explain(&p, "GET", "/a%2Fb", Some(&read));
         assert_eq!((refused.status, refused.normalized_path), (400, None));
         assert_eq!(explain(&p, "GET", "/healthz", None).reason, Reason::Public);
+    }
+
+    #[test]
+    fn claims_step_up_and_dry_run_are_shown() {
+        let p = policy();
+        let claims = serde_json::json!({
+            "scope": "approve:timesheets",
+            "https://api.exampleco.com/roles": ["Manager"],
+        });
+        let bob = Identity::offline_from_claims(claims.as_object().unwrap());
+        let e = explain_for(&p, "PUT", "/approvals/7", Some(bob));
+        assert_eq!(
+            (e.reason, e.status),
+            (Reason::InsufficientUserAuthentication, 401)
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.contains("requires:        scopes approve:timesheets and claim https://api.exampleco.com/roles contains_any [Manager]\n")
+                && shown.contains("sign-in:         acr one of [mfa] and signed in at most 900 s ago\n"),
+            "{shown}"
+        );
+        let dry = super::super::compile(
+            b"version: 1\ndry_run: true\nroutes:\n  - {id: a, methods: [GET], path: /a, scopes: [x]}\n",
+            "d.yaml",
+        )
+        .unwrap();
+        let e = explain(&dry, "GET", "/a", None);
+        assert_eq!(
+            (e.outcome, e.reason, e.status),
+            (Outcome::DryRunDeny, Reason::MissingToken, 401)
+        );
+        assert!(
+            e.to_string()
+                .ends_with("decision:        dry_run_deny (missing_token, HTTP 401, forwarded)"),
+            "{e}"
+        );
+        assert_eq!(
+            explain(&dry, "GET", "/nope", None).outcome,
+            Outcome::DryRunDeny
+        );
+        assert_eq!(explain(&dry, "GET", "/a%2fb", None).outcome, Outcome::Deny);
     }
 }

@@ -3,12 +3,19 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+/// A list whose items keep their positions.
+pub type SpannedList<T> = Spanned<Vec<Spanned<T>>>;
+
 /// A policy file (`policies/*.yaml`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     /// Schema version; only `1` exists.
     pub version: Spanned<u32>,
+    /// Every route in dry-run mode (decide, log and count, but forward), unless a route
+    /// says `dry_run: false`. Default: `false`.
+    #[serde(default)]
+    pub dry_run: Option<Spanned<bool>>,
     /// Routes; anything they do not match is denied.
     #[serde(default)]
     pub routes: Vec<Spanned<RouteEntry>>,
@@ -21,16 +28,30 @@ pub struct RouteEntry {
     /// Unique id, used in logs and as the metric label.
     pub id: Spanned<String>,
     /// HTTP methods the route covers.
-    pub methods: Spanned<Vec<Spanned<String>>>,
+    pub methods: SpannedList<String>,
     /// Path template: `/timesheets/{id}`, `/files/{*rest}`.
     pub path: Spanned<String>,
-    /// Scopes the token must all carry.
+    /// Scopes the token must all carry. Default: none.
     #[serde(default)]
-    pub scopes: Option<Spanned<Vec<Spanned<String>>>>,
-    /// `true`: no token needed.
+    pub scopes: Option<SpannedList<String>>,
+    /// Claim conditions the token must all meet, besides `scopes`. Default: none.
+    #[serde(default)]
+    pub claims: Option<SpannedList<ClaimEntry>>,
+    /// Requirement sets of which one is enough (OR of ANDs), instead of `scopes` and
+    /// `claims`. Default: none.
+    #[serde(default)]
+    pub any_of: Option<SpannedList<AlternativeEntry>>,
+    /// How recently and how strongly the user must have signed in (RFC 9470). Default:
+    /// no requirement.
+    #[serde(default)]
+    pub authentication: Option<Spanned<AuthenticationEntry>>,
+    /// Decide, log and count, but forward. Default: the policy's `dry_run`.
+    #[serde(default)]
+    pub dry_run: Option<Spanned<bool>>,
+    /// `true`: no token needed. Default: `false`.
     #[serde(default)]
     pub public: Option<Spanned<bool>>,
-    /// Free text for readers of the policy.
+    /// Free text for readers of the policy. Default: none.
     #[serde(default)]
     pub description: Option<String>,
     /// `always`: introspect the token on every request, JWTs too, uncached (revocation
@@ -45,4 +66,59 @@ pub struct RouteEntry {
 pub enum IntrospectFile {
     /// Every request's token is introspected.
     Always,
+}
+
+/// One requirement set of `any_of`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlternativeEntry {
+    /// Scopes the token must all carry. Default: none.
+    #[serde(default)]
+    pub scopes: Option<SpannedList<String>>,
+    /// Claim conditions the token must all meet. Default: none.
+    #[serde(default)]
+    pub claims: Option<SpannedList<ClaimEntry>>,
+}
+
+/// One claim condition: the claim, and exactly one test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimEntry {
+    /// The claim: a name taken as written, dots and all (`https://exampleco.com/roles`),
+    /// or a list of names walking into nested objects (`[realm_access, roles]`).
+    pub claim: Spanned<ClaimName>,
+    /// The claim is a string equal to this one.
+    #[serde(default)]
+    pub equals: Option<Spanned<String>>,
+    /// The claim (an array of strings, or a string read as a one-item array) holds at
+    /// least one of these.
+    #[serde(default)]
+    pub contains_any: Option<SpannedList<String>>,
+    /// The claim (an array of strings, or a string read as a one-item array) holds every
+    /// one of these.
+    #[serde(default)]
+    pub contains_all: Option<SpannedList<String>>,
+}
+
+/// A claim's name as written.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ClaimName {
+    /// One top-level claim, named exactly (dots are part of the name).
+    Name(String),
+    /// A path into nested objects, one name per level.
+    Path(Vec<String>),
+}
+
+/// A route's authentication requirement (RFC 9470).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationEntry {
+    /// The token's `acr` must be one of these. Default: any `acr`, or none.
+    #[serde(default)]
+    pub acr: Option<SpannedList<String>>,
+    /// The user must have signed in at most this many seconds ago (`auth_time`).
+    /// Default: any age.
+    #[serde(default)]
+    pub max_age: Option<Spanned<u64>>,
 }

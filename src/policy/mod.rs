@@ -8,32 +8,25 @@ pub mod cases;
 mod compile;
 pub mod explain;
 pub mod file;
+pub mod openapi;
 pub mod reload;
+pub mod requirement;
 
 use std::sync::Arc;
 
 pub use compile::{PolicyError, compile, load};
+pub use requirement::{
+    Alternative, ClaimCondition, ClaimPath, ClaimTest, Requirement, StepUp, TokenRequirement,
+};
 
-use crate::auth::identity::Identity;
+use std::collections::BTreeSet;
+
+use crate::auth::identity::{ConditionClaims, Identity};
 use crate::config::yaml::Pos;
 use crate::decision::rejection::Rejection;
 
 /// Methods a route may name.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// What a route asks of the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
-    /// No token needed.
-    Public,
-    /// A valid token carrying every one of these scopes.
-    Scopes {
-        /// Required scopes, in the policy's order.
-        all: Vec<String>,
-        /// The same, space-separated, for the `scope` challenge attribute.
-        joined: String,
-    },
-}
 
 /// A compiled route.
 #[derive(Debug, Clone)]
@@ -42,10 +35,14 @@ pub struct Route {
     pub id: Arc<str>,
     /// The path template as written.
     pub template: String,
+    /// The methods it covers, in [`METHODS`] order.
+    pub methods: Vec<&'static str>,
     /// What it requires.
     pub requirement: Requirement,
     /// When its tokens are introspected.
     pub introspect: Introspect,
+    /// Decide and count, but forward (its own `dry_run`, else the policy's).
+    pub dry_run: bool,
     /// Where it is defined.
     pub pos: Pos,
 }
@@ -61,19 +58,22 @@ pub enum Introspect {
 }
 
 impl Route {
-    /// Whether `identity` satisfies the route.
-    pub fn decide(&self, identity: &Identity) -> Result<(), Rejection> {
+    /// Whether `identity` satisfies the route at `now` (seconds since the epoch).
+    pub fn decide(&self, identity: &Identity, now: u64) -> Result<(), Rejection> {
         match &self.requirement {
             Requirement::Public => Ok(()),
-            Requirement::Scopes { all, joined } => {
-                if all.iter().all(|s| identity.has_scope(s)) {
-                    Ok(())
-                } else {
-                    Err(Rejection::InsufficientScope {
-                        required: joined.clone(),
-                    })
-                }
-            }
+            Requirement::Token(requirement) => requirement.check(identity, now),
+        }
+    }
+
+    /// Whether deciding needs the time (a `max_age` to compare `auth_time` with).
+    pub fn reads_clock(&self) -> bool {
+        match &self.requirement {
+            Requirement::Token(t) => t
+                .authentication
+                .as_ref()
+                .is_some_and(|a| a.max_age.is_some()),
+            Requirement::Public => false,
         }
     }
 
@@ -91,6 +91,10 @@ pub struct Policy {
     routers: Vec<Option<matchit::Router<usize>>>,
     /// SHA-256 of the file's bytes, hex.
     pub hash: String,
+    /// Requests that match no route are forwarded and counted as `dry_run_deny`.
+    pub dry_run: bool,
+    /// The top-level claims the routes' conditions read.
+    conditions: ConditionClaims,
 }
 
 impl Policy {
@@ -102,25 +106,28 @@ impl Policy {
         self.routes.get(*matched.value)
     }
 
-    /// Every scope some route requires, sorted, each once (RFC 9728 `scopes_supported`).
-    pub fn scopes_supported(&self) -> Vec<&str> {
-        let mut scopes: Vec<&str> = self
-            .routes
-            .iter()
-            .flat_map(|r| match &r.requirement {
-                Requirement::Public => [].iter(),
-                Requirement::Scopes { all, .. } => all.iter(),
-            })
-            .map(String::as_str)
-            .collect();
-        scopes.sort_unstable();
-        scopes.dedup();
-        scopes
-    }
-
     /// Every route, in file order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The top-level claims the routes' conditions read: what a verified identity must
+    /// keep of its token for this policy.
+    pub fn condition_claims(&self) -> &ConditionClaims {
+        &self.conditions
+    }
+
+    /// Every scope some route requires, alternatives included, sorted (for RFC 9728
+    /// `scopes_supported`).
+    pub fn scopes(&self) -> BTreeSet<&str> {
+        self.routes
+            .iter()
+            .filter_map(|r| match &r.requirement {
+                Requirement::Token(t) => Some(t.scopes()),
+                Requirement::Public => None,
+            })
+            .flatten()
+            .collect()
     }
 
     /// A policy that matches nothing (so denies everything).
@@ -129,6 +136,8 @@ impl Policy {
             routes: Vec::new(),
             routers: vec![None; METHODS.len()],
             hash: String::new(),
+            dry_run: false,
+            conditions: ConditionClaims::default(),
         }
     }
 }
@@ -143,18 +152,15 @@ mod tests {
         compile(TIMESHEETS.as_bytes(), "timesheets.yaml").unwrap()
     }
 
+    /// A manager who signed in with MFA at 1000, holding `scopes`.
     fn identity(scopes: &[&str]) -> Identity {
-        let mut scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        scopes.sort();
-        Identity::new(
-            Some("alice".into()),
-            "https://tenant/".into(),
-            None,
-            scopes,
-            vec![],
-            u64::MAX,
-        )
-        .unwrap()
+        let claims = serde_json::json!({
+            "scope": scopes.join(" "),
+            "https://api.exampleco.com/roles": ["Manager"],
+            "acr": "mfa",
+            "auth_time": 1000,
+        });
+        Identity::offline_from_claims(claims.as_object().unwrap())
     }
 
     #[test]
@@ -173,11 +179,31 @@ mod tests {
             let route = p
                 .route(method, path)
                 .unwrap_or_else(|| panic!("{method} {path}"));
-            assert_eq!(route.decide(&identity(&[scope])), Ok(()), "{method} {path}");
-            let err = route.decide(&identity(&["unrelated"])).unwrap_err();
+            let manager = identity(&[scope]);
+            assert_eq!(route.decide(&manager, 1000), Ok(()), "{method} {path}");
+            let err = route.decide(&identity(&["unrelated"]), 1000).unwrap_err();
             assert_eq!(err.status(), 403);
         }
         assert!(p.route("GET", "/healthz").unwrap().is_public());
+    }
+
+    #[test]
+    fn the_policy_lists_its_scopes_and_the_claims_its_conditions_read() {
+        let p = policy();
+        assert_eq!(
+            p.scopes().into_iter().collect::<Vec<_>>(),
+            [
+                "approve:timesheets",
+                "batch:upload",
+                "create:timesheets",
+                "delete:timesheets",
+                "read:timesheets"
+            ]
+        );
+        assert_eq!(
+            p.condition_claims().names().collect::<Vec<_>>(),
+            ["https://api.exampleco.com/roles"]
+        );
     }
 
     #[test]

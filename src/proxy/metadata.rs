@@ -38,7 +38,7 @@ impl ResourceMetadata {
         let mut doc = serde_json::json!({
             "resource": s.resource,
             "authorization_servers": s.authorization_servers,
-            "scopes_supported": policy.scopes_supported(),
+            "scopes_supported": policy.scopes(),
             "bearer_methods_supported": self.bearer_methods,
         });
         if let Some(name) = &s.resource_name {

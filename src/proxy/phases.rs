@@ -86,6 +86,7 @@ impl ProxyHttp for Gateway {
                 authorization.iter().map(HeaderValue::as_bytes),
                 req.uri.query(),
                 route,
+                policy.condition_claims(),
             )
         })
         .await;
@@ -152,6 +153,9 @@ impl ProxyHttp for Gateway {
         let identity = match &decision.verdict {
             Verdict::Allow(Access::Authorized(identity)) => Some(&**identity),
             Verdict::Allow(Access::Public) => None,
+            // A dry-run refusal is forwarded as the request would be without the rule: with
+            // the identity of a token that verified, without one otherwise.
+            Verdict::Allow(Access::DryRun { identity, .. }) => identity.as_deref(),
             Verdict::Deny { .. } => {
                 return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
             }
@@ -175,7 +179,7 @@ impl ProxyHttp for Gateway {
                 (Outcome::Deny, d.verdict.reason())
             }
             (Stage::Decided(_), Some(_)) => (Outcome::Error, Reason::UpstreamError),
-            (Stage::Decided(d), None) => (Outcome::Allow, d.verdict.reason()),
+            (Stage::Decided(d), None) => (d.verdict.outcome(), d.verdict.reason()),
             (Stage::Served(reason), _) => (Outcome::Served, *reason),
             // The request never reached `request_filter` (a malformed request line).
             (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),

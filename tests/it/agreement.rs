@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use scopegate::decision::Outcome;
 use scopegate::policy::cases::read_case_file;
-use scopegate::policy::explain::explain;
+use scopegate::policy::explain::explain_for;
 
 use crate::harness::*;
 
@@ -19,7 +20,12 @@ fn every_shipped_decision_test_gets_the_same_answer_from_the_gateway_and_offline
     let (gw, _jwks, upstream) = Gateway::standard();
     let rsa = TestKey::rsa();
     for case in &set.cases {
-        let offline = explain(&policy, &case.method, &case.path, case.scopes.as_deref());
+        let offline = explain_for(
+            &policy,
+            &case.method,
+            &case.path,
+            case.caller.as_ref().map(|c| c.identity()),
+        );
         assert!(
             case.mismatches(offline.outcome, offline.reason, offline.route.as_deref())
                 .is_empty(),
@@ -35,12 +41,15 @@ fn every_shipped_decision_test_gets_the_same_answer_from_the_gateway_and_offline
         );
         let counted = gw.metric(&series);
         let forwarded = upstream.count();
-        let response = match &case.scopes {
-            Some(scopes) => gw.call(
-                &case.method,
-                &case.path,
-                &rsa.sign(&claims(&scopes.join(" "))),
-            ),
+        let response = match &case.caller {
+            Some(caller) => {
+                // A real token with the case's claims (scopes, roles, acr, auth_time).
+                let mut token = claims("");
+                let map = token.as_object_mut().unwrap();
+                map.remove("scope");
+                map.extend(caller.identity_claims());
+                gw.call(&case.method, &case.path, &rsa.sign(&token))
+            }
             None => gw.request(&case.method, &case.path, &[]),
         };
         assert_eq!(
@@ -50,7 +59,8 @@ fn every_shipped_decision_test_gets_the_same_answer_from_the_gateway_and_offline
         );
         // The gateway counts the request under exactly the labels the offline decision gave.
         gw.wait_metric(&series, counted + 1.0);
-        let allowed = offline.outcome == scopegate::decision::Outcome::Allow;
+        // A dry run forwards what it would refuse.
+        let allowed = matches!(offline.outcome, Outcome::Allow | Outcome::DryRunDeny);
         assert_eq!(
             upstream.count(),
             forwarded + usize::from(allowed),

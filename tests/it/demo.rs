@@ -43,6 +43,8 @@ fn login_as(auth: &AuthServer, user: &str, scope: &str) -> LoginRequest {
         username: user.into(),
         password: user.split('@').next().unwrap().into(),
         scope: scope.into(),
+        acr: None,
+        otp: None,
     }
 }
 
@@ -905,12 +907,55 @@ fn the_demo_lets_a_manager_approve_and_stops_an_employee() {
             .iter()
             .all(|e| e["user_id"] == "alice@exampleco.com")
     );
-    assert_eq!(demo.call("PUT", "/approvals/7", Some(&alice)).0, 403);
+    let (status, refusal) = demo.call("PUT", "/approvals/7", Some(&alice));
+    assert_eq!(status, 403);
+    assert_eq!(
+        refusal["error_description"],
+        "The access token's claim https://api.exampleco.com/roles does not allow this request"
+    );
 
+    // Bob is a Manager, but approving needs a recent sign-in with the one-time code.
     let bob = demo.login("bob", "approve:timesheets");
-    let (status, entry) = demo.call("PUT", "/approvals/7", Some(&bob));
+    let (status, refusal) = demo.call("PUT", "/approvals/7", Some(&bob));
+    assert_eq!(status, 401, "{refusal}");
+    assert_eq!(refusal["error"], "insufficient_user_authentication");
+    assert_eq!(refusal["acr_values"], "mfa");
+    let (code, stepped_up, stderr) = demo.cli(&[
+        "login",
+        "--user",
+        "bob",
+        "--scope",
+        "approve:timesheets",
+        "--acr",
+        "mfa",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("logged in as bob@exampleco.com with acr mfa"),
+        "{stderr}"
+    );
+    let (status, entry) = demo.call("PUT", "/approvals/7", Some(stepped_up.trim_end()));
     assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["approved_by"], "bob@exampleco.com");
+}
+
+#[test]
+fn a_wrong_one_time_code_gets_no_token() {
+    let demo = Demo::start();
+    let (code, stdout, stderr) = demo.cli(&[
+        "login",
+        "--user",
+        "bob",
+        "--scope",
+        "approve:timesheets",
+        "--acr",
+        "mfa",
+        "--otp",
+        "000000",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("wrong"), "{stderr}");
 }
 
 #[test]
@@ -947,7 +992,10 @@ fn demo_login_prints_only_the_token_and_explains_on_stderr() {
     ]);
     assert_ne!(code, 0);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("wrong user name or password"), "{stderr}");
+    assert!(
+        stderr.contains("wrong user name, password or one-time code"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -57,12 +57,12 @@ fn an_opaque_token_is_introspected_and_decided_by_its_scopes_like_a_jwt() {
     assert_eq!(seen.header("x-auth-scopes"), Some("read:timesheets"));
     assert_eq!(seen.header("x-auth-client-id"), Some("timesheets-mobile"));
 
-    let r = s.gw.call("PUT", "/approvals/7", "opaque-alice");
+    let r = s.gw.call("DELETE", "/timesheets/7", "opaque-alice");
     assert_eq!(r.status, 403);
     assert!(
         r.header("www-authenticate")
             .unwrap()
-            .contains(r#"scope="approve:timesheets""#)
+            .contains(r#"scope="delete:timesheets""#)
     );
     // Both requests were answered from one call: the second found the cached answer.
     assert_eq!(s.auth.calls(), 1);
@@ -200,24 +200,24 @@ fn a_revoked_token_is_refused_once_the_cache_maximum_has_passed() {
 #[test]
 fn a_route_that_introspects_always_refuses_a_revoked_jwt_at_once() {
     let policy = timesheets_policy().replace(
-        "    path: /approvals/{id}\n",
-        "    path: /approvals/{id}\n    introspect: always\n",
+        "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n",
+        "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n    introspect: always\n",
     );
     assert_eq!(policy.matches("introspect: always").count(), 1);
     let s = start("", &policy);
-    let mut claims = claims("approve:timesheets read:timesheets");
+    let mut claims = claims("delete:timesheets read:timesheets");
     claims["iss"] = json!(s.auth.issuer());
     let jwt = TestKey::rsa().sign(&claims);
-    // The JWT verifies locally; the approval route also asks the server, every time.
+    // The JWT verifies locally; the delete route also asks the server, every time.
     s.auth
-        .activate(&jwt, active(&s.auth.issuer(), "approve:timesheets"));
-    assert_eq!(s.gw.call("PUT", "/approvals/7", &jwt).status, 200);
-    assert_eq!(s.gw.call("PUT", "/approvals/7", &jwt).status, 200);
+        .activate(&jwt, active(&s.auth.issuer(), "delete:timesheets"));
+    assert_eq!(s.gw.call("DELETE", "/timesheets/7", &jwt).status, 200);
+    assert_eq!(s.gw.call("DELETE", "/timesheets/7", &jwt).status, 200);
     assert_eq!(s.auth.calls(), 2);
     s.auth.revoke(&jwt);
-    assert_eq!(s.gw.call("PUT", "/approvals/7", &jwt).status, 401);
+    assert_eq!(s.gw.call("DELETE", "/timesheets/7", &jwt).status, 401);
     // Other routes verify the JWT locally and are not slowed by introspection.
-    assert_eq!(s.gw.call("GET", "/approvals", &jwt).status, 200);
+    assert_eq!(s.gw.call("GET", "/timesheets/7", &jwt).status, 200);
     assert_eq!(s.auth.calls(), 3);
 }
 

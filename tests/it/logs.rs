@@ -13,7 +13,7 @@ fn json_logs_carry_one_object_per_request_with_route_decision_and_subject() {
     gw.wait_ready();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
-    assert_eq!(gw.call("PUT", "/approvals/3", &token).status, 403);
+    assert_eq!(gw.call("DELETE", "/timesheets/3", &token).status, 403);
 
     let requests = || -> Vec<serde_json::Value> {
         gw.log()

@@ -18,6 +18,7 @@ mod logs;
 mod metrics;
 mod oidc;
 mod paths;
+mod policy;
 mod prometheus;
 mod reload;
 mod resource_metadata;

@@ -10,7 +10,7 @@ fn requests_are_counted_by_route_decision_and_reason_with_closed_label_sets() {
     for _ in 0..3 {
         gw.call("GET", "/timesheets", &token);
     }
-    gw.call("PUT", "/approvals/7", &token);
+    gw.call("DELETE", "/timesheets/7", &token);
     gw.request("GET", "/timesheets", &[]);
     gw.call("GET", "/secret/admin/users", &token);
     gw.request("GET", "/healthz", &[]);
@@ -22,7 +22,7 @@ fn requests_are_counted_by_route_decision_and_reason_with_closed_label_sets() {
             3.0,
         ),
         (
-            r#"{decision="deny",reason="insufficient_scope",route="approve-timesheet"}"#,
+            r#"{decision="deny",reason="insufficient_scope",route="delete-timesheet"}"#,
             1.0,
         ),
         (

@@ -217,7 +217,15 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
         "{claims}"
     );
 
-    // Alice is an Employee: read, create, delete; no approvals, no batch upload.
+    // The provider puts each user's role in the namespaced roles claim.
+    assert_eq!(
+        payload(&bob)["https://api.exampleco.com/roles"],
+        serde_json::json!(["Manager"])
+    );
+
+    // Alice is an Employee: read, create, delete; no approvals (her role), no batch upload.
+    // Bob is a Manager: his role lets him list approvals; approving needs an MFA sign-in,
+    // which this provider does not do, so he is asked to step up (401).
     for (method, path, for_alice, for_bob) in EXPECT {
         assert_eq!(
             gw.call(method, path, &alice).status,
@@ -230,6 +238,17 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
             "bob {method} {path}"
         );
     }
+    let r = gw.call("PUT", "/approvals/7", &bob);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("error=\"insufficient_user_authentication\""),
+        "{r:?}"
+    );
+    assert_eq!(
+        gw.call("GET", "/approvals", &alice).json()["error_description"],
+        "The access token's claim https://api.exampleco.com/roles does not allow this request"
+    );
     // The backend learns who called from the verified subject, never from the client.
     gw.request(
         "GET",
@@ -260,7 +279,7 @@ const EXPECT: [(&str, &str, u16, u16); 7] = [
     ("GET", "/timesheets/7", 200, 200),
     ("DELETE", "/timesheets/7", 200, 200),
     ("GET", "/approvals", 403, 200),
-    ("PUT", "/approvals/7", 403, 200),
+    ("PUT", "/approvals/7", 403, 401),
     ("POST", "/timesheets/upload", 403, 403),
 ];
 

@@ -119,7 +119,7 @@ fn a_real_prometheus_scrapes_the_gateway_and_evaluates_the_rules() {
         let expected = [
             (("list-timesheets", "allow", "authorized"), 2.0),
             (("list-timesheets", "deny", "missing_token"), 1.0),
-            (("approve-timesheet", "deny", "insufficient_scope"), 1.0),
+            (("delete-timesheet", "deny", "insufficient_scope"), 1.0),
             (("health", "allow", "public"), 1.0),
         ];
         let all = expected.iter().all(|((route, decision, reason), n)| {
@@ -219,7 +219,7 @@ fn send_traffic(gw: &Gateway) {
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
     assert_eq!(gw.request("GET", "/timesheets", &[]).status, 401);
-    assert_eq!(gw.call("PUT", "/approvals/7", &token).status, 403);
+    assert_eq!(gw.call("DELETE", "/timesheets/7", &token).status, 403);
     assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
 }
 

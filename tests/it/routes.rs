@@ -20,7 +20,17 @@ fn every_timesheets_route_is_allowed_with_its_scope_and_denied_without_it() {
     let all: Vec<&str> = TABLE.iter().map(|t| t.2).collect();
     for (method, path, scope) in TABLE {
         let before = upstream.count();
-        let r = gw.call(method, path, &rsa.sign(&claims(scope)));
+        // Approvals also need the Manager role and a recent MFA sign-in (tests/it/policy.rs).
+        let token_for = |scope: &str| {
+            let mut c = claims(scope);
+            if path.starts_with("/approvals") {
+                c["https://api.exampleco.com/roles"] = serde_json::json!(["Manager"]);
+                c["acr"] = serde_json::json!("mfa");
+                c["auth_time"] = serde_json::json!(now());
+            }
+            rsa.sign(&c)
+        };
+        let r = gw.call(method, path, &token_for(scope));
         assert_eq!(r.status, 200, "{method} {path} with {scope}");
         let seen = upstream.last();
         assert_eq!((seen.method.as_str(), seen.target.as_str()), (method, path));
@@ -28,7 +38,7 @@ fn every_timesheets_route_is_allowed_with_its_scope_and_denied_without_it() {
 
         // Every other scope of the API, but not this one.
         let others: Vec<&str> = all.iter().copied().filter(|s| *s != scope).collect();
-        let r = gw.call(method, path, &rsa.sign(&claims(&others.join(" "))));
+        let r = gw.call(method, path, &token_for(&others.join(" ")));
         assert_eq!(r.status, 403, "{method} {path} without {scope}");
         let challenge = r.header("www-authenticate").unwrap();
         assert!(

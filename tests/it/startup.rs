@@ -96,5 +96,5 @@ fn a_broken_policy_is_a_start_up_error_naming_its_location() {
     ]);
     assert_ne!(code, 0);
     assert!(out.contains("p.yaml:3:"), "{out}");
-    assert!(out.contains("scopes: [...] or public: true"), "{out}");
+    assert!(out.contains("any_of: [...] or public: true"), "{out}");
 }

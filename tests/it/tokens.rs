@@ -245,6 +245,7 @@ fn scopes_come_from_scope_scp_and_permissions_and_match_exactly() {
     );
     let mut c = claims("");
     c["permissions"] = json!(["approve:timesheets"]);
+    c["https://api.exampleco.com/roles"] = json!(["Manager"]);
     assert_eq!(
         gw.call("GET", "/approvals", &rsa.sign(&c)).status,
         200,

@@ -105,6 +105,12 @@ function configuration() {
         useGrantedResource: () => true,
       },
     },
+    // The roles claim an Auth0 rule adds for the Authorization Extension, namespaced as
+    // there: the policy's approval routes read it.
+    async extraTokenClaims(_ctx, token) {
+      const user = token.accountId && USERS[token.accountId];
+      return user ? { 'https://api.exampleco.com/roles': [user.role] } : undefined;
+    },
     async findAccount(_ctx, id) {
       if (!Object.hasOwn(USERS, id)) return undefined;
       return { accountId: id, claims: () => ({ sub: id }) };

@@ -18,6 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+use super::claims::{MFA_ACR, SignIn};
 use super::directory::{self, Client, ClientKind};
 use super::errors::ErrorCode;
 use super::{AuthState, CODE_SECONDS, CodeGrant};
@@ -43,6 +44,9 @@ pub struct AuthorizeParams {
     state: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    /// OpenID Connect's `acr_values`: `mfa` asks for the one-time code too; other values
+    /// are voluntary claims this server does not offer, so they are ignored.
+    acr_values: Option<String>,
 }
 
 /// The submitted login form: the request again, from hidden fields, plus credentials. No
@@ -53,6 +57,8 @@ pub struct LoginForm {
     request: AuthorizeParams,
     username: Option<String>,
     password: Option<String>,
+    /// The one-time code, when `acr_values` asked for `mfa`.
+    otp: Option<String>,
 }
 
 /// A request that passed every check.
@@ -63,6 +69,8 @@ struct Checked {
     scopes: Vec<&'static str>,
     state: Option<String>,
     challenge: String,
+    /// `Some(MFA_ACR)` when the client asked for a sign-in with the one-time code.
+    acr: Option<&'static str>,
 }
 
 /// Why a request is refused, and how the refusal travels.
@@ -146,6 +154,14 @@ pub async fn log_in(
             StatusCode::UNAUTHORIZED,
         );
     };
+    if checked.acr.is_some() && form.otp.as_deref() != Some(directory::DEMO_ONE_TIME_CODE) {
+        tracing::info!(subject = user.subject, "login failed: one-time code");
+        return login_form(
+            &checked,
+            Some("Wrong one-time code."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
     let granted = user.grantable(&checked.scopes);
     if granted.is_empty() {
         tracing::info!(
@@ -179,6 +195,10 @@ pub async fn log_in(
             challenge: checked.challenge,
             user,
             scopes: granted,
+            sign_in: SignIn {
+                acr: checked.acr,
+                auth_time: crate::demo::unix_now(),
+            },
             family: state.new_family(),
             redeemed: false,
         },
@@ -288,6 +308,11 @@ fn check(p: &AuthorizeParams) -> Result<Checked, Refusal> {
         scopes,
         state,
         challenge: challenge.to_owned(),
+        acr: p
+            .acr_values
+            .as_deref()
+            .is_some_and(|v| v.split_ascii_whitespace().any(|a| a == MFA_ACR))
+            .then_some(MFA_ACR),
     })
 }
 
@@ -330,9 +355,10 @@ fn login_form(checked: &Checked, message: Option<&str>, status: StatusCode) -> R
         ("state", checked.state.as_deref().unwrap_or_default()),
         ("code_challenge", checked.challenge.as_str()),
         ("code_challenge_method", "S256"),
+        ("acr_values", checked.acr.unwrap_or_default()),
     ]
     .iter()
-    .filter(|(name, value)| *name != "state" || !value.is_empty())
+    .filter(|(name, value)| !matches!(*name, "state" | "acr_values") || !value.is_empty())
     .map(|(name, value)| {
         format!(
             "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
@@ -350,8 +376,14 @@ fn login_form(checked: &Checked, message: Option<&str>, status: StatusCode) -> R
          <form method=\"post\" action=\"/authorize\">{hidden}\
          <label>User <input name=\"username\" autocomplete=\"username\" autofocus></label>\
          <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
+         {otp}\
          <button type=\"submit\">Log in</button></form>\
          <p class=\"hint\">Demo users: alice / alice (group Employees), bob / bob (group Managers).</p>",
+        otp = if checked.acr.is_some() {
+            "<label>One-time code <input name=\"otp\" autocomplete=\"one-time-code\"></label>"
+        } else {
+            ""
+        },
         client = escape(checked.client.id),
         scopes = escape(&scope),
     ));
@@ -408,6 +440,7 @@ mod tests {
             state: Some("xyz".into()),
             code_challenge: Some(pkce::s256_challenge(&pkce::new_verifier())),
             code_challenge_method: Some("S256".into()),
+            acr_values: None,
         }
     }
 

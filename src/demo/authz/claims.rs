@@ -1,14 +1,28 @@
 //! Access tokens shaped like Auth0's, so the gateway meets in the demo what it meets in
 //! production: `kid` and `typ: at+jwt` in the header, a trailing-slash `iss`, an `aud` array
 //! for users (API + userinfo) and a string for clients, `azp`, a space-delimited `scope`, the
-//! RBAC `permissions` array and a namespaced email claim.
+//! RBAC `permissions` array, namespaced email and roles claims, and for users `auth_time`
+//! (and `acr`/`amr` after a sign-in with the one-time code, as RFC 9470 step-up expects).
 
 use serde_json::{Value, json};
 
 use super::AuthState;
 use super::directory::User;
 use super::errors::{ErrorCode, OAuthError};
-use crate::demo::{API_AUDIENCE, EMAIL_CLAIM};
+use crate::demo::{API_AUDIENCE, EMAIL_CLAIM, ROLES_CLAIM};
+
+/// The one `acr` value this server knows: password plus one-time code.
+pub const MFA_ACR: &str = "mfa";
+
+/// How and when a user signed in; kept by codes and refresh tokens, so a refreshed token
+/// still tells the time of the sign-in, not of the refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignIn {
+    /// `Some(MFA_ACR)` after a one-time code, `None` after a password alone.
+    pub acr: Option<&'static str>,
+    /// Seconds since the epoch.
+    pub auth_time: u64,
+}
 
 /// Lifetime of an access token, in seconds (Auth0's default for an API is longer; an hour
 /// keeps the demo's expiry visible).
@@ -17,8 +31,8 @@ pub const ACCESS_TOKEN_SECONDS: u64 = 3600;
 /// On whose behalf a token acts.
 #[derive(Debug, Clone, Copy)]
 pub enum Principal {
-    /// A user who logged in through a client.
-    User(&'static User),
+    /// A user who logged in through a client, and how.
+    User(&'static User, SignIn),
     /// The client itself (client credentials).
     Client,
 }
@@ -42,10 +56,16 @@ pub fn mint(
         "permissions": scopes,
     });
     match principal {
-        Principal::User(user) => {
+        Principal::User(user, sign_in) => {
             claims["sub"] = json!(user.subject);
             claims["aud"] = json!([API_AUDIENCE, format!("{}userinfo", state.issuer)]);
             claims[EMAIL_CLAIM] = json!(user.email);
+            claims[ROLES_CLAIM] = json!(user.roles().collect::<Vec<_>>());
+            claims["auth_time"] = json!(sign_in.auth_time);
+            if let Some(acr) = sign_in.acr {
+                claims["acr"] = json!(acr);
+                claims["amr"] = json!(["pwd", "otp"]);
+            }
         }
         Principal::Client => {
             claims["sub"] = json!(format!("{client_id}@clients"));

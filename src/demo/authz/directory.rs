@@ -13,6 +13,10 @@ pub const API_SCOPES: [&str; 5] = [
     "batch:upload",
 ];
 
+/// The one-time code of every demo user's second factor (`acr_values=mfa`). Public on
+/// purpose, like the passwords: this server is for demos and tests only.
+pub const DEMO_ONE_TIME_CODE: &str = "123456";
+
 /// The public client of the mobile app (authorization code with PKCE, refresh tokens).
 pub const MOBILE_CLIENT_ID: &str = "timesheets-mobile";
 /// Where the mobile app receives its authorization code (a private-use URI scheme, RFC 8252).

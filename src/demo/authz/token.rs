@@ -241,13 +241,19 @@ fn authorization_code(
             "code_verifier does not match the code_challenge",
         ));
     }
-    let access_token = mint(state, Principal::User(grant.user), client.id, &grant.scopes)?;
+    let access_token = mint(
+        state,
+        Principal::User(grant.user, grant.sign_in),
+        client.id,
+        &grant.scopes,
+    )?;
     let refresh = issue_refresh_token(
         state,
         RefreshGrant {
             client_id: client.id,
             user: grant.user,
             scopes: grant.scopes.clone(),
+            sign_in: grant.sign_in,
             family: grant.family,
             used: false,
         },
@@ -355,7 +361,12 @@ fn refresh_token(
             "the user's roles no longer permit these scopes",
         ));
     }
-    let access_token = mint(state, Principal::User(grant.user), client.id, &scopes)?;
+    let access_token = mint(
+        state,
+        Principal::User(grant.user, grant.sign_in),
+        client.id,
+        &scopes,
+    )?;
     let refresh = issue_refresh_token(
         state,
         RefreshGrant {
