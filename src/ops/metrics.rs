@@ -53,6 +53,9 @@ pub struct Metrics {
     token_cache_misses: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
     ready: IntGauge,
+    /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
+    /// up with.
+    access_log_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -163,6 +166,12 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(ready.clone()));
+        let access_log_dropped = IntCounter::new(
+            "scopegate_access_log_dropped_lines_total",
+            "Access-log lines dropped because the log writer fell behind (requests are never delayed).",
+        )
+        .expect("valid metric");
+        reg(Box::new(access_log_dropped.clone()));
         Metrics {
             token_cache_hits: cache.with_label_values(&["hit"]),
             token_cache_misses: cache.with_label_values(&["miss"]),
@@ -181,6 +190,7 @@ impl Metrics {
             policy_last_success,
             policy_info,
             ready,
+            access_log_dropped,
         }
     }
 
@@ -279,6 +289,11 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, outcome.as_str(), reason.as_str()])
             .inc();
+    }
+
+    /// `lines` access-log lines were dropped: the queue to the log writer was full.
+    pub fn access_lines_dropped(&self, lines: u64) {
+        self.access_log_dropped.inc_by(lines);
     }
 
     /// The Prometheus text exposition of this gateway's metrics and pingora's own.
