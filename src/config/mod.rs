@@ -21,8 +21,8 @@ use std::path::Path;
 use jsonwebtoken::Algorithm;
 
 pub use settings::{
-    HeaderSettings, IssuerSettings, JwksTiming, KeySource, LogFormat, Settings, Threads,
-    Upstream, UpstreamUrl,
+    HeaderSettings, IssuerSettings, JwksTiming, KeySource, LogFormat, Settings, Threads, Upstream,
+    UpstreamUrl,
 };
 
 /// A problem found in the configuration.

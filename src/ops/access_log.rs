@@ -54,7 +54,11 @@ pub struct AccessLogFlush {
 impl AccessLog {
     /// Starts the writer thread; with `enabled` false, nothing is started and no line is
     /// written.
-    pub fn start(enabled: bool, format: LogFormat, metrics: Metrics) -> (AccessLog, AccessLogFlush) {
+    pub fn start(
+        enabled: bool,
+        format: LogFormat,
+        metrics: Metrics,
+    ) -> (AccessLog, AccessLogFlush) {
         AccessLog::start_with(enabled, format, metrics, Stdout, QUEUED_LINES)
     }
 
@@ -249,7 +253,9 @@ mod tests {
         String::from_utf8(metrics.render())
             .unwrap()
             .lines()
-            .any(|l| l.starts_with("scopegate_access_log_dropped_lines_total ") && !l.ends_with(" 0"))
+            .any(|l| {
+                l.starts_with("scopegate_access_log_dropped_lines_total ") && !l.ends_with(" 0")
+            })
     }
 
     #[test]
@@ -299,7 +305,11 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert_eq!(written + counted as usize, 100, "each line written or counted");
+        assert_eq!(
+            written + counted as usize,
+            100,
+            "each line written or counted"
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ fn threads_auto_says_at_start_up_how_many_it_chose_and_why() {
         .unwrap_or_else(|| panic!("no threads line:\n{log}"));
     // Either a cgroup quota or the CPU count, named.
     assert!(
-        line.contains("threads=") && (line.contains("cgroup") || line.contains("CPUs this process may run on")),
+        line.contains("threads=")
+            && (line.contains("cgroup") || line.contains("CPUs this process may run on")),
         "{line}"
     );
 }
