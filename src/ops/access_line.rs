@@ -19,6 +19,14 @@ use crate::decision::{Outcome, Reason};
 /// The `target` of access lines, as log stacks filter on it.
 pub const TARGET: &str = "scopegate::access";
 
+/// Longest method, path and subject written, in bytes; longer ones are cut, ending in `…`,
+/// so that a line, and the writer's queue of them, stays bounded in bytes.
+pub const MAX_METHOD: usize = 32;
+/// See [`MAX_METHOD`].
+pub const MAX_PATH: usize = 1024;
+/// See [`MAX_METHOD`].
+pub const MAX_SUBJECT: usize = 256;
+
 /// What one access line says about a request.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessEntry<'a> {
@@ -42,10 +50,31 @@ pub struct AccessEntry<'a> {
 
 /// Appends one line (with its newline) for `entry` at `now` to `out`.
 pub fn format(out: &mut Vec<u8>, format: LogFormat, now: SystemTime, entry: &AccessEntry) {
+    let method = cut(entry.method, MAX_METHOD);
+    let path = cut(entry.path, MAX_PATH);
+    let subject = entry.subject.map(|s| cut(s, MAX_SUBJECT));
+    let entry = &AccessEntry {
+        method: &method,
+        path: &path,
+        subject: subject.as_deref(),
+        ..*entry
+    };
     match format {
         LogFormat::Text => text(out, now, entry),
         LogFormat::Json => json(out, now, entry),
     }
+}
+
+/// `s`, or its first `max` bytes (on a character boundary) and `…`.
+fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end]).into()
 }
 
 fn text(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
@@ -250,6 +279,20 @@ mod tests {
         assert!(line(LogFormat::Text, &e).contains(r#" path="/a\"b" "#));
         let v: serde_json::Value = serde_json::from_str(&line(LogFormat::Json, &e)).unwrap();
         assert_eq!(v["path"], "/a\"b");
+    }
+
+    #[test]
+    fn long_fields_are_cut_on_a_character_boundary() {
+        let mut e = entry(None);
+        let path = format!("/{}", "é".repeat(2000));
+        e.path = &path;
+        let v: serde_json::Value = serde_json::from_str(&line(LogFormat::Json, &e)).unwrap();
+        let written = v["path"].as_str().unwrap();
+        assert!(written.len() <= MAX_PATH + '…'.len_utf8(), "{}", written.len());
+        assert!(written.ends_with('…') && path.starts_with(written.trim_end_matches('…')));
+        let subject = "s".repeat(1000);
+        let text = line(LogFormat::Text, &entry(Some(&subject)));
+        assert!(text.len() < 200 + MAX_SUBJECT, "{text}");
     }
 
     #[test]

@@ -23,9 +23,10 @@ use super::access_line::{self, AccessEntry};
 use super::metrics::Metrics;
 use crate::config::LogFormat;
 
-/// Most lines queued for the writer thread: about 25 MiB of lines at worst, several seconds
-/// of traffic at the highest rates one worker thread serves.
-pub const QUEUED_LINES: usize = 128_000;
+/// Most lines queued for the writer thread: half a second of one worker thread at full
+/// speed; lines are at most about 1.5 KiB ([`access_line`] cuts long fields), so the queue
+/// holds at most about 25 MiB (3 MiB with typical 200-byte lines).
+pub const QUEUED_LINES: usize = 16_384;
 
 /// Bytes the writer thread gathers before it writes, within one batch.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -146,7 +147,9 @@ struct Stdout;
 
 impl Write for Stdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        io::stdout().lock().write(buf)
+        // All of it under one lock: no `tracing` line can land inside the batch.
+        io::stdout().lock().write_all(buf)?;
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         io::stdout().lock().flush()
