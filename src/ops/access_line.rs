@@ -288,7 +288,11 @@ mod tests {
         e.path = &path;
         let v: serde_json::Value = serde_json::from_str(&line(LogFormat::Json, &e)).unwrap();
         let written = v["path"].as_str().unwrap();
-        assert!(written.len() <= MAX_PATH + '…'.len_utf8(), "{}", written.len());
+        assert!(
+            written.len() <= MAX_PATH + '…'.len_utf8(),
+            "{}",
+            written.len()
+        );
         assert!(written.ends_with('…') && path.starts_with(written.trim_end_matches('…')));
         let subject = "s".repeat(1000);
         let text = line(LogFormat::Text, &entry(Some(&subject)));

@@ -53,14 +53,24 @@ pub struct AccessLogFlush {
 }
 
 impl AccessLog {
-    /// Starts the writer thread; with `enabled` false, nothing is started and no line is
-    /// written.
+    /// Starts the writer thread. With `enabled` false (`access_log: false`), or when the log
+    /// filter leaves out `info` for the target `scopegate::access` (`RUST_LOG=warn`), nothing
+    /// is started and no line is written.
     pub fn start(
         enabled: bool,
         format: LogFormat,
         metrics: Metrics,
     ) -> (AccessLog, AccessLogFlush) {
-        AccessLog::start_with(enabled, format, metrics, Stdout, QUEUED_LINES)
+        // The line is an `info` event of its own target as far as `RUST_LOG` is concerned;
+        // the filter is asked once, here, not per request.
+        let filtered_in = tracing::enabled!(target: access_line::TARGET, tracing::Level::INFO);
+        AccessLog::start_with(
+            enabled && filtered_in,
+            format,
+            metrics,
+            Stdout,
+            QUEUED_LINES,
+        )
     }
 
     fn start_with<W: Write + Send + 'static>(
