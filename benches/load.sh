@@ -264,7 +264,7 @@ echo
 echo "scopegate load test: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes'), $ncpu x $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)${SCOPEGATE_BIN:+, scopegate binary $SCOPEGATE_BIN}"
 echo "wrk -t1 -c$CONNS on core $load_core with the upstream, proxies on core $proxy_core${PRELOAD:+, LD_PRELOAD=$PRELOAD}; medians of $ROUNDS rounds of ${DURATION}s per target (ratio: within each round, median [min-max])"
 echo
-printf '| %-19s | %7s | %-18s | %6s | %6s | %10s | %9s | %13s | %13s | %11s |\n' \
+printf '| %-19s | %7s | %-18s | %6s | %6s | %10s | %10s | %9s | %13s | %13s | %11s |\n' \
   target 'req/s' 'ratio' 'p50 ms' 'p99 ms' 'CPU µs/req' 'log writer' 'proxy CPU' "other, core $proxy_core" "steal, core $proxy_core" "core $load_core busy"
 echo '|---------------------|--------:|--------------------|-------:|-------:|-----------:|-----------:|----------:|--------------:|--------------:|------------:|'
 for target in "${targets[@]}"; do
