@@ -132,7 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scopegate::server::build(&settings, scopegate::server::RunOptions { upgrade })
                     .context("cannot start")?;
             tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, upstream = %settings.upstream.url, "scopegate starting");
-            server.run_forever();
+            server.run();
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check {
             config,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::listeners::tls::TlsSettings;
-use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
@@ -14,6 +14,7 @@ use crate::auth::Authenticator;
 use crate::auth::jwks::{JwksRefresher, KeyStore};
 use crate::config::{KeySource, Settings};
 use crate::decision::ChallengeContext;
+use crate::ops::access_log::{AccessLog, AccessLogFlush};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
@@ -34,8 +35,24 @@ pub struct RunOptions {
     pub upgrade: bool,
 }
 
+/// The assembled gateway: pingora's server, and the writer of the access log it feeds.
+pub struct Process {
+    server: Server,
+    access_log: AccessLogFlush,
+}
+
+impl Process {
+    /// Serves until SIGTERM, SIGINT or an upgrade's SIGQUIT; once pingora's runtimes have
+    /// stopped (no request is left to log), writes out the queued access lines and returns.
+    pub fn run(self) {
+        // Not `run_forever`: it exits the process from inside pingora, before the flush.
+        self.server.run(RunArgs::default());
+        self.access_log.flush();
+    }
+}
+
 /// Builds the server; the policy is compiled before any listener opens.
-pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartError> {
+pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartError> {
     let metrics = Metrics::new();
     let policy = PolicyStore::load(&settings.policy, metrics.clone())
         .map_err(|errors| StartError(errors.iter().map(ToString::to_string).collect()))?;
@@ -62,8 +79,10 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         }
     }
 
+    let threads = crate::ops::cpus::choose(settings.threads);
+    tracing::info!(threads = threads.threads, why = %threads.why, "proxy worker threads");
     let mut conf = ServerConf {
-        threads: settings.threads,
+        threads: threads.threads,
         grace_period_seconds: Some(settings.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.graceful_shutdown_timeout.as_secs()),
         upgrade_sock: settings.upgrade_socket.display().to_string(),
@@ -85,6 +104,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         load_keys_before_serving(&sources, &metrics);
     }
 
+    let (access_log, access_log_flush) =
+        AccessLog::start(settings.access_log, settings.log_format, metrics.clone());
     let gateway = Gateway {
         policy: policy.clone(),
         auth,
@@ -99,6 +120,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         },
         upstream,
         metrics: metrics.clone(),
+        access_log,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
@@ -135,7 +157,10 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         "policy watcher",
         PolicyWatcher::new(policy),
     ));
-    Ok(server)
+    Ok(Process {
+        server,
+        access_log: access_log_flush,
+    })
 }
 
 /// Where one issuer's keys come from: what its refreshers are made of.

@@ -11,11 +11,12 @@ use jsonwebtoken::Algorithm;
 use serde_saphyr::Spanned;
 
 use super::file::{
-    ConfigFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile, ProtectedResourceFile,
+    ConfigFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile,
+    ProtectedResourceFile, ThreadsFile,
 };
 use super::settings::{
     HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    ProtectedResource, Settings, TlsListener, UpstreamUrl,
+    ProtectedResource, Settings, Threads, TlsListener, UpstreamUrl,
 };
 use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
@@ -85,12 +86,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             None
         }
     };
-    let threads = file.threads.as_ref().map_or(1, |t| t.value);
-    if let Some(t) = &file.threads
-        && t.value == 0
-    {
-        p.at(t, "threads: must be at least 1");
-    }
+    let threads = compile_threads(&mut p, file.threads.as_ref());
     if file.issuers.value.is_empty() {
         p.at(&file.issuers, "issuers: at least one issuer is required");
     }
@@ -159,6 +155,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .unwrap_or_else(|| "/tmp/scopegate_upgrade.sock".into()),
         realm: file.realm.unwrap_or_else(|| "scopegate".into()),
         log_format: file.log_format.unwrap_or_default(),
+        access_log: file.access_log.unwrap_or(true),
         issuers,
         headers,
         token: TokenRules {
@@ -172,6 +169,22 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .then_some(cache_entries as usize),
         protected_resource,
     })
+}
+
+fn compile_threads(p: &mut Problems, value: Option<&Spanned<ThreadsFile>>) -> Threads {
+    let Some(value) = value else {
+        return Threads::Fixed(1);
+    };
+    match &value.value {
+        ThreadsFile::Count(0) => p.at(value, "threads: must be at least 1"),
+        ThreadsFile::Count(n) => return Threads::Fixed(*n),
+        ThreadsFile::Word(w) if w == "auto" => return Threads::Auto,
+        ThreadsFile::Word(w) => p.at(
+            value,
+            format!("threads: \"{w}\" is neither a number nor auto"),
+        ),
+    }
+    Threads::Fixed(1)
 }
 
 fn address(

@@ -30,8 +30,9 @@ pub struct ConfigFile {
     pub upstream_ca_file: Option<PathBuf>,
     /// Policy file, relative to this file's folder. Required.
     pub policy: PathBuf,
-    /// Worker threads of the proxy. Default `1` (a sidecar shares its pod's cores).
-    pub threads: Option<Spanned<usize>>,
+    /// Worker threads of the proxy: a number, or `auto` (the container's CPU limit).
+    /// Default `1` (a sidecar shares its pod's cores).
+    pub threads: Option<Spanned<ThreadsFile>>,
     /// Seconds requests in flight get to finish after SIGTERM. Default `20`.
     pub grace_period_seconds: Option<u64>,
     /// Seconds blocking work gets after the grace period. Default `5`.
@@ -42,6 +43,8 @@ pub struct ConfigFile {
     pub realm: Option<String>,
     /// Log format: `text` or `json`. Default `text`.
     pub log_format: Option<LogFormat>,
+    /// One log line per request. Default `true`.
+    pub access_log: Option<bool>,
     /// Trusted token issuers. At least one is required.
     pub issuers: Spanned<Vec<Spanned<IssuerFile>>>,
     /// Names of the headers that carry the verified identity upstream.
@@ -120,6 +123,16 @@ pub struct TlsListenerFile {
     pub cert: PathBuf,
     /// PEM private key. Required.
     pub key: PathBuf,
+}
+
+/// `threads:` as written: a count, or a word (only `auto` is accepted).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ThreadsFile {
+    /// A fixed count.
+    Count(usize),
+    /// `auto`.
+    Word(String),
 }
 
 /// Log output format.

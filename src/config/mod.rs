@@ -22,7 +22,7 @@ use jsonwebtoken::Algorithm;
 
 pub use settings::{
     ClientAuthMethod, HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    LogFormat, ProtectedResource, Settings, Upstream, UpstreamUrl,
+    LogFormat, ProtectedResource, Settings, Threads, Upstream, UpstreamUrl,
 };
 
 /// A problem found in the configuration.
@@ -99,6 +99,8 @@ issuers:
         assert_eq!(c.headers.subject.as_str(), "x-auth-subject");
         assert!(!c.token.allow_query);
         assert_eq!(c.token_cache_entries, Some(100_000));
+        assert_eq!(c.threads, Threads::Fixed(1));
+        assert!(c.access_log);
         assert_eq!(c.policy, Path::new("/etc/scopegate/p.yaml"));
         assert_eq!(
             c.grace_period + c.graceful_shutdown_timeout,
@@ -171,5 +173,18 @@ issuers:
             .replace("audiences: [api]", "audiences: []");
         let errs = parse(&text).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn threads_is_a_count_or_auto_and_the_access_log_can_be_turned_off() {
+        let with = |extra: &str| parse(&format!("{MINIMAL}{extra}\n"));
+        assert_eq!(with("threads: 3").unwrap().threads, Threads::Fixed(3));
+        assert_eq!(with("threads: auto").unwrap().threads, Threads::Auto);
+        let errs = with("threads: many").unwrap_err();
+        assert_eq!(errs[0].file, "c.yaml:8:10", "{}", errs[0]);
+        assert!(errs[0].message.contains("neither a number nor auto"));
+        let errs = with("threads: 0").unwrap_err();
+        assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
+        assert!(!with("access_log: false").unwrap().access_log);
     }
 }

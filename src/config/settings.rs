@@ -29,7 +29,7 @@ pub struct Settings {
     /// The policy file.
     pub policy: PathBuf,
     /// Proxy worker threads.
-    pub threads: usize,
+    pub threads: Threads,
     /// Time requests in flight get after SIGTERM.
     pub grace_period: Duration,
     /// Time blocking work gets after the grace period.
@@ -40,6 +40,8 @@ pub struct Settings {
     pub realm: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether each request gets an access-log line.
+    pub access_log: bool,
     /// Trusted issuers, in file order.
     pub issuers: Vec<IssuerSettings>,
     /// The upstream header rewrite.
@@ -68,6 +70,15 @@ pub struct ProtectedResource {
     pub path: String,
     /// The metadata's URL, as named in challenges (`resource_metadata`).
     pub url: String,
+}
+
+/// How many proxy worker threads to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// This many.
+    Fixed(usize),
+    /// As many as the container's CPU limit allows (`crate::ops::cpus`), decided at start-up.
+    Auto,
 }
 
 /// A TLS listener.

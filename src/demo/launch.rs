@@ -33,7 +33,8 @@ pub fn run(args: &ServeArgs) -> Result<Infallible, DemoError> {
     let server = crate::server::build(&settings, Default::default())
         .map_err(|e| DemoError::Gateway(e.to_string()))?;
     println!("{}", next_steps(args, &auth, &backend, &policy));
-    server.run_forever()
+    server.run();
+    std::process::exit(0)
 }
 
 /// Binds the authorization server and the backend on a background runtime, and waits until

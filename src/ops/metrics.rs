@@ -59,6 +59,9 @@ pub struct Metrics {
     introspection_duration: HistogramVec,
     /// `scopegate_introspection_cache_requests_total{issuer, result}`.
     introspection_cache: IntCounterVec,
+    /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
+    /// up with.
+    access_log_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -191,6 +194,12 @@ impl Metrics {
             "Introspection cache lookups by issuer and result (hit, miss).",
             &["issuer", "result"],
         );
+        let access_log_dropped = IntCounter::new(
+            "scopegate_access_log_dropped_lines_total",
+            "Access-log lines dropped because the log writer fell behind (requests are never delayed).",
+        )
+        .expect("valid metric");
+        reg(Box::new(access_log_dropped.clone()));
         Metrics {
             introspection_calls,
             introspection_duration,
@@ -212,6 +221,7 @@ impl Metrics {
             policy_last_success,
             policy_info,
             ready,
+            access_log_dropped,
         }
     }
 
@@ -345,6 +355,11 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, outcome.as_str(), reason.as_str()])
             .inc();
+    }
+
+    /// `lines` access-log lines were dropped: the queue to the log writer was full.
+    pub fn access_lines_dropped(&self, lines: u64) {
+        self.access_log_dropped.inc_by(lines);
     }
 
     /// The Prometheus text exposition of this gateway's metrics and pingora's own.

@@ -2,8 +2,14 @@
 //!
 //! | file | job |
 //! |---|---|
+//! | [`access_log`] | the per-request line, queued to a writer thread of its own |
+//! | [`access_line`] | that line formatted by hand, text or JSON |
+//! | [`cpus`] | the CPUs the container may use (cgroup quota), for `threads: auto` |
 //! | [`metrics`] | every Prometheus metric, written through named methods |
 //! | [`watch`] | one folder watcher (events, debounce, poll) for policy and certificates |
 
+pub mod access_line;
+pub mod access_log;
+pub mod cpus;
 pub mod metrics;
 pub mod watch;

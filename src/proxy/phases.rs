@@ -14,6 +14,8 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::auth::Authenticator;
 use crate::config::Upstream;
 use crate::decision::{self, Access, Answer, ChallengeContext, Decision, Outcome, Reason, Verdict};
+use crate::ops::access_line::AccessEntry;
+use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
@@ -38,6 +40,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     /// Metrics.
     pub metrics: Metrics,
+    /// One line per request, written off the request thread.
+    pub access_log: AccessLog,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -188,19 +192,17 @@ impl ProxyHttp for Gateway {
         let subject = decision
             .and_then(|d| d.verdict.identity())
             .and_then(|id| id.subject.as_deref());
-        let latency_ms = (ctx.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let req = session.req_header();
-        tracing::info!(
-            method = %req.method,
-            path = req.uri.path(),
+        self.access_log.write(&AccessEntry {
+            method: req.method.as_str(),
+            path: req.uri.path(),
             route,
-            decision = outcome.as_str(),
-            reason = reason.as_str(),
+            decision: outcome,
+            reason,
             status,
-            latency_ms,
-            subject = subject.unwrap_or("-"),
-            "request"
-        );
+            latency: ctx.started.elapsed(),
+            subject,
+        });
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use scopegate::config::Settings;
+use scopegate::config::{Settings, Threads};
 
 // ---------------------------------------------------------------------------------------
 // Stories
@@ -383,6 +383,31 @@ fn the_termination_grace_period_covers_scopegate_drain() {
                 "{}: terminationGracePeriodSeconds {grace} < grace_period_seconds + graceful_shutdown_timeout_seconds = {drain}",
                 pod.name
             );
+        }
+    }
+}
+
+#[test]
+fn the_edge_gateway_sizes_its_threads_to_its_cpu_limit_and_the_sidecar_runs_one() {
+    for overlay in overlay_names() {
+        for pod in scopegate_pods(&overlay) {
+            let cpu_limit = pod
+                .container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get("cpu"));
+            match overlay.as_str() {
+                // Its own pods: `auto` reads the limit, which must then be there (without
+                // one, `auto` would take every CPU of the node).
+                "edge" => {
+                    assert_eq!(pod.config.threads, Threads::Auto, "{}", pod.name);
+                    assert!(cpu_limit.is_some(), "{}: no CPU limit for auto", pod.name);
+                }
+                // Beside the backend: one thread leaves the pod's other cores to it.
+                "sidecar" => assert_eq!(pod.config.threads, Threads::Fixed(1), "{}", pod.name),
+                _ => {}
+            }
         }
     }
 }

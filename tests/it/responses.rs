@@ -152,6 +152,9 @@ fn no_response_or_log_line_contains_the_token() {
             assert!(r.headers.iter().all(|(_, v)| !v.contains(token.as_str())));
         }
     }
+    // Access lines are written by a thread of their own, just after the responses.
+    let lines = |log: &str| log.matches(" scopegate::access: request ").count();
+    gw.wait_for(|| lines(&gw.log()) == 12, "twelve access lines");
     let log = gw.log();
     assert!(
         log.contains("route=\"list-timesheets\""),
