@@ -101,13 +101,42 @@ pub struct ClaimEntry {
 }
 
 /// A claim's name as written.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum ClaimName {
     /// One top-level claim, named exactly (dots are part of the name).
     Name(String),
     /// A path into nested objects, one name per level.
     Path(Vec<String>),
+}
+
+/// By hand rather than `untagged`, so that anything else is refused with a message that
+/// says what is expected.
+impl<'de> Deserialize<'de> for ClaimName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = ClaimName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a claim name, or a list of names for a nested claim ([realm_access, roles])",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ClaimName, E> {
+                Ok(ClaimName::Name(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ClaimName, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(ClaimName::Path(names))
+            }
+        }
+        deserializer.deserialize_any(Names)
+    }
 }
 
 /// A route's authentication requirement (RFC 9470).
