@@ -28,7 +28,26 @@ pub struct Identity {
     pub claims: Vec<(Arc<str>, String)>,
     /// `exp`, seconds since the epoch.
     pub expires_at: u64,
+    /// What the token is bound to (`cnf`, RFC 7800), if anything.
+    pub confirmation: Confirmation,
     values: HeaderValues,
+}
+
+/// A token's confirmation claim (`cnf`): the key or certificate it is bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// `cnf.jkt` (RFC 9449 §6.1): the JWK thumbprint of the DPoP key, as a header value.
+    pub jkt: Option<HeaderValue>,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1): the client certificate's SHA-256 thumbprint, as a
+    /// header value.
+    pub x5t_s256: Option<HeaderValue>,
+}
+
+impl Confirmation {
+    /// Whether the token is bound to anything.
+    pub fn is_bound(&self) -> bool {
+        self.jkt.is_some() || self.x5t_s256.is_some()
+    }
 }
 
 /// The identity as upstream header values.
@@ -88,8 +107,15 @@ impl Identity {
             scopes,
             claims,
             expires_at,
+            confirmation: Confirmation::default(),
             values,
         })
+    }
+
+    /// The identity with its token's confirmation claim.
+    pub fn with_confirmation(mut self, confirmation: Confirmation) -> Identity {
+        self.confirmation = confirmation;
+        self
     }
 
     /// An identity that no token stands behind, for offline decisions (`scopegate explain`

@@ -9,8 +9,12 @@
 //! | [`jwks`] | key sets per issuer: fetch, refresh, unknown `kid`, staleness |
 //! | [`verify`] | token → [`identity::Identity`], and the verified-token cache |
 //! | [`identity`] | the verified caller and its upstream header values |
+//! | [`dpop`] | DPoP proofs, replay cache and nonces (RFC 9449) |
+//! | [`cnf`] | the token's `cnf` binding; certificate-bound tokens (RFC 8705) |
 
 pub mod claims;
+pub mod cnf;
+pub mod dpop;
 pub mod identity;
 pub mod jwks;
 pub mod jws;
@@ -22,6 +26,8 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::decision::Rejection;
 use crate::ops::metrics::Metrics;
+use cnf::ClientCert;
+use dpop::{DpopGuard, DpopMode, DpopRequest};
 use identity::Identity;
 use jwks::KeyStore;
 use token::TokenRules;
@@ -34,6 +40,17 @@ pub struct Authenticator {
     pub verifier: Arc<Verifier>,
     /// Where tokens may come from.
     pub rules: TokenRules,
+    /// DPoP enforcement.
+    pub dpop: DpopGuard,
+}
+
+/// What a request offers, besides its token, to prove it is sent by the token's holder.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// Method, path and `DPoP` header, for DPoP proofs.
+    pub dpop: DpopRequest<'a>,
+    /// The client certificate of the connection (or the trusted header), if any.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl Authenticator {
@@ -67,22 +84,51 @@ impl Authenticator {
             settings.token_cache_entries,
             metrics.clone(),
         );
+        let modes = settings
+            .issuers
+            .iter()
+            .map(|issuer| (issuer.issuer.clone(), issuer.dpop))
+            .collect();
+        let dpop = DpopGuard::new(&settings.dpop, modes);
+        let rules = TokenRules {
+            accept_dpop: dpop.enabled(),
+            ..settings.token.clone()
+        };
         let authenticator = Authenticator {
             verifier: Arc::new(verifier),
-            rules: settings.token.clone(),
+            rules,
+            dpop,
         };
         (authenticator, stores)
     }
 
     /// The identity behind the request's credentials: its `Authorization` header values
-    /// and query string.
+    /// and query string, and, for a sender-constrained token, the proof that the `sender`
+    /// holds its key or certificate, on a route whose DPoP setting is `route_dpop`.
     pub fn authenticate<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
+        sender: &Sender<'_>,
+        route_dpop: DpopMode,
     ) -> Result<Arc<Identity>, Rejection> {
-        let token =
+        let presented =
             token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
-        self.verifier.verify(&token)
+        let identity = self.verifier.verify(&presented.token)?;
+        // The cached identity says whether the token is bound; an unbound bearer token on a
+        // gateway without DPoP pays nothing more.
+        if self.dpop.enabled() || identity.confirmation.is_bound() || route_dpop != DpopMode::Off {
+            let now = jsonwebtoken::get_current_timestamp();
+            self.dpop.check(
+                &identity,
+                &presented.token,
+                presented.dpop,
+                &sender.dpop,
+                route_dpop,
+                now,
+            )?;
+            cnf::check_certificate(&identity, sender.client_cert.as_ref())?;
+        }
+        Ok(identity)
     }
 }

@@ -196,6 +196,8 @@ impl Verifier {
                 mapped.push((name.clone(), value));
             }
         }
+        let confirmation =
+            crate::auth::cnf::from_claims(claims).map_err(Rejection::InvalidToken)?;
         // Everything forwarded must be a valid header value; a token that smuggles control
         // characters into a claim is refused rather than forwarded mangled.
         Identity::new(
@@ -206,6 +208,7 @@ impl Verifier {
             mapped,
             exp,
         )
+        .map(|identity| identity.with_confirmation(confirmation))
         .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
     }
 }

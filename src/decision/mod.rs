@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use reason::{Outcome, Reason};
-pub use rejection::{Answer, Rejection, TokenError};
+pub use rejection::{Answer, DpopOffer, ProofError, Rejection, TokenError};
 
 use crate::auth::identity::Identity;
 use crate::policy::{Policy, Route};

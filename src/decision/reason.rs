@@ -69,13 +69,29 @@ pub enum Reason {
     NoRoute,
     /// The issuer's keys are not loaded or too stale: fail closed.
     KeysUnavailable,
+    /// A certificate-bound token over a connection without that client certificate.
+    CertificateMismatch,
+    /// The DPoP scheme without a `DPoP` proof header.
+    DpopProofMissing,
+    /// A DPoP proof that fails a check of RFC 9449 §4.3.
+    InvalidDpopProof,
+    /// A DPoP proof used before.
+    DpopReplayed,
+    /// A DPoP proof by another key than the token's `cnf.jkt`.
+    DpopKeyMismatch,
+    /// A DPoP proof without a current server nonce.
+    UseDpopNonce,
+    /// A plain bearer token where DPoP is required.
+    DpopRequired,
+    /// A DPoP-bound token sent as a bearer token.
+    DpopBoundAsBearer,
     /// The upstream failed an allowed request.
     UpstreamError,
 }
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -94,6 +110,14 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::NoRoute,
         Reason::KeysUnavailable,
+        Reason::CertificateMismatch,
+        Reason::DpopProofMissing,
+        Reason::InvalidDpopProof,
+        Reason::DpopReplayed,
+        Reason::DpopKeyMismatch,
+        Reason::UseDpopNonce,
+        Reason::DpopRequired,
+        Reason::DpopBoundAsBearer,
         Reason::UpstreamError,
     ];
 
@@ -118,6 +142,14 @@ impl Reason {
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
+            Reason::CertificateMismatch => "certificate_mismatch",
+            Reason::DpopProofMissing => "dpop_proof_missing",
+            Reason::InvalidDpopProof => "invalid_dpop_proof",
+            Reason::DpopReplayed => "dpop_replayed",
+            Reason::DpopKeyMismatch => "dpop_key_mismatch",
+            Reason::UseDpopNonce => "use_dpop_nonce",
+            Reason::DpopRequired => "dpop_required",
+            Reason::DpopBoundAsBearer => "dpop_bound_as_bearer",
             Reason::UpstreamError => "upstream_error",
         }
     }

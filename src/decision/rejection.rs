@@ -43,6 +43,10 @@ pub enum TokenError {
     /// A required claim (`exp`, `iss`, `aud`) is missing, or a claim has the wrong type.
     #[error("The access token lacks a required claim")]
     BadClaims,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC 8705 §3) the
+    /// connection did not present.
+    #[error("The access token is bound to another client certificate")]
+    CertificateMismatch,
 }
 
 impl TokenError {
@@ -59,8 +63,93 @@ impl TokenError {
             TokenError::DisallowedAlgorithm => Reason::DisallowedAlgorithm,
             TokenError::BadType => Reason::BadTokenType,
             TokenError::UnsupportedCrit => Reason::UnsupportedCrit,
+            TokenError::CertificateMismatch => Reason::CertificateMismatch,
         }
     }
+}
+
+/// Why a DPoP proof (RFC 9449 §4.3) was refused. Each answers 401 with a `DPoP` challenge
+/// and `error="invalid_dpop_proof"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// `Authorization: DPoP` without a `DPoP` header.
+    #[error("A DPoP proof is required with the DPoP scheme")]
+    Missing,
+    /// More than one `DPoP` header.
+    #[error("More than one DPoP proof was sent")]
+    Several,
+    /// Not a compact JWS, bad base64 or JSON, a claim of the wrong type, or a `crit` header.
+    #[error("The DPoP proof is malformed")]
+    Malformed,
+    /// `typ` is not `dpop+jwt`.
+    #[error("The DPoP proof is not of type dpop+jwt")]
+    BadType,
+    /// `alg` is not one of the allowed asymmetric algorithms.
+    #[error("The DPoP proof algorithm is not allowed")]
+    DisallowedAlgorithm,
+    /// No usable public `jwk` in the header, or one that does not fit `alg`.
+    #[error("The DPoP proof carries no usable public key")]
+    BadKey,
+    /// The header's `jwk` holds private (or symmetric) key material.
+    #[error("The DPoP proof key must be a public key")]
+    PrivateKey,
+    /// The signature does not verify under the header's key.
+    #[error("The DPoP proof signature is invalid")]
+    BadSignature,
+    /// `jti`, `htm`, `htu`, `iat` or `ath` is missing.
+    #[error("The DPoP proof lacks a required claim")]
+    MissingClaim,
+    /// `htm` is not the request's method.
+    #[error("The DPoP proof is for another HTTP method")]
+    WrongMethod,
+    /// `htu` is not the URL the request was sent to.
+    #[error("The DPoP proof is for another URL")]
+    WrongUrl,
+    /// `iat` is outside the accepted window.
+    #[error("The DPoP proof is too old or from the future")]
+    Stale,
+    /// `ath` is not the hash of the access token sent with it.
+    #[error("The DPoP proof is for another access token")]
+    WrongToken,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`), or the token is
+    /// bound to none.
+    #[error("The DPoP proof key is not the one the access token is bound to")]
+    KeyMismatch,
+    /// The proof was used before.
+    #[error("The DPoP proof was already used")]
+    Replayed,
+}
+
+impl ProofError {
+    /// The metric `reason` label.
+    pub fn reason(self) -> Reason {
+        match self {
+            ProofError::Missing => Reason::DpopProofMissing,
+            ProofError::Replayed => Reason::DpopReplayed,
+            ProofError::KeyMismatch => Reason::DpopKeyMismatch,
+            ProofError::Several
+            | ProofError::Malformed
+            | ProofError::BadType
+            | ProofError::DisallowedAlgorithm
+            | ProofError::BadKey
+            | ProofError::PrivateKey
+            | ProofError::BadSignature
+            | ProofError::MissingClaim
+            | ProofError::WrongMethod
+            | ProofError::WrongUrl
+            | ProofError::Stale
+            | ProofError::WrongToken => Reason::InvalidDpopProof,
+        }
+    }
+}
+
+/// How a route's challenges advertise DPoP (RFC 9449 §7.1), when it accepts DPoP at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopOffer {
+    /// The `algs` parameter: the accepted proof algorithms, space-separated.
+    pub algs: String,
+    /// Whether a `Bearer` challenge goes beside the `DPoP` one (DPoP is not required).
+    pub bearer: bool,
 }
 
 /// A request the gateway answers itself instead of forwarding.
@@ -90,6 +179,21 @@ pub enum Rejection {
     /// The issuer's keys are not loaded (yet) or are too stale to trust: fail closed.
     #[error("Signing keys are not available; try again shortly")]
     KeysUnavailable,
+    /// The DPoP proof is not acceptable.
+    #[error("{0}")]
+    InvalidDpopProof(ProofError),
+    /// A proof without a current server nonce where nonces are required (RFC 9449 §8).
+    #[error("A DPoP nonce is required: retry with the nonce in the DPoP-Nonce header")]
+    UseDpopNonce {
+        /// The nonce to use, sent in `DPoP-Nonce`.
+        nonce: String,
+    },
+    /// A plain bearer token where DPoP is required.
+    #[error("This API requires a DPoP-bound access token and a DPoP proof")]
+    DpopRequired,
+    /// A DPoP-bound token (`cnf.jkt`) sent with the `Bearer` scheme (RFC 9449 §7.2).
+    #[error("The access token is DPoP-bound: send it with the DPoP scheme and a proof")]
+    BoundTokenAsBearer,
 }
 
 /// Everything a client sees of a rejection.
@@ -101,6 +205,10 @@ pub struct Answer {
     pub challenge: Option<String>,
     /// `Retry-After` in seconds, for answers that say "not now" rather than "no".
     pub retry_after: Option<u32>,
+    /// A `DPoP` challenge (RFC 9449 §7.1), beside `challenge` or alone.
+    pub dpop_challenge: Option<String>,
+    /// `DPoP-Nonce`, the nonce a client must put in its next proof (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
     /// The JSON body, `application/json`; answers are never cached (`no-store`).
     pub body: Vec<u8>,
 }
@@ -116,6 +224,8 @@ enum Challenge {
     Bare,
     /// `Bearer realm="…", error="…", error_description="…"`.
     Error(&'static str),
+    /// `DPoP realm="…", algs="…", error="…", error_description="…"` alone.
+    Dpop(&'static str),
 }
 
 impl Rejection {
@@ -129,6 +239,10 @@ impl Rejection {
             Rejection::InsufficientScope { .. } => Reason::InsufficientScope,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
+            Rejection::InvalidDpopProof(e) => e.reason(),
+            Rejection::UseDpopNonce { .. } => Reason::UseDpopNonce,
+            Rejection::DpopRequired => Reason::DpopRequired,
+            Rejection::BoundTokenAsBearer => Reason::DpopBoundAsBearer,
         }
     }
 
@@ -168,28 +282,70 @@ impl Rejection {
                 "temporarily_unavailable",
                 Some(KEYS_RETRY_AFTER),
             ),
+            Rejection::InvalidDpopProof(_) => (
+                401,
+                Challenge::Dpop("invalid_dpop_proof"),
+                "invalid_dpop_proof",
+                None,
+            ),
+            Rejection::UseDpopNonce { .. } => (
+                401,
+                Challenge::Dpop("use_dpop_nonce"),
+                "use_dpop_nonce",
+                None,
+            ),
+            Rejection::DpopRequired | Rejection::BoundTokenAsBearer => {
+                (401, Challenge::Dpop("invalid_token"), "invalid_token", None)
+            }
         }
     }
 
     /// What the client gets: status, `WWW-Authenticate` (RFC 6750 §3), `Retry-After` and
     /// the JSON body `{"error": …, "error_description": …}`, which never echoes the token.
     pub fn answer(&self, realm: &str) -> Answer {
+        self.answer_with(realm, None)
+    }
+
+    /// [`Rejection::answer`] on a route that accepts DPoP as `offer` says: a `DPoP`
+    /// challenge (RFC 9449 §7.1) beside the `Bearer` one, or instead of it where DPoP is
+    /// required; DPoP's own errors answer with the `DPoP` challenge alone.
+    pub fn answer_with(&self, realm: &str, offer: Option<&DpopOffer>) -> Answer {
         let (status, challenge, error, retry_after) = self.shape();
         let description = self.to_string();
-        let challenge = match challenge {
-            Challenge::None => None,
-            Challenge::Bare => Some(format!("Bearer realm=\"{}\"", quoted(realm))),
-            Challenge::Error(code) => {
-                let mut value = format!(
-                    "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{}\"",
-                    quoted(realm),
-                    quoted(&description)
-                );
-                if let Rejection::InsufficientScope { required } = self {
-                    let _ = write!(value, ", scope=\"{}\"", quoted(required));
-                }
-                Some(value)
+        let realm = quoted(realm);
+        let params = |code: &str| {
+            let mut value = format!(
+                ", error=\"{code}\", error_description=\"{}\"",
+                quoted(&description)
+            );
+            if let Rejection::InsufficientScope { required } = self {
+                let _ = write!(value, ", scope=\"{}\"", quoted(required));
             }
+            value
+        };
+        let dpop = |params: &str| {
+            let algs = offer.map_or(String::new(), |o| format!(", algs=\"{}\"", quoted(&o.algs)));
+            format!("DPoP realm=\"{realm}\"{algs}{params}")
+        };
+        let bearer_too = offer.is_none_or(|o| o.bearer);
+        let (challenge, dpop_challenge) = match challenge {
+            Challenge::None => (None, None),
+            Challenge::Bare => (
+                bearer_too.then(|| format!("Bearer realm=\"{realm}\"")),
+                offer.map(|_| dpop("")),
+            ),
+            Challenge::Error(code) => {
+                let params = params(code);
+                (
+                    bearer_too.then(|| format!("Bearer realm=\"{realm}\"{params}")),
+                    offer.map(|_| dpop(&params)),
+                )
+            }
+            Challenge::Dpop(code) => (None, Some(dpop(&params(code)))),
+        };
+        let dpop_nonce = match self {
+            Rejection::UseDpopNonce { nonce } => Some(nonce.clone()),
+            _ => None,
         };
         let mut body = serde_json::json!({
             "error": error,
@@ -201,6 +357,8 @@ impl Rejection {
         Answer {
             status,
             challenge,
+            dpop_challenge,
+            dpop_nonce,
             retry_after,
             body: serde_json::to_vec(&body).expect("a JSON object of strings serializes"),
         }
@@ -260,6 +418,64 @@ mod tests {
         let none = Rejection::NoRoute.answer("x");
         assert_eq!((none.status, none.retry_after), (403, None));
         assert!(none.challenge.is_none());
+    }
+
+    #[test]
+    fn dpop_routes_challenge_with_dpop_beside_or_instead_of_bearer() {
+        let allowed = DpopOffer {
+            algs: "ES256 EdDSA".into(),
+            bearer: true,
+        };
+        let a = Rejection::MissingToken.answer_with("api", Some(&allowed));
+        assert_eq!(a.challenge.unwrap(), r#"Bearer realm="api""#);
+        assert_eq!(
+            a.dpop_challenge.unwrap(),
+            r#"DPoP realm="api", algs="ES256 EdDSA""#
+        );
+        let required = DpopOffer {
+            bearer: false,
+            ..allowed.clone()
+        };
+        let a = Rejection::DpopRequired.answer_with("api", Some(&required));
+        assert_eq!((a.status, a.challenge), (401, None));
+        assert_eq!(
+            a.dpop_challenge.unwrap(),
+            r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_token", error_description="This API requires a DPoP-bound access token and a DPoP proof""#
+        );
+        let a = Rejection::InvalidToken(TokenError::Expired).answer_with("api", Some(&required));
+        assert!(a.challenge.is_none());
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        let a =
+            Rejection::InvalidDpopProof(ProofError::Replayed).answer_with("api", Some(&allowed));
+        assert!(a.challenge.is_none());
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="invalid_dpop_proof""#)
+        );
+        assert_eq!(
+            Rejection::InvalidDpopProof(ProofError::Replayed).reason(),
+            Reason::DpopReplayed
+        );
+        let a = Rejection::UseDpopNonce {
+            nonce: "n-1".into(),
+        }
+        .answer_with("api", Some(&allowed));
+        assert_eq!(a.dpop_nonce.as_deref(), Some("n-1"));
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="use_dpop_nonce""#)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(body["error"], "use_dpop_nonce");
+        // Without DPoP on the route, answers are exactly as before.
+        let plain = Rejection::MissingToken.answer("api");
+        assert!(plain.dpop_challenge.is_none() && plain.dpop_nonce.is_none());
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Route {
     pub template: String,
     /// What it requires.
     pub requirement: Requirement,
+    /// Its DPoP setting (`Off`: the issuer's applies).
+    pub dpop: crate::auth::dpop::DpopMode,
     /// Where it is defined.
     pub pos: Pos,
 }

@@ -11,7 +11,9 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::auth::Authenticator;
+use crate::auth::cnf::ClientCert;
+use crate::auth::dpop::{DpopHeader, DpopRequest};
+use crate::auth::{Authenticator, Sender};
 use crate::config::Upstream;
 use crate::decision::{self, Access, Answer, Decision, Outcome, Reason, Verdict};
 use crate::ops::metrics::Metrics;
@@ -35,6 +37,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     /// Metrics.
     pub metrics: Metrics,
+    /// The header a TLS-terminating proxy forwards the client certificate in, if trusted.
+    pub client_cert_header: Option<HeaderName>,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -59,12 +63,26 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
+        let client_cert = self.client_cert(session);
         let req = session.req_header();
-        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |_route| {
+        let mut offer = None;
+        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |route| {
+            offer = self.auth.dpop.offer(route.dpop);
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
+            let proofs = req.headers.get_all("dpop");
+            let sender = Sender {
+                dpop: DpopRequest {
+                    method: req.method.as_str(),
+                    path: req.uri.path(),
+                    proof: DpopHeader::from_values(proofs.iter().map(HeaderValue::as_bytes)),
+                },
+                client_cert,
+            };
             self.auth.authenticate(
                 authorization.iter().map(HeaderValue::as_bytes),
                 req.uri.query(),
+                &sender,
+                route.dpop,
             )
         });
         self.metrics
@@ -72,7 +90,7 @@ impl ProxyHttp for Gateway {
         let answer = decision
             .verdict
             .rejection()
-            .map(|rejection| rejection.answer(&self.realm));
+            .map(|rejection| rejection.answer_with(&self.realm, offer));
         ctx.decision = Some(decision);
         match answer {
             None => Ok(false),
@@ -178,6 +196,20 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The connection's client certificate (RFC 8705), or the one a trusted proxy
+    /// forwarded.
+    fn client_cert(&self, session: &Session) -> Option<ClientCert> {
+        let from_tls = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|tls| ClientCert::from_digest(&tls.cert_digest));
+        from_tls.or_else(|| {
+            let name = self.client_cert_header.as_ref()?;
+            let value = session.req_header().headers.get(name)?;
+            ClientCert::from_header(value.as_bytes())
+        })
+    }
+
     /// Writes a rejection with header and body separately, so the connection stays open
     /// (`respond_error_with_body` would close it).
     async fn reject(&self, session: &mut Session, answer: Answer) -> Result<()> {
@@ -187,7 +219,13 @@ impl Gateway {
         resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         if let Some(challenge) = answer.challenge {
-            resp.insert_header(http::header::WWW_AUTHENTICATE, challenge)?;
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(challenge) = answer.dpop_challenge {
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(nonce) = answer.dpop_nonce {
+            resp.insert_header("dpop-nonce", nonce)?;
         }
         if let Some(seconds) = answer.retry_after {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
