@@ -124,14 +124,14 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         p.at(m, "token.max_bytes: must be at least 1");
     }
     let dpop = compile_dpop(&mut p, &file.dpop, base);
-    if dpop.as_ref().is_some_and(|d| d.public_url.is_none()) {
-        for issuer in &file.issuers.value {
+    if file.dpop.public_url.is_none() {
+        for (i, issuer) in file.issuers.value.iter().enumerate() {
             if let Some(mode) = &issuer.value.dpop
                 && mode.value != DpopMode::Off
             {
                 p.at(
                     mode,
-                    "issuers[].dpop: DPoP needs dpop.public_url (the URL clients address the API with)",
+                    format!("issuers[{i}].dpop: DPoP needs dpop.public_url (the URL clients address the API with)"),
                 );
             }
         }

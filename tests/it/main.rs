@@ -8,11 +8,13 @@ mod burst;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;
+mod dpop;
 mod headers;
 mod jwks;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod mtls;
 mod oidc;
 mod paths;
 mod prometheus;
