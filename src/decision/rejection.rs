@@ -303,13 +303,15 @@ impl Rejection {
     /// What the client gets: status, `WWW-Authenticate` (RFC 6750 §3), `Retry-After` and
     /// the JSON body `{"error": …, "error_description": …}`, which never echoes the token.
     pub fn answer(&self, realm: &str) -> Answer {
-        self.answer_with(realm, None)
+        self.answer_with(realm, None, false)
     }
 
-    /// [`Rejection::answer`] on a route that accepts DPoP as `offer` says: a `DPoP`
-    /// challenge (RFC 9449 §7.1) beside the `Bearer` one, or instead of it where DPoP is
-    /// required; DPoP's own errors answer with the `DPoP` challenge alone.
-    pub fn answer_with(&self, realm: &str, offer: Option<&DpopOffer>) -> Answer {
+    /// [`Rejection::answer`] on a route that accepts DPoP as `offer` says (RFC 9449 §7.1).
+    /// A request without credentials is offered a `DPoP` challenge beside the `Bearer` one
+    /// (or instead of it where DPoP is required); an error is reported in the scheme the
+    /// client used (`used_dpop`), or in `DPoP` where bearer tokens are not accepted; DPoP's
+    /// own errors answer with the `DPoP` challenge alone.
+    pub fn answer_with(&self, realm: &str, offer: Option<&DpopOffer>, used_dpop: bool) -> Answer {
         let (status, challenge, error, retry_after) = self.shape();
         let description = self.to_string();
         let realm = quoted(realm);
@@ -327,19 +329,20 @@ impl Rejection {
             let algs = offer.map_or(String::new(), |o| format!(", algs=\"{}\"", quoted(&o.algs)));
             format!("DPoP realm=\"{realm}\"{algs}{params}")
         };
-        let bearer_too = offer.is_none_or(|o| o.bearer);
+        let bearer_accepted = offer.is_none_or(|o| o.bearer);
         let (challenge, dpop_challenge) = match challenge {
             Challenge::None => (None, None),
             Challenge::Bare => (
-                bearer_too.then(|| format!("Bearer realm=\"{realm}\"")),
+                bearer_accepted.then(|| format!("Bearer realm=\"{realm}\"")),
                 offer.map(|_| dpop("")),
             ),
             Challenge::Error(code) => {
                 let params = params(code);
-                (
-                    bearer_too.then(|| format!("Bearer realm=\"{realm}\"{params}")),
-                    offer.map(|_| dpop(&params)),
-                )
+                if offer.is_some() && (used_dpop || !bearer_accepted) {
+                    (None, Some(dpop(&params)))
+                } else {
+                    (Some(format!("Bearer realm=\"{realm}\"{params}")), None)
+                }
             }
             Challenge::Dpop(code) => (None, Some(dpop(&params(code)))),
         };
@@ -426,7 +429,7 @@ mod tests {
             algs: "ES256 EdDSA".into(),
             bearer: true,
         };
-        let a = Rejection::MissingToken.answer_with("api", Some(&allowed));
+        let a = Rejection::MissingToken.answer_with("api", Some(&allowed), false);
         assert_eq!(a.challenge.unwrap(), r#"Bearer realm="api""#);
         assert_eq!(
             a.dpop_challenge.unwrap(),
@@ -436,7 +439,7 @@ mod tests {
             bearer: false,
             ..allowed.clone()
         };
-        let a = Rejection::DpopRequired.answer_with("api", Some(&required));
+        let a = Rejection::DpopRequired.answer_with("api", Some(&required), false);
         assert_eq!((a.status, a.challenge), (401, None));
         assert_eq!(
             a.dpop_challenge.unwrap(),

@@ -87,10 +87,14 @@ impl ProxyHttp for Gateway {
         });
         self.metrics
             .decided(decision.verdict.outcome(), ctx.started.elapsed());
-        let answer = decision
-            .verdict
-            .rejection()
-            .map(|rejection| rejection.answer_with(&self.realm, offer));
+        let answer = decision.verdict.rejection().map(|rejection| {
+            let used_dpop = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().get(..5))
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "));
+            rejection.answer_with(&self.realm, offer, used_dpop)
+        });
         ctx.decision = Some(decision);
         match answer {
             None => Ok(false),

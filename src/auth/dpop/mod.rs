@@ -216,7 +216,7 @@ impl DpopGuard {
         let target = ProofTarget {
             method: request.method,
             htu: &htu,
-            token,
+            token: Some(token),
         };
         let proof = proof::check(proof, &target, &self.rules, now).map_err(invalid)?;
         if bound.is_none_or(|jkt| jkt.as_bytes() != proof.jkt.as_bytes()) {

@@ -41,8 +41,9 @@ pub struct ProofTarget<'a> {
     pub method: &'a str,
     /// The URL the client addressed, without query (the configured public URL + the path).
     pub htu: &'a str,
-    /// The access token sent with the proof.
-    pub token: &'a str,
+    /// The access token sent with the proof; `None` for a proof sent to a token endpoint
+    /// (RFC 9449 §5), which has no `ath`.
+    pub token: Option<&'a str>,
 }
 
 /// A proof whose signature and claims checked out.
@@ -136,9 +137,11 @@ pub fn check(
     if iat.abs_diff(now) > rules.iat_window {
         return Err(ProofError::Stale);
     }
-    let ath = text("ath")?.ok_or(ProofError::MissingClaim)?;
-    if ath != token_hash(target.token) {
-        return Err(ProofError::WrongToken);
+    if let Some(token) = target.token {
+        let ath = text("ath")?.ok_or(ProofError::MissingClaim)?;
+        if ath != token_hash(token) {
+            return Err(ProofError::WrongToken);
+        }
     }
     let nonce = text("nonce")?.map(str::to_owned);
     Ok(Proof {
@@ -188,7 +191,7 @@ mod tests {
         ProofTarget {
             method: "GET",
             htu: HTU,
-            token: TOKEN,
+            token: Some(TOKEN),
         }
     }
 
