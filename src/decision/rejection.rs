@@ -445,15 +445,34 @@ mod tests {
             a.dpop_challenge.unwrap(),
             r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_token", error_description="This API requires a DPoP-bound access token and a DPoP proof""#
         );
-        let a = Rejection::InvalidToken(TokenError::Expired).answer_with("api", Some(&required));
+        let expired = Rejection::InvalidToken(TokenError::Expired);
+        let a = expired.answer_with("api", Some(&required), false);
         assert!(a.challenge.is_none());
         assert!(
             a.dpop_challenge
                 .unwrap()
                 .contains(r#"error="invalid_token""#)
         );
-        let a =
-            Rejection::InvalidDpopProof(ProofError::Replayed).answer_with("api", Some(&allowed));
+        // Where bearer tokens pass too, an error answers in the scheme the client used.
+        let a = expired.answer_with("api", Some(&allowed), false);
+        let bearer = a.challenge.unwrap();
+        assert!(
+            bearer.starts_with(r#"Bearer realm="api", error="invalid_token""#),
+            "{bearer}"
+        );
+        assert!(a.dpop_challenge.is_none());
+        let a = expired.answer_with("api", Some(&allowed), true);
+        assert!(a.challenge.is_none());
+        let dpop = a.dpop_challenge.unwrap();
+        assert!(
+            dpop.starts_with(r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_token""#),
+            "{dpop}"
+        );
+        let a = Rejection::InvalidDpopProof(ProofError::Replayed).answer_with(
+            "api",
+            Some(&allowed),
+            true,
+        );
         assert!(a.challenge.is_none());
         assert!(
             a.dpop_challenge
@@ -467,7 +486,7 @@ mod tests {
         let a = Rejection::UseDpopNonce {
             nonce: "n-1".into(),
         }
-        .answer_with("api", Some(&allowed));
+        .answer_with("api", Some(&allowed), true);
         assert_eq!(a.dpop_nonce.as_deref(), Some("n-1"));
         assert!(
             a.dpop_challenge
