@@ -12,7 +12,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use scopegate::auth::Authenticator;
+use scopegate::auth::dpop::{DpopHeader, DpopRequest};
+use scopegate::auth::{Authenticator, Sender};
 use scopegate::config::Settings;
 use scopegate::decision;
 use scopegate::ops::metrics::Metrics;
@@ -217,8 +218,16 @@ fn decide(c: &mut Criterion) {
     let uncached = f.authenticator(None);
     let authorization = format!("Bearer {}", f.tokens[0]);
     let run = |auth: &Authenticator| {
-        let d = decision::decide("GET", black_box("/timesheets/4711"), &policy, |_route| {
-            auth.authenticate([authorization.as_bytes()], None)
+        let d = decision::decide("GET", black_box("/timesheets/4711"), &policy, |route| {
+            let sender = Sender {
+                dpop: DpopRequest {
+                    method: "GET",
+                    path: "/timesheets/4711",
+                    proof: DpopHeader::Absent,
+                },
+                client_cert: None,
+            };
+            auth.authenticate([authorization.as_bytes()], None, &sender, route.dpop)
         });
         assert!(d.verdict.rejection().is_none());
         d
