@@ -9,16 +9,16 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const PUBLIC_URL: &str = "https://api.exampleco.test";
+pub const PUBLIC_URL: &str = "https://api.exampleco.test";
 
 /// The mobile app's DPoP key: a proof signer.
-struct Holder {
-    key: TestKey,
-    jkt: String,
+pub struct Holder {
+    pub key: TestKey,
+    pub jkt: String,
 }
 
 impl Holder {
-    fn new(key: TestKey) -> Holder {
+    pub fn new(key: TestKey) -> Holder {
         let mut jwk = key.jwk.clone();
         jwk.common.key_id = None;
         let jkt = jwk.thumbprint(ThumbprintHash::SHA256).unwrap();
@@ -32,7 +32,7 @@ impl Holder {
     }
 
     /// A proof with these claims.
-    fn sign(&self, claims: &Value) -> String {
+    pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.key.alg);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(self.public_jwk());
@@ -40,14 +40,14 @@ impl Holder {
     }
 
     /// A fresh proof for `method path` and `token`.
-    fn proof(&self, method: &str, path: &str, token: &str) -> String {
+    pub fn proof(&self, method: &str, path: &str, token: &str) -> String {
         self.sign(&proof_claims(method, path, token))
     }
 }
 
 static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn proof_claims(method: &str, path: &str, token: &str) -> Value {
+pub fn proof_claims(method: &str, path: &str, token: &str) -> Value {
     let n = JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     json!({
         "jti": format!("proof-{}-{n}", std::process::id()),
@@ -58,7 +58,7 @@ fn proof_claims(method: &str, path: &str, token: &str) -> Value {
     })
 }
 
-fn ath(token: &str) -> String {
+pub fn ath(token: &str) -> String {
     use sha2::Digest as _;
     b64(&sha2::Sha256::digest(token.as_bytes()))
 }
@@ -70,7 +70,7 @@ fn bound_token(holder: &Holder, scope: &str) -> String {
     TestKey::rsa().sign(&c)
 }
 
-fn dpop_call(gw: &Gateway, method: &str, path: &str, token: &str, proof: &str) -> RawResponse {
+pub fn dpop_call(gw: &Gateway, method: &str, path: &str, token: &str, proof: &str) -> RawResponse {
     gw.request(
         method,
         path,
@@ -78,7 +78,7 @@ fn dpop_call(gw: &Gateway, method: &str, path: &str, token: &str, proof: &str) -
     )
 }
 
-fn challenges(r: &RawResponse) -> Vec<&str> {
+pub fn challenges(r: &RawResponse) -> Vec<&str> {
     r.headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
@@ -87,7 +87,7 @@ fn challenges(r: &RawResponse) -> Vec<&str> {
 }
 
 /// The one challenge, which must be DPoP's with `error`.
-fn assert_dpop_error(r: &RawResponse, error: &str) {
+pub fn assert_dpop_error(r: &RawResponse, error: &str) {
     assert_eq!(r.status, 401, "{r:?}");
     let c = challenges(r);
     assert_eq!(c.len(), 1, "{c:?}");
