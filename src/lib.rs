@@ -8,6 +8,7 @@
 //! | 2 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 3 | take the bearer token from `Authorization` (RFC 6750 §2.1) | [`token`] |
 //! | 4 | verify signature and claims with cached keys → identity | [`verify`], [`jws`], [`claims`], [`jwks`] |
+//! | 4b | a bound token (`cnf`): its DPoP proof or client certificate | `auth::dpop`, `auth::cnf` |
 //! | 5 | required scopes vs the token's → allow, or 401/403 with a challenge | [`gate`], [`error`] |
 //! | 6 | strip client identity headers, set verified ones, forward | [`headers`], [`proxy`] |
 //! | 7 | one metrics update and one log line | [`metrics`], [`proxy`] |
