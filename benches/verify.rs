@@ -12,7 +12,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use scopegate::auth::Authenticator;
+use scopegate::auth::dpop::{DpopHeader, DpopRequest};
+use scopegate::auth::{Authenticator, Sender};
 use scopegate::config::Settings;
 use scopegate::decision;
 use scopegate::ops::metrics::Metrics;
@@ -246,6 +247,14 @@ fn decide(c: &mut Criterion) {
     let plain = format!("Bearer {}", f.tokens[0]);
     let rich = format!("Bearer {}", f.rich);
     let run = |auth: &Authenticator, path: &str, authorization: &str| {
+        let sender = Sender {
+            dpop: DpopRequest {
+                method: "GET",
+                path,
+                proof: DpopHeader::Absent,
+            },
+            client_cert: None,
+        };
         // A verified token (cached or not) needs no network: the decision is ready at once.
         let d = decision::now(decision::decide("GET", black_box(path), &policy, |route| {
             auth.authenticate(
@@ -253,6 +262,7 @@ fn decide(c: &mut Criterion) {
                 None,
                 route,
                 policy.condition_claims(),
+                &sender,
             )
         }));
         assert!(d.verdict.rejection().is_none(), "{path}: {:?}", d.verdict);

@@ -8,6 +8,7 @@
 //! | 2 | normalize the path; reject ambiguous ones (400) | [`proxy::path`] |
 //! | 3 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 4 | take the token from the request and verify it with cached keys, or introspect it → identity | [`auth`] |
+//! | 4b | a bound token (`cnf`): its DPoP proof or client certificate | `auth::dpop`, `auth::cnf` |
 //! | 5 | one of the route's requirement sets (scopes, claim conditions), then its sign-in rule (`acr`, `auth_time`) → a [`decision::Verdict`]; a dry-run route forwards what it would refuse | [`policy::requirement`], [`decision`] |
 //! | 6 | a refusal's status, challenge and body, from one exhaustive mapping | [`decision::rejection`] |
 //! | 7 | strip client identity headers, set verified ones, forward | [`proxy::headers`] |

@@ -121,6 +121,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         upstream,
         metrics: metrics.clone(),
         access_log,
+        client_cert_header: settings.client_cert_header.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
@@ -134,6 +135,11 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         let mut tls_settings = TlsSettings::intermediate("", "")
             .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?;
         tls_settings.set_cert_resolver(cert.clone());
+        if let Some(ca) = &tls.client_ca {
+            let verifier = crate::proxy::tls::client_verifier(ca)
+                .map_err(|e| StartError(vec![format!("listen_tls.client_ca_file: {e}")]))?;
+            tls_settings.set_client_cert_verifier(verifier);
+        }
         proxy.add_tls_with_settings(&tls.address.to_string(), None, tls_settings);
         cert_watcher = Some(CertWatcher::new(cert));
     }

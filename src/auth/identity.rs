@@ -38,6 +38,8 @@ pub struct Identity {
     /// The token's claims that the policy's claim conditions read, and only those (see
     /// [`ConditionClaims`]).
     pub conditions: Claims,
+    /// What the token is bound to (`cnf`, RFC 7800), if anything.
+    pub confirmation: Confirmation,
     values: HeaderValues,
 }
 
@@ -72,6 +74,23 @@ impl ConditionClaims {
         self.names()
             .filter_map(|n| claims.get(n).map(|v| (n.to_owned(), v.clone())))
             .collect()
+    }
+}
+
+/// A token's confirmation claim (`cnf`): the key or certificate it is bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// `cnf.jkt` (RFC 9449 §6.1): the JWK thumbprint of the DPoP key, as a header value.
+    pub jkt: Option<HeaderValue>,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1): the client certificate's SHA-256 thumbprint, as a
+    /// header value.
+    pub x5t_s256: Option<HeaderValue>,
+}
+
+impl Confirmation {
+    /// Whether the token is bound to anything.
+    pub fn is_bound(&self) -> bool {
+        self.jkt.is_some() || self.x5t_s256.is_some()
     }
 }
 
@@ -135,6 +154,7 @@ impl Identity {
             acr: None,
             auth_time: None,
             conditions: Claims::new(),
+            confirmation: Confirmation::default(),
             values,
         })
     }
@@ -157,6 +177,12 @@ impl Identity {
         let (first, rest) = path.split_first()?;
         rest.iter()
             .try_fold(self.conditions.get(first)?, |value, name| value.get(name))
+    }
+
+    /// The identity with its token's confirmation claim.
+    pub fn with_confirmation(mut self, confirmation: Confirmation) -> Identity {
+        self.confirmation = confirmation;
+        self
     }
 
     /// An identity that no token stands behind, for offline decisions (`scopegate explain`

@@ -11,9 +11,13 @@
 //! | [`introspect`] | opaque tokens by introspection (RFC 7662), cached, single-flight |
 //! | [`discovery`] | an issuer's metadata (RFC 8414, OpenID Connect Discovery) |
 //! | [`identity`] | the verified caller and its upstream header values |
+//! | [`dpop`] | DPoP proofs, replay cache and nonces (RFC 9449) |
+//! | [`cnf`] | the token's `cnf` binding; certificate-bound tokens (RFC 8705) |
 
 pub mod claims;
+pub mod cnf;
 pub mod discovery;
+pub mod dpop;
 pub mod identity;
 pub mod introspect;
 pub mod jwks;
@@ -27,6 +31,8 @@ use crate::config::Settings;
 use crate::decision::Rejection;
 use crate::ops::metrics::Metrics;
 use crate::policy::{Introspect, Route};
+use cnf::ClientCert;
+use dpop::{DpopGuard, DpopMode, DpopRequest};
 use identity::{ConditionClaims, Identity};
 use introspect::Introspector;
 use jwks::KeyStore;
@@ -40,6 +46,17 @@ pub struct Authenticator {
     pub verifier: Arc<Verifier>,
     /// Where tokens may come from.
     pub rules: TokenRules,
+    /// DPoP enforcement.
+    pub dpop: DpopGuard,
+}
+
+/// What a request offers, besides its token, to prove it is sent by the token's holder.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// Method, path and `DPoP` header, for DPoP proofs.
+    pub dpop: DpopRequest<'a>,
+    /// The client certificate of the connection (or the trusted header), if any.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl Authenticator {
@@ -84,27 +101,57 @@ impl Authenticator {
             settings.token_cache_entries,
             metrics.clone(),
         );
+        let modes = settings
+            .issuers
+            .iter()
+            .map(|issuer| (issuer.issuer.clone(), issuer.dpop))
+            .collect();
+        let dpop = DpopGuard::new(&settings.dpop, modes);
+        let rules = TokenRules {
+            accept_dpop: dpop.enabled(),
+            ..settings.token.clone()
+        };
         let authenticator = Authenticator {
             verifier: Arc::new(verifier),
-            rules: settings.token.clone(),
+            rules,
+            dpop,
         };
         (authenticator, stores)
     }
 
     /// The identity behind the request's credentials (its `Authorization` header values
-    /// and query string), for a request to `route`. It keeps the claims `conditions`
-    /// names, for the policy's claim conditions.
+    /// and query string), for a request to `route`, and, for a sender-constrained token,
+    /// the proof that the `sender` holds its key or certificate. It keeps the claims
+    /// `conditions` names, for the policy's claim conditions.
     pub async fn authenticate<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
         route: &Route,
         conditions: &ConditionClaims,
+        sender: &Sender<'_>,
     ) -> Result<Arc<Identity>, Rejection> {
-        let token =
+        let presented =
             token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
-        self.verifier
-            .authenticate(&token, route.introspect == Introspect::Always, conditions)
-            .await
+        let introspect = route.introspect == Introspect::Always;
+        let identity = self
+            .verifier
+            .authenticate(&presented.token, introspect, conditions)
+            .await?;
+        // The cached identity says whether the token is bound; an unbound bearer token on a
+        // gateway without DPoP pays nothing more.
+        if self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off {
+            let now = jsonwebtoken::get_current_timestamp();
+            self.dpop.check(
+                &identity,
+                &presented.token,
+                presented.dpop,
+                &sender.dpop,
+                route.dpop,
+                now,
+            )?;
+            cnf::check_certificate(&identity, sender.client_cert.as_ref())?;
+        }
+        Ok(identity)
     }
 }

@@ -14,9 +14,21 @@ pub struct TokenRules {
     pub allow_query: bool,
     /// Longest token accepted, in bytes.
     pub max_bytes: usize,
+    /// Read `Authorization: DPoP <token>` too (RFC 9449 §7.1); otherwise that scheme counts
+    /// as no credentials, like any other.
+    pub accept_dpop: bool,
 }
 
-/// Takes the bearer token from a request's `Authorization` header values and query string.
+/// A token as presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented<'a> {
+    /// The token.
+    pub token: Cow<'a, str>,
+    /// Whether it came with the `DPoP` scheme rather than `Bearer` (or the query).
+    pub dpop: bool,
+}
+
+/// Takes the access token from a request's `Authorization` header values and query string.
 ///
 /// - no credentials (or credentials of another scheme): `Ok(None)`, a bare 401 challenge;
 /// - more than one `Authorization` header, or a token in both places: 400 `invalid_request`;
@@ -29,7 +41,7 @@ pub fn extract<'a, I>(
     authorization: I,
     query: Option<&'a str>,
     rules: &TokenRules,
-) -> Result<Option<Cow<'a, str>>, Rejection>
+) -> Result<Option<Presented<'a>>, Rejection>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -41,46 +53,48 @@ where
         ));
     }
     let from_header = match header {
-        Some(value) => bearer_credentials(value)?,
+        Some(value) => credentials(value, rules.accept_dpop)?,
         None => None,
     };
     let from_query = match (rules.allow_query, query) {
         (true, Some(q)) => query_token(q)?,
         _ => None,
     };
-    let token = match (from_header, from_query) {
+    let (token, dpop) = match (from_header, from_query) {
         (Some(_), Some(_)) => {
             return Err(Rejection::InvalidRequest(
                 "The access token was sent in more than one way",
             ));
         }
-        (Some(t), None) => Cow::Borrowed(t),
-        (None, Some(t)) => t,
+        (Some((t, dpop)), None) => (Cow::Borrowed(t), dpop),
+        (None, Some(t)) => (t, false),
         (None, None) => return Ok(None),
     };
     if token.len() > rules.max_bytes {
         return Err(Rejection::InvalidRequest("The access token is too large"));
     }
-    Ok(Some(token))
+    Ok(Some(Presented { token, dpop }))
 }
 
-/// `Bearer <token>` with the scheme matched case-insensitively (RFC 7235 §2.1).
-fn bearer_credentials(value: &[u8]) -> Result<Option<&str>, Rejection> {
+/// `Bearer <token>` (or `DPoP <token>` when `dpop` is accepted) with the scheme matched
+/// case-insensitively (RFC 7235 §2.1); the flag says which.
+fn credentials(value: &[u8], dpop: bool) -> Result<Option<(&str, bool)>, Rejection> {
     let value = std::str::from_utf8(value)
         .map_err(|_| Rejection::InvalidRequest("The Authorization header is not ASCII"))?;
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (Basic, DPoP, …) carries no bearer token: answer as if none was sent.
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case("dpop");
+    if !is_dpop && !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, …) carries no token: answer as if none was sent.
         return Ok(None);
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
         return Err(Rejection::InvalidRequest(
-            "The Authorization header has no bearer token",
+            "The Authorization header has no access token",
         ));
     }
-    Ok(Some(token))
+    Ok(Some((token, is_dpop)))
 }
 
 fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
@@ -144,10 +158,28 @@ mod tests {
     const RULES: TokenRules = TokenRules {
         allow_query: false,
         max_bytes: 64,
+        accept_dpop: false,
     };
 
     fn one(value: &str) -> Result<Option<String>, Rejection> {
-        extract([value.as_bytes()], None, &RULES).map(|t| t.map(|t| t.into_owned()))
+        extract([value.as_bytes()], None, &RULES).map(|t| t.map(|t| t.token.into_owned()))
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_only_when_accepted() {
+        assert_eq!(one("DPoP abc").unwrap(), None);
+        let rules = TokenRules {
+            accept_dpop: true,
+            ..RULES
+        };
+        let dpop = extract([b"dpop abc".as_slice()], None, &rules)
+            .unwrap()
+            .unwrap();
+        assert_eq!((dpop.token.as_ref(), dpop.dpop), ("abc", true));
+        let bearer = extract([b"Bearer abc".as_slice()], None, &rules)
+            .unwrap()
+            .unwrap();
+        assert!(!bearer.dpop);
     }
 
     #[test]
@@ -206,6 +238,7 @@ mod tests {
         assert_eq!(
             extract([], Some("x=1&access_token=abc"), &rules)
                 .unwrap()
+                .map(|p| p.token.into_owned())
                 .as_deref(),
             Some("abc")
         );

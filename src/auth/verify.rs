@@ -336,6 +336,8 @@ impl Verifier {
                 mapped.push((name.clone(), value));
             }
         }
+        let confirmation =
+            crate::auth::cnf::from_claims(claims).map_err(Rejection::InvalidToken)?;
         // Everything forwarded must be a valid header value; a token that smuggles control
         // characters into a claim is refused rather than forwarded mangled.
         Identity::new(
@@ -350,6 +352,7 @@ impl Verifier {
             identity
                 .with_authentication(text("acr"), claims.get("auth_time").and_then(numeric_date))
                 .with_conditions(conditions.pick(claims))
+                .with_confirmation(confirmation)
         })
         .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
     }

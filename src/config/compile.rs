@@ -11,12 +11,12 @@ use jsonwebtoken::Algorithm;
 use serde_saphyr::Spanned;
 
 use super::file::{
-    ConfigFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile,
+    ConfigFile, DpopFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile,
     ProtectedResourceFile, ThreadsFile,
 };
 use super::settings::{
-    HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    ProtectedResource, Settings, Threads, TlsListener, UpstreamUrl,
+    DpopMode, DpopSettings, HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming,
+    KeySource, ProtectedResource, Settings, Threads, TlsListener, UpstreamUrl,
 };
 use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
@@ -77,6 +77,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             address,
             cert: base.join(&tls.value.cert),
             key: base.join(&tls.value.key),
+            client_ca: tls.value.client_ca_file.as_ref().map(|f| base.join(f)),
         })
     });
     let upstream = match split_upstream_url(&file.upstream.value) {
@@ -120,6 +121,32 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
     {
         p.at(m, "token.max_bytes: must be at least 1");
     }
+    let dpop = compile_dpop(&mut p, &file.dpop, base);
+    if file.dpop.public_url.is_none() {
+        for (i, issuer) in file.issuers.value.iter().enumerate() {
+            if let Some(mode) = &issuer.value.dpop
+                && mode.value != DpopMode::Off
+            {
+                p.at(
+                    mode,
+                    format!("issuers[{i}].dpop: DPoP needs dpop.public_url (the URL clients address the API with)"),
+                );
+            }
+        }
+    }
+    let client_cert_header =
+        file.insecure_client_cert_header
+            .as_ref()
+            .and_then(|h| match identity_header(&h.value) {
+                Ok(n) => Some(n),
+                Err(why) => {
+                    p.at(
+                        h,
+                        format!("insecure_client_cert_header: \"{}\" {why}", h.value),
+                    );
+                    None
+                }
+            });
     let cache_entries = file
         .token_cache
         .max_entries
@@ -132,8 +159,8 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
     if !p.found.is_empty() {
         return Err(p.found);
     }
-    let (Some(listen), Some(admin_listen), Some(upstream), Some(headers)) =
-        (listen, admin_listen, upstream, headers)
+    let (Some(listen), Some(admin_listen), Some(upstream), Some(headers), Some(dpop)) =
+        (listen, admin_listen, upstream, headers, dpop)
     else {
         p.whole("invalid configuration");
         return Err(p.found);
@@ -161,7 +188,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         token: TokenRules {
             allow_query: file.token.insecure_allow_query_parameter.unwrap_or(false),
             max_bytes,
+            accept_dpop: dpop.public_url.is_some(),
         },
+        dpop,
+        client_cert_header,
         token_cache_entries: file
             .token_cache
             .enabled
@@ -260,7 +290,7 @@ fn compile_issuer(
             );
             None
         }
-        (Some(file), true, _) => read_secret(p, &at, file, base),
+        (Some(file), true, _) => read_secret(p, &format!("{at}.hmac_secret_file"), file, base),
         (None, false, None) => Some(KeySource::Jwks { uri: None }),
         (None, false, Some(uri)) => {
             if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
@@ -324,6 +354,94 @@ fn compile_issuer(
         leeway: Duration::from_secs(issuer.leeway_seconds.unwrap_or(30)),
         scope_claims,
         jwks,
+        dpop: issuer.dpop.as_ref().map_or(DpopMode::Off, |d| d.value),
+    })
+}
+
+/// The DPoP proof algorithms accepted unless configured: every asymmetric one the common
+/// issuers' clients sign with.
+const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+    Algorithm::PS256,
+    Algorithm::RS256,
+];
+
+fn compile_dpop(p: &mut Problems, d: &DpopFile, base: &Path) -> Option<DpopSettings> {
+    let mut ok = true;
+    let public_url = match &d.public_url {
+        None => None,
+        Some(url) => match split_upstream_url(&url.value) {
+            Ok(_) => Some(url.value.trim_end_matches('/').to_owned()),
+            Err(e) => {
+                p.at(
+                    url,
+                    format!(
+                        "dpop.public_url: {}",
+                        e.replace(
+                            "requests keep the path they were checked on",
+                            "scheme and authority only"
+                        )
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+    };
+    let algorithms = d
+        .algorithms
+        .as_ref()
+        .map_or_else(|| DEFAULT_DPOP_ALGORITHMS.to_vec(), |a| a.value.clone());
+    if let Some(a) = &d.algorithms
+        && (a.value.is_empty() || a.value.iter().any(|alg| is_hmac(*alg)))
+    {
+        p.at(
+            a,
+            "dpop.algorithms: name at least one, and only asymmetric ones (a proof is signed with the client's private key)",
+        );
+        ok = false;
+    }
+    let iat_window = d.iat_window_seconds.as_ref().map_or(60, |w| w.value);
+    if let Some(w) = &d.iat_window_seconds
+        && w.value == 0
+    {
+        p.at(w, "dpop.iat_window_seconds: must be at least 1");
+        ok = false;
+    }
+    let replay_cache_entries = d.replay_cache_entries.as_ref().map_or(100_000, |e| e.value);
+    if let Some(e) = &d.replay_cache_entries
+        && e.value == 0
+    {
+        p.at(e, "dpop.replay_cache_entries: must be at least 1");
+        ok = false;
+    }
+    let nonce = match &d.nonce {
+        None => None,
+        Some(n) => {
+            let window = n.value.window_seconds.as_ref().map_or(60, |w| w.value);
+            if let Some(w) = &n.value.window_seconds
+                && w.value == 0
+            {
+                p.at(w, "dpop.nonce.window_seconds: must be at least 1");
+                ok = false;
+            }
+            match read_secret(p, "dpop.nonce.secret_file", &n.value.secret_file, base) {
+                Some(KeySource::Hmac { secret }) => Some((secret, window)),
+                _ => {
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    ok.then_some(DpopSettings {
+        public_url,
+        algorithms,
+        iat_window,
+        replay_cache_entries: replay_cache_entries as usize,
+        nonce,
     })
 }
 
@@ -337,10 +455,7 @@ fn read_secret(
     let secret = match std::fs::read(&path) {
         Ok(s) => s,
         Err(e) => {
-            p.at(
-                file,
-                format!("{at}.hmac_secret_file: cannot read {}: {e}", path.display()),
-            );
+            p.at(file, format!("{at}: cannot read {}: {e}", path.display()));
             return None;
         }
     };
@@ -349,7 +464,7 @@ fn read_secret(
         p.at(
             file,
             format!(
-                "{at}.hmac_secret_file: {} holds {} bytes; an HMAC secret needs at least {MIN_HMAC_SECRET}",
+                "{at}: {} holds {} bytes; a secret needs at least {MIN_HMAC_SECRET}",
                 path.display(),
                 secret.len()
             ),
@@ -582,6 +697,16 @@ fn compile_headers(
         h.client_id.as_ref(),
         "x-auth-client-id",
     );
+    let key_thumbprint = name(
+        "identity_headers.key_thumbprint",
+        h.key_thumbprint.as_ref(),
+        "x-auth-key-thumbprint",
+    );
+    let cert_thumbprint = name(
+        "identity_headers.cert_thumbprint",
+        h.cert_thumbprint.as_ref(),
+        "x-auth-cert-thumbprint",
+    );
     let mut claims = Vec::new();
     for (claim, header) in &h.claims {
         if let Some(n) = name("identity_headers.claims", Some(header), "") {
@@ -594,8 +719,23 @@ fn compile_headers(
             stripped.push(n);
         }
     }
-    let (Some(subject), Some(issuer), Some(scopes), Some(client_id), true) =
-        (subject, issuer, scopes, client_id, ok)
+    let (
+        Some(subject),
+        Some(issuer),
+        Some(scopes),
+        Some(client_id),
+        Some(key_thumbprint),
+        Some(cert_thumbprint),
+        true,
+    ) = (
+        subject,
+        issuer,
+        scopes,
+        client_id,
+        key_thumbprint,
+        cert_thumbprint,
+        ok,
+    )
     else {
         return None;
     };
@@ -604,6 +744,8 @@ fn compile_headers(
         issuer,
         scopes,
         client_id,
+        key_thumbprint,
+        cert_thumbprint,
         claims,
         strip: stripped,
         forward_authorization,

@@ -63,6 +63,12 @@ pub struct ConfigFile {
     pub strip_headers: Vec<Spanned<String>>,
     /// Serve RFC 9728 protected-resource metadata and point challenges at it. Default: off.
     pub protected_resource: Option<Spanned<ProtectedResourceFile>>,
+    /// DPoP (RFC 9449) proof checks.
+    #[serde(default)]
+    pub dpop: DpopFile,
+    /// A request header a TLS-terminating proxy sets to the client certificate
+    /// (URL-encoded PEM), trusted from any peer. Default: none.
+    pub insecure_client_cert_header: Option<Spanned<String>>,
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -113,6 +119,32 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
 }
 
+/// DPoP proof checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopFile {
+    /// Scheme and authority clients address the API with. Required for DPoP.
+    pub public_url: Option<Spanned<String>>,
+    /// Algorithms a proof may be signed with. Default `[ES256, ES384, EdDSA, PS256, RS256]`.
+    pub algorithms: Option<Spanned<Vec<Algorithm>>>,
+    /// Seconds a proof's `iat` may differ from now. Default `60`.
+    pub iat_window_seconds: Option<Spanned<u64>>,
+    /// Most proofs the replay cache remembers. Default `100000`.
+    pub replay_cache_entries: Option<Spanned<u64>>,
+    /// Server-provided nonces. Default: none.
+    pub nonce: Option<Spanned<NonceFile>>,
+}
+
+/// Server-provided DPoP nonces.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceFile {
+    /// File holding the secret (≥ 32 bytes) every replica shares. Required.
+    pub secret_file: Spanned<PathBuf>,
+    /// Seconds per nonce window. Default `60`.
+    pub window_seconds: Option<Spanned<u64>>,
+}
+
 /// A TLS listener (PEM files, re-read when they change).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +155,9 @@ pub struct TlsListenerFile {
     pub cert: PathBuf,
     /// PEM private key. Required.
     pub key: PathBuf,
+    /// PEM authorities client certificates are verified against; set, the listener asks
+    /// for a client certificate (optional for the client). Default: none.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `threads:` as written: a count, or a word (only `auto` is accepted).
@@ -172,6 +207,8 @@ pub struct IssuerFile {
     pub hmac_secret_file: Option<Spanned<PathBuf>>,
     /// Key set refresh and fetch bounds.
     pub jwks: Option<Spanned<JwksFile>>,
+    /// DPoP for this issuer's tokens: `off`, `allowed` or `required`. Default `off`.
+    pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
 }
 
 /// Bounds of an issuer's key set lifecycle, in seconds.
@@ -207,6 +244,10 @@ pub struct IdentityHeadersFile {
     pub scopes: Option<Spanned<String>>,
     /// Default `X-Auth-Client-Id`.
     pub client_id: Option<Spanned<String>>,
+    /// The DPoP key thumbprint (`cnf.jkt`). Default `X-Auth-Key-Thumbprint`.
+    pub key_thumbprint: Option<Spanned<String>>,
+    /// The client certificate thumbprint (`cnf.x5t#S256`). Default `X-Auth-Cert-Thumbprint`.
+    pub cert_thumbprint: Option<Spanned<String>>,
     /// Claim name → header name, e.g. `https://api.exampleco.com/email: X-Auth-Email`.
     /// Default: none.
     #[serde(default)]

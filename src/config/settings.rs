@@ -11,6 +11,7 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
 pub use super::file::{ClientAuthMethod, LogFormat};
+pub use crate::auth::dpop::{DpopMode, DpopSettings};
 use crate::auth::token::TokenRules;
 
 /// Everything `scopegate run` needs, checked.
@@ -52,6 +53,10 @@ pub struct Settings {
     pub token_cache_entries: Option<usize>,
     /// RFC 9728 metadata, when configured.
     pub protected_resource: Option<ProtectedResource>,
+    /// DPoP proof checks.
+    pub dpop: DpopSettings,
+    /// The header a TLS-terminating proxy puts the client certificate in, if trusted.
+    pub client_cert_header: Option<HeaderName>,
 }
 
 /// RFC 9728 protected-resource metadata settings.
@@ -90,6 +95,8 @@ pub struct TlsListener {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+    /// Authorities client certificates are verified against; `None`: none is asked for.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The upstream's URL, checked for shape only: a configuration can be checked where its
@@ -157,6 +164,8 @@ pub struct IssuerSettings {
     pub scope_claims: Vec<String>,
     /// Key set refresh and fetch bounds.
     pub jwks: JwksTiming,
+    /// DPoP for its tokens.
+    pub dpop: DpopMode,
 }
 
 /// Where an issuer's verification keys come from.
@@ -262,6 +271,10 @@ pub struct HeaderSettings {
     pub scopes: HeaderName,
     /// Header for `client_id` / `azp`.
     pub client_id: HeaderName,
+    /// Header for the DPoP key thumbprint.
+    pub key_thumbprint: HeaderName,
+    /// Header for the client certificate thumbprint.
+    pub cert_thumbprint: HeaderName,
     /// Claim → header, in claim-name order.
     pub claims: Vec<(String, HeaderName)>,
     /// Further headers removed before forwarding.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 pub use reason::{Outcome, Reason};
-pub use rejection::{Answer, ChallengeContext, Rejection, TokenError};
+pub use rejection::{Answer, ChallengeContext, DpopOffer, ProofError, Rejection, TokenError};
 
 use crate::auth::identity::Identity;
 use crate::policy::{Policy, Route};

@@ -94,6 +94,22 @@ pub enum Reason {
     KeysUnavailable,
     /// Introspection was needed and the authorization server did not answer: fail closed.
     IntrospectionUnavailable,
+    /// A certificate-bound token over a connection without that client certificate.
+    CertificateMismatch,
+    /// The DPoP scheme without a `DPoP` proof header.
+    DpopProofMissing,
+    /// A DPoP proof that fails a check of RFC 9449 §4.3.
+    InvalidDpopProof,
+    /// A DPoP proof used before.
+    DpopReplayed,
+    /// A DPoP proof by another key than the token's `cnf.jkt`.
+    DpopKeyMismatch,
+    /// A DPoP proof without a current server nonce.
+    UseDpopNonce,
+    /// A plain bearer token where DPoP is required.
+    DpopRequired,
+    /// A DPoP-bound token sent as a bearer token.
+    DpopBoundAsBearer,
     /// The upstream failed an allowed request.
     UpstreamError,
     /// The protected-resource metadata document (RFC 9728).
@@ -102,7 +118,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 32] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -125,6 +141,14 @@ impl Reason {
         Reason::NoRoute,
         Reason::KeysUnavailable,
         Reason::IntrospectionUnavailable,
+        Reason::CertificateMismatch,
+        Reason::DpopProofMissing,
+        Reason::InvalidDpopProof,
+        Reason::DpopReplayed,
+        Reason::DpopKeyMismatch,
+        Reason::UseDpopNonce,
+        Reason::DpopRequired,
+        Reason::DpopBoundAsBearer,
         Reason::UpstreamError,
         Reason::ResourceMetadata,
     ];
@@ -154,6 +178,14 @@ impl Reason {
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::IntrospectionUnavailable => "introspection_unavailable",
+            Reason::CertificateMismatch => "certificate_mismatch",
+            Reason::DpopProofMissing => "dpop_proof_missing",
+            Reason::InvalidDpopProof => "invalid_dpop_proof",
+            Reason::DpopReplayed => "dpop_replayed",
+            Reason::DpopKeyMismatch => "dpop_key_mismatch",
+            Reason::UseDpopNonce => "use_dpop_nonce",
+            Reason::DpopRequired => "dpop_required",
+            Reason::DpopBoundAsBearer => "dpop_bound_as_bearer",
             Reason::UpstreamError => "upstream_error",
             Reason::ResourceMetadata => "resource_metadata",
         }

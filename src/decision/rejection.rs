@@ -47,6 +47,10 @@ pub enum TokenError {
     /// expired, or never issued).
     #[error("The access token is not active")]
     Inactive,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC 8705 §3) the
+    /// connection did not present.
+    #[error("The access token is bound to another client certificate")]
+    CertificateMismatch,
 }
 
 impl TokenError {
@@ -64,8 +68,93 @@ impl TokenError {
             TokenError::BadType => Reason::BadTokenType,
             TokenError::UnsupportedCrit => Reason::UnsupportedCrit,
             TokenError::Inactive => Reason::TokenInactive,
+            TokenError::CertificateMismatch => Reason::CertificateMismatch,
         }
     }
+}
+
+/// Why a DPoP proof (RFC 9449 §4.3) was refused. Each answers 401 with a `DPoP` challenge
+/// and `error="invalid_dpop_proof"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// `Authorization: DPoP` without a `DPoP` header.
+    #[error("A DPoP proof is required with the DPoP scheme")]
+    Missing,
+    /// More than one `DPoP` header.
+    #[error("More than one DPoP proof was sent")]
+    Several,
+    /// Not a compact JWS, bad base64 or JSON, a claim of the wrong type, or a `crit` header.
+    #[error("The DPoP proof is malformed")]
+    Malformed,
+    /// `typ` is not `dpop+jwt`.
+    #[error("The DPoP proof is not of type dpop+jwt")]
+    BadType,
+    /// `alg` is not one of the allowed asymmetric algorithms.
+    #[error("The DPoP proof algorithm is not allowed")]
+    DisallowedAlgorithm,
+    /// No usable public `jwk` in the header, or one that does not fit `alg`.
+    #[error("The DPoP proof carries no usable public key")]
+    BadKey,
+    /// The header's `jwk` holds private (or symmetric) key material.
+    #[error("The DPoP proof key must be a public key")]
+    PrivateKey,
+    /// The signature does not verify under the header's key.
+    #[error("The DPoP proof signature is invalid")]
+    BadSignature,
+    /// `jti`, `htm`, `htu`, `iat` or `ath` is missing.
+    #[error("The DPoP proof lacks a required claim")]
+    MissingClaim,
+    /// `htm` is not the request's method.
+    #[error("The DPoP proof is for another HTTP method")]
+    WrongMethod,
+    /// `htu` is not the URL the request was sent to.
+    #[error("The DPoP proof is for another URL")]
+    WrongUrl,
+    /// `iat` is outside the accepted window.
+    #[error("The DPoP proof is too old or from the future")]
+    Stale,
+    /// `ath` is not the hash of the access token sent with it.
+    #[error("The DPoP proof is for another access token")]
+    WrongToken,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`), or the token is
+    /// bound to none.
+    #[error("The DPoP proof key is not the one the access token is bound to")]
+    KeyMismatch,
+    /// The proof was used before.
+    #[error("The DPoP proof was already used")]
+    Replayed,
+}
+
+impl ProofError {
+    /// The metric `reason` label.
+    pub fn reason(self) -> Reason {
+        match self {
+            ProofError::Missing => Reason::DpopProofMissing,
+            ProofError::Replayed => Reason::DpopReplayed,
+            ProofError::KeyMismatch => Reason::DpopKeyMismatch,
+            ProofError::Several
+            | ProofError::Malformed
+            | ProofError::BadType
+            | ProofError::DisallowedAlgorithm
+            | ProofError::BadKey
+            | ProofError::PrivateKey
+            | ProofError::BadSignature
+            | ProofError::MissingClaim
+            | ProofError::WrongMethod
+            | ProofError::WrongUrl
+            | ProofError::Stale
+            | ProofError::WrongToken => Reason::InvalidDpopProof,
+        }
+    }
+}
+
+/// How a route's challenges advertise DPoP (RFC 9449 §7.1), when it accepts DPoP at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopOffer {
+    /// The `algs` parameter: the accepted proof algorithms, space-separated.
+    pub algs: String,
+    /// Whether a `Bearer` challenge goes beside the `DPoP` one (DPoP is not required).
+    pub bearer: bool,
 }
 
 /// A request the gateway answers itself instead of forwarding.
@@ -115,6 +204,21 @@ pub enum Rejection {
     /// (or answered with an error): fail closed.
     #[error("The authorization server could not be reached to check the token; try again shortly")]
     IntrospectionUnavailable,
+    /// The DPoP proof is not acceptable.
+    #[error("{0}")]
+    InvalidDpopProof(ProofError),
+    /// A proof without a current server nonce where nonces are required (RFC 9449 §8).
+    #[error("A DPoP nonce is required: retry with the nonce in the DPoP-Nonce header")]
+    UseDpopNonce {
+        /// The nonce to use, sent in `DPoP-Nonce`.
+        nonce: String,
+    },
+    /// A plain bearer token where DPoP is required.
+    #[error("This API requires a DPoP-bound access token and a DPoP proof")]
+    DpopRequired,
+    /// A DPoP-bound token (`cnf.jkt`) sent with the `Bearer` scheme (RFC 9449 §7.2).
+    #[error("The access token is DPoP-bound: send it with the DPoP scheme and a proof")]
+    BoundTokenAsBearer,
 }
 
 /// Everything a client sees of a rejection.
@@ -126,6 +230,10 @@ pub struct Answer {
     pub challenge: Option<String>,
     /// `Retry-After` in seconds, for answers that say "not now" rather than "no".
     pub retry_after: Option<u32>,
+    /// A `DPoP` challenge (RFC 9449 §7.1), beside `challenge` or alone.
+    pub dpop_challenge: Option<String>,
+    /// `DPoP-Nonce`, the nonce a client must put in its next proof (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
     /// The JSON body, `application/json`; answers are never cached (`no-store`).
     pub body: Vec<u8>,
 }
@@ -151,6 +259,8 @@ enum Challenge {
     Bare,
     /// `Bearer realm="…", error="…", error_description="…"`.
     Error(&'static str),
+    /// `DPoP realm="…", algs="…", error="…", error_description="…"` alone.
+    Dpop(&'static str),
 }
 
 impl Rejection {
@@ -167,6 +277,10 @@ impl Rejection {
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
             Rejection::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
+            Rejection::InvalidDpopProof(e) => e.reason(),
+            Rejection::UseDpopNonce { .. } => Reason::UseDpopNonce,
+            Rejection::DpopRequired => Reason::DpopRequired,
+            Rejection::BoundTokenAsBearer => Reason::DpopBoundAsBearer,
         }
     }
 
@@ -220,37 +334,87 @@ impl Rejection {
                 "temporarily_unavailable",
                 Some(RETRY_AFTER),
             ),
+            Rejection::InvalidDpopProof(_) => (
+                401,
+                Challenge::Dpop("invalid_dpop_proof"),
+                "invalid_dpop_proof",
+                None,
+            ),
+            Rejection::UseDpopNonce { .. } => (
+                401,
+                Challenge::Dpop("use_dpop_nonce"),
+                "use_dpop_nonce",
+                None,
+            ),
+            Rejection::DpopRequired | Rejection::BoundTokenAsBearer => {
+                (401, Challenge::Dpop("invalid_token"), "invalid_token", None)
+            }
         }
     }
 
     /// What the client gets: status, `WWW-Authenticate` (RFC 6750 §3), `Retry-After` and
     /// the JSON body `{"error": …, "error_description": …}`, which never echoes the token.
     pub fn answer(&self, context: &ChallengeContext) -> Answer {
+        self.answer_with(context, None, false)
+    }
+
+    /// [`Rejection::answer`] on a route that accepts DPoP as `offer` says (RFC 9449 §7.1).
+    /// A request without credentials is offered a `DPoP` challenge beside the `Bearer` one
+    /// (or instead of it where DPoP is required); an error is reported in the scheme the
+    /// client used (`used_dpop`), or in `DPoP` where bearer tokens are not accepted; DPoP's
+    /// own errors answer with the `DPoP` challenge alone. Every challenge names the
+    /// resource metadata, when there is one.
+    pub fn answer_with(
+        &self,
+        context: &ChallengeContext,
+        offer: Option<&DpopOffer>,
+        used_dpop: bool,
+    ) -> Answer {
         let (status, challenge, error, retry_after) = self.shape();
         let description = self.to_string();
-        let challenge = match challenge {
-            Challenge::None => None,
-            Challenge::Bare | Challenge::Error(_) => {
-                let mut value = format!("Bearer realm=\"{}\"", quoted(&context.realm));
-                if let Challenge::Error(code) = challenge {
-                    let _ = write!(
-                        value,
-                        ", error=\"{code}\", error_description=\"{}\"",
-                        quoted(&description)
-                    );
-                }
-                for (name, attribute) in self.attributes() {
-                    let text = match &attribute {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let _ = write!(value, ", {name}=\"{}\"", quoted(&text));
-                }
-                if let Some(url) = &context.resource_metadata {
-                    let _ = write!(value, ", resource_metadata=\"{}\"", quoted(url));
-                }
-                Some(value)
+        let realm = quoted(&context.realm);
+        let metadata = context
+            .resource_metadata
+            .as_ref()
+            .map_or(String::new(), |url| {
+                format!(", resource_metadata=\"{}\"", quoted(url))
+            });
+        let params = |code: &str| {
+            let mut value = format!(
+                ", error=\"{code}\", error_description=\"{}\"",
+                quoted(&description)
+            );
+            for (name, attribute) in self.attributes() {
+                let text = match &attribute {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let _ = write!(value, ", {name}=\"{}\"", quoted(&text));
             }
+            value
+        };
+        let dpop = |params: &str| {
+            let algs = offer.map_or(String::new(), |o| format!(", algs=\"{}\"", quoted(&o.algs)));
+            format!("DPoP realm=\"{realm}\"{algs}{params}{metadata}")
+        };
+        let bearer = |params: &str| format!("Bearer realm=\"{realm}\"{params}{metadata}");
+        let bearer_accepted = offer.is_none_or(|o| o.bearer);
+        let (challenge, dpop_challenge) = match challenge {
+            Challenge::None => (None, None),
+            Challenge::Bare => (bearer_accepted.then(|| bearer("")), offer.map(|_| dpop(""))),
+            Challenge::Error(code) => {
+                let params = params(code);
+                if offer.is_some() && (used_dpop || !bearer_accepted) {
+                    (None, Some(dpop(&params)))
+                } else {
+                    (Some(bearer(&params)), None)
+                }
+            }
+            Challenge::Dpop(code) => (None, Some(dpop(&params(code)))),
+        };
+        let dpop_nonce = match self {
+            Rejection::UseDpopNonce { nonce } => Some(nonce.clone()),
+            _ => None,
         };
         let mut body = serde_json::json!({
             "error": error,
@@ -262,6 +426,8 @@ impl Rejection {
         Answer {
             status,
             challenge,
+            dpop_challenge,
+            dpop_nonce,
             retry_after,
             body: serde_json::to_vec(&body).expect("a JSON object of strings serializes"),
         }
@@ -297,7 +463,11 @@ impl Rejection {
             | Rejection::ClaimMismatch { .. }
             | Rejection::NoRoute
             | Rejection::KeysUnavailable
-            | Rejection::IntrospectionUnavailable => Vec::new(),
+            | Rejection::IntrospectionUnavailable
+            | Rejection::InvalidDpopProof(_)
+            | Rejection::UseDpopNonce { .. }
+            | Rejection::DpopRequired
+            | Rejection::BoundTokenAsBearer => Vec::new(),
         }
     }
 }
@@ -433,6 +603,83 @@ mod tests {
             (unavailable.status, unavailable.retry_after),
             (503, Some(5))
         );
+    }
+
+    #[test]
+    fn dpop_routes_challenge_with_dpop_beside_or_instead_of_bearer() {
+        let allowed = DpopOffer {
+            algs: "ES256 EdDSA".into(),
+            bearer: true,
+        };
+        let a = Rejection::MissingToken.answer_with(&realm("api"), Some(&allowed), false);
+        assert_eq!(a.challenge.unwrap(), r#"Bearer realm="api""#);
+        assert_eq!(
+            a.dpop_challenge.unwrap(),
+            r#"DPoP realm="api", algs="ES256 EdDSA""#
+        );
+        let required = DpopOffer {
+            bearer: false,
+            ..allowed.clone()
+        };
+        let a = Rejection::DpopRequired.answer_with(&realm("api"), Some(&required), false);
+        assert_eq!((a.status, a.challenge), (401, None));
+        assert_eq!(
+            a.dpop_challenge.unwrap(),
+            r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_token", error_description="This API requires a DPoP-bound access token and a DPoP proof""#
+        );
+        let expired = Rejection::InvalidToken(TokenError::Expired);
+        let a = expired.answer_with(&realm("api"), Some(&required), false);
+        assert!(a.challenge.is_none());
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        // Where bearer tokens pass too, an error answers in the scheme the client used.
+        let a = expired.answer_with(&realm("api"), Some(&allowed), false);
+        let bearer = a.challenge.unwrap();
+        assert!(
+            bearer.starts_with(r#"Bearer realm="api", error="invalid_token""#),
+            "{bearer}"
+        );
+        assert!(a.dpop_challenge.is_none());
+        let a = expired.answer_with(&realm("api"), Some(&allowed), true);
+        assert!(a.challenge.is_none());
+        let dpop = a.dpop_challenge.unwrap();
+        assert!(
+            dpop.starts_with(r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_token""#),
+            "{dpop}"
+        );
+        let a = Rejection::InvalidDpopProof(ProofError::Replayed).answer_with(
+            &realm("api"),
+            Some(&allowed),
+            true,
+        );
+        assert!(a.challenge.is_none());
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="invalid_dpop_proof""#)
+        );
+        assert_eq!(
+            Rejection::InvalidDpopProof(ProofError::Replayed).reason(),
+            Reason::DpopReplayed
+        );
+        let a = Rejection::UseDpopNonce {
+            nonce: "n-1".into(),
+        }
+        .answer_with(&realm("api"), Some(&allowed), true);
+        assert_eq!(a.dpop_nonce.as_deref(), Some("n-1"));
+        assert!(
+            a.dpop_challenge
+                .unwrap()
+                .contains(r#"error="use_dpop_nonce""#)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(body["error"], "use_dpop_nonce");
+        // Without DPoP on the route, answers are exactly as before.
+        let plain = Rejection::MissingToken.answer(&realm("api"));
+        assert!(plain.dpop_challenge.is_none() && plain.dpop_nonce.is_none());
     }
 
     #[test]

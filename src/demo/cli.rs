@@ -58,6 +58,27 @@ pub enum DemoCommand {
     /// Make the demo authorization server sign with a new key; the old one stays in the JWKS
     /// unless --retire.
     RotateKey(RotateKeyArgs),
+    /// Print a fresh DPoP proof (RFC 9449) for METHOD URL, signed with the key
+    /// `demo login --dpop` saved: the value of the request's DPoP header.
+    DpopProof(DpopProofArgs),
+}
+
+/// `scopegate demo dpop-proof`.
+#[derive(Debug, Clone, Args)]
+pub struct DpopProofArgs {
+    /// The request's method, e.g. GET.
+    pub method: String,
+    /// The URL the request goes to, e.g. http://127.0.0.1:8080/timesheets.
+    pub url: String,
+    /// The access token sent with the proof (its hash goes in the proof's `ath`).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A nonce the server sent in DPoP-Nonce.
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// The key file. Default: scopegate-demo-dpop-key.pem in the temporary folder.
+    #[arg(long, value_name = "FILE")]
+    pub dpop_key: Option<std::path::PathBuf>,
 }
 
 /// `scopegate demo login`.
@@ -82,6 +103,17 @@ pub struct LoginArgs {
     /// The development authorization server.
     #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]
     pub authz: String,
+    /// Get a DPoP-bound token (RFC 9449): make a new key, prove its possession to the
+    /// token endpoint, and save it for `demo dpop-proof`.
+    #[arg(long)]
+    pub dpop: bool,
+    /// Where --dpop saves the key. Default: scopegate-demo-dpop-key.pem in the temporary
+    /// folder.
+    #[arg(long, value_name = "FILE", requires = "dpop")]
+    pub dpop_key: Option<std::path::PathBuf>,
+    /// The gateway, for the command printed after a --dpop login.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
 }
 
 /// `scopegate demo rotate-key`.

@@ -139,6 +139,8 @@ issuers:
     audiences: [{audience}]
     jwks_uri: {jwks}
     algorithms: [RS256]
+    # DPoP-bound tokens (demo login --dpop) need their proof; bearer tokens pass too.
+    dpop: allowed
     jwks:
       # Short, so that a key rotation shows within seconds.
       min_refresh_seconds: 5
@@ -146,7 +148,10 @@ issuers:
 identity_headers:
   claims:
     {email_claim}: X-Auth-Email
+dpop:
+  public_url: {public_url}
 ",
+        public_url = q(&url(args.listen)),
         listen = q(&args.listen.to_string()),
         admin = q(&args.admin_listen.to_string()),
         upstream = q(&backend.url()),
@@ -174,6 +179,11 @@ fn next_steps(
         format!(" --authz {authz_url}")
     };
     let gateway = url(args.listen);
+    let gateway_flag = if gateway == "http://127.0.0.1:8080" {
+        String::new()
+    } else {
+        format!(" --gateway {gateway}")
+    };
     format!(
         "
 scopegate demo: everything on loopback; the authorization server is for demos and tests only.
@@ -192,6 +202,8 @@ Try:
   BOB=$({me} demo login --user bob --scope approve:timesheets{authz_flag})
   curl -i -X PUT -H \"Authorization: Bearer $BOB\" {gateway}/approvals/7
       # 200: a manager approves entry 7
+  TOKEN=$({me} demo login --dpop --user alice --scope read:timesheets{authz_flag}{gateway_flag})
+      # a DPoP-bound token: it passes only with a fresh proof by the key it names
   {me} demo rotate-key{authz_flag}
       # a new signing key; add --retire to make older tokens fail
 ",

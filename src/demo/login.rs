@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::authz::directory::{MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI};
 use super::authz::keys::Rotation;
-use super::cli::{LoginArgs, RotateKeyArgs};
+use super::cli::{DpopProofArgs, LoginArgs, RotateKeyArgs};
+use super::dpop_key::{self, DpopKey};
 use super::{DemoError, EMAIL_CLAIM, pkce};
 
 /// Why a login or key rotation failed.
@@ -58,6 +59,11 @@ pub struct LoginRequest {
     pub otp: Option<String>,
 }
 
+/// A login whose token is bound to `key` (RFC 9449 §5): the token request carries a proof.
+pub async fn login_dpop(request: &LoginRequest, key: &DpopKey) -> Result<Tokens, LoginError> {
+    login_with(request, Some(key)).await
+}
+
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginRequest")
@@ -101,6 +107,10 @@ struct ErrorBody {
 /// Logs in through `GET` then `POST /authorize` and redeems the code at `/oauth/token`
 /// with the PKCE verifier.
 pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
+    login_with(request, None).await
+}
+
+async fn login_with(request: &LoginRequest, key: Option<&DpopKey>) -> Result<Tokens, LoginError> {
     let http = client()?;
     let base = request.authz.trim_end_matches('/');
     let authorize = format!("{base}/authorize");
@@ -157,7 +167,14 @@ pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
         ("client_id", MOBILE_CLIENT_ID),
         ("code_verifier", verifier.as_str()),
     ];
-    let response = send(http.post(&token_url).form(&exchange), &token_url).await?;
+    let mut post = http.post(&token_url).form(&exchange);
+    if let Some(key) = key {
+        let proof = key
+            .proof("POST", &token_url, None, None)
+            .map_err(|e| LoginError::Unexpected(e.to_string()))?;
+        post = post.header("DPoP", proof);
+    }
+    let response = send(post, &token_url).await?;
     read_json(response, &token_url).await
 }
 
@@ -182,7 +199,15 @@ pub(crate) fn run_login(args: &LoginArgs) -> Result<(), DemoError> {
         acr: args.acr.clone(),
         otp: args.acr.as_ref().map(|_| args.otp.clone()),
     };
-    let tokens = block_on(login(&request))??;
+    let key = if args.dpop {
+        Some(DpopKey::generate()?)
+    } else {
+        None
+    };
+    let tokens = match &key {
+        Some(key) => block_on(login_dpop(&request, key))??,
+        None => block_on(login(&request))??,
+    };
     println!("{}", tokens.access_token);
     let who = email_of(&tokens.access_token).unwrap_or_else(|| args.user.clone());
     let with = match &args.acr {
@@ -202,6 +227,41 @@ pub(crate) fn run_login(args: &LoginArgs) -> Result<(), DemoError> {
     if !refused.is_empty() {
         eprintln!("not granted (beyond {who}'s roles): {}", refused.join(" "));
     }
+    if let Some(key) = key {
+        let path = args.dpop_key.clone().unwrap_or_else(dpop_key::default_path);
+        key.save(&path)?;
+        let me = std::env::args()
+            .next()
+            .filter(|p| !p.is_empty() && !p.contains(char::is_whitespace))
+            .unwrap_or_else(|| "scopegate".into());
+        let key_flag = match &args.dpop_key {
+            Some(p) => format!(" --dpop-key {}", p.display()),
+            None => String::new(),
+        };
+        let url = format!("{}/timesheets", args.gateway.trim_end_matches('/'));
+        eprintln!(
+            "DPoP-bound (cnf.jkt {}); the key is in {}. Each request needs a fresh proof:",
+            key.thumbprint(),
+            path.display()
+        );
+        eprintln!(
+            "  curl -i {url} -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $({me} demo dpop-proof GET {url} --token $TOKEN{key_flag})\""
+        );
+    }
+    Ok(())
+}
+
+/// `scopegate demo dpop-proof`: the proof alone on stdout.
+pub(crate) fn run_dpop_proof(args: &DpopProofArgs) -> Result<(), DemoError> {
+    let path = args.dpop_key.clone().unwrap_or_else(dpop_key::default_path);
+    let key = DpopKey::load(&path)?;
+    let proof = key.proof(
+        &args.method.to_ascii_uppercase(),
+        &args.url,
+        args.token.as_deref(),
+        args.nonce.as_deref(),
+    )?;
+    println!("{proof}");
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use base64::Engine as _;
 pub mod authz;
 pub mod backend;
 pub mod cli;
+pub mod dpop_key;
 pub mod launch;
 pub mod login;
 pub mod pkce;
@@ -55,6 +56,9 @@ pub enum DemoError {
     /// `login` or `rotate-key` failed.
     #[error(transparent)]
     Client(#[from] login::LoginError),
+    /// The DPoP key could not be made, read, written or used.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// The Timesheets API's identifier: the `aud` of its access tokens.
@@ -87,6 +91,7 @@ pub fn execute(args: DemoArgs) -> Result<(), DemoError> {
         None => match launch::run(&args.serve)? {},
         Some(DemoCommand::Login(login)) => login::run_login(&login),
         Some(DemoCommand::RotateKey(rotate)) => login::run_rotate_key(&rotate),
+        Some(DemoCommand::DpopProof(proof)) => login::run_dpop_proof(&proof),
     }
 }
 

@@ -131,6 +131,14 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
         let methods = compile_methods(r, &at, &mut errors);
         let template = compile_template(r, &at, &mut errors);
         let requirement = compile_requirement(r, &at, &mut errors);
+        if let (Some(dpop), Some(true)) = (&r.dpop, r.public.as_ref().map(|p| p.value)) {
+            errors.push(
+                Pos::of(dpop),
+                &format!("{at}.dpop"),
+                route_name,
+                "a public route reads no token, so no DPoP proof: remove one of the two".into(),
+            );
+        }
         if let (Some(template), Some(requirement)) = (template, requirement) {
             let names = methods.iter().map(|&m| METHODS[m]).collect();
             templates.push((i, methods, template.clone()));
@@ -144,6 +152,7 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
                     None => Introspect::Opaque,
                 },
                 dry_run: r.dry_run.as_ref().map_or(dry_run, |d| d.value),
+                dpop: r.dpop.as_ref().map(|d| d.value).unwrap_or_default(),
                 pos: Pos::of(entry),
             });
         }

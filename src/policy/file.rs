@@ -51,6 +51,10 @@ pub struct RouteEntry {
     /// `true`: no token needed. Default: `false`.
     #[serde(default)]
     pub public: Option<Spanned<bool>>,
+    /// DPoP on this route: `allowed` or `required` (RFC 9449); the stricter of this and
+    /// the token issuer's setting applies. Default: the issuer's.
+    #[serde(default)]
+    pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
     /// Free text for readers of the policy. Default: none.
     #[serde(default)]
     pub description: Option<String>,

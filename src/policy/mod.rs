@@ -43,6 +43,8 @@ pub struct Route {
     pub introspect: Introspect,
     /// Decide and count, but forward (its own `dry_run`, else the policy's).
     pub dry_run: bool,
+    /// Its DPoP setting (`Off`: the issuer's applies).
+    pub dpop: crate::auth::dpop::DpopMode,
     /// Where it is defined.
     pub pos: Pos,
 }

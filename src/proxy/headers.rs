@@ -68,6 +68,8 @@ pub struct HeaderPlan {
     issuer: PlannedName,
     scopes: PlannedName,
     client_id: PlannedName,
+    key_thumbprint: PlannedName,
+    cert_thumbprint: PlannedName,
     /// Claim name → header name, in the verifier's claim order.
     claims: Vec<(String, PlannedName)>,
 }
@@ -81,13 +83,20 @@ impl HeaderPlan {
             .iter()
             .map(|(claim, header)| (claim.clone(), PlannedName::new(header.clone())))
             .collect();
-        let mut strip: Vec<HeaderName> = [&h.subject, &h.issuer, &h.scopes, &h.client_id]
-            .into_iter()
-            .chain(h.strip.iter())
-            .cloned()
-            .chain(claims.iter().map(|(_, n)| n.name.clone()))
-            .chain(OVERRIDE_HEADERS.iter().map(|s| static_name(s)))
-            .collect();
+        let mut strip: Vec<HeaderName> = [
+            &h.subject,
+            &h.issuer,
+            &h.scopes,
+            &h.client_id,
+            &h.key_thumbprint,
+            &h.cert_thumbprint,
+        ]
+        .into_iter()
+        .chain(h.strip.iter())
+        .cloned()
+        .chain(claims.iter().map(|(_, n)| n.name.clone()))
+        .chain(OVERRIDE_HEADERS.iter().map(|s| static_name(s)))
+        .collect();
         if !h.forward_authorization {
             strip.push(http::header::AUTHORIZATION);
         }
@@ -99,6 +108,8 @@ impl HeaderPlan {
             issuer: PlannedName::new(h.issuer.clone()),
             scopes: PlannedName::new(h.scopes.clone()),
             client_id: PlannedName::new(h.client_id.clone()),
+            key_thumbprint: PlannedName::new(h.key_thumbprint.clone()),
+            cert_thumbprint: PlannedName::new(h.cert_thumbprint.clone()),
             claims,
         }
     }
@@ -116,6 +127,13 @@ impl HeaderPlan {
         headers.set(&self.scopes, values.scopes.clone());
         if let Some(client) = &values.client_id {
             headers.set(&self.client_id, client.clone());
+        }
+        // A bound token got here only with its key's proof or its certificate.
+        if let Some(jkt) = &id.confirmation.jkt {
+            headers.set(&self.key_thumbprint, jkt.clone());
+        }
+        if let Some(x5t) = &id.confirmation.x5t_s256 {
+            headers.set(&self.cert_thumbprint, x5t.clone());
         }
         for ((claim, _), value) in id.claims.iter().zip(&values.claims) {
             if let Some((_, header)) = self.claims.iter().find(|(c, _)| **c == **claim) {
@@ -187,6 +205,8 @@ issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
         h.insert("x-auth-email", "ceo@exampleco.com".parse().unwrap());
         h.insert("x-http-method-override", "DELETE".parse().unwrap());
         h.insert("authorization", "Bearer t".parse().unwrap());
+        h.insert("x-auth-key-thumbprint", "spoofed".parse().unwrap());
+        h.insert("x-auth-cert-thumbprint", "spoofed".parse().unwrap());
         let id = Identity::new(
             Some("alice".into()),
             "https://tenant/".into(),
@@ -198,8 +218,21 @@ issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
             )],
             0,
         )
-        .unwrap();
+        .unwrap()
+        .with_confirmation(crate::auth::identity::Confirmation {
+            jkt: Some(
+                "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+                    .parse()
+                    .unwrap(),
+            ),
+            x5t_s256: None,
+        });
         plan(true).apply(&mut h, Some(&id));
+        assert_eq!(
+            h["x-auth-key-thumbprint"],
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert!(h.get("x-auth-cert-thumbprint").is_none());
         assert_eq!(h.get_all("x-auth-subject").iter().count(), 1);
         assert_eq!(h["x-auth-subject"], "alice");
         assert_eq!(h["x-auth-scopes"], "a b");

@@ -11,7 +11,9 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::auth::Authenticator;
+use crate::auth::cnf::ClientCert;
+use crate::auth::dpop::{DpopHeader, DpopRequest};
+use crate::auth::{Authenticator, Sender};
 use crate::config::Upstream;
 use crate::decision::{self, Access, Answer, ChallengeContext, Decision, Outcome, Reason, Verdict};
 use crate::ops::access_line::AccessEntry;
@@ -42,6 +44,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// One line per request, written off the request thread.
     pub access_log: AccessLog,
+    /// The header a TLS-terminating proxy forwards the client certificate in, if trusted.
+    pub client_cert_header: Option<HeaderName>,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -74,6 +78,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
+        let client_cert = self.client_cert(session);
         let req = session.req_header();
         if let Some(metadata) = &self.metadata
             && req.uri.path() == metadata.path()
@@ -84,22 +89,43 @@ impl ProxyHttp for Gateway {
                 .await?;
             return Ok(true);
         }
+        let mut offer = None;
+        let conditions = policy.condition_claims();
         let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |route| {
+            offer = self.auth.dpop.offer(route.dpop);
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
-            self.auth.authenticate(
-                authorization.iter().map(HeaderValue::as_bytes),
-                req.uri.query(),
-                route,
-                policy.condition_claims(),
-            )
+            let proofs = req.headers.get_all("dpop");
+            let sender = Sender {
+                dpop: DpopRequest {
+                    method: req.method.as_str(),
+                    path: req.uri.path(),
+                    proof: DpopHeader::from_values(proofs.iter().map(HeaderValue::as_bytes)),
+                },
+                client_cert,
+            };
+            async move {
+                self.auth
+                    .authenticate(
+                        authorization.iter().map(HeaderValue::as_bytes),
+                        req.uri.query(),
+                        route,
+                        conditions,
+                        &sender,
+                    )
+                    .await
+            }
         })
         .await;
         self.metrics
             .decided(decision.verdict.outcome(), ctx.started.elapsed());
-        let answer = decision
-            .verdict
-            .rejection()
-            .map(|rejection| rejection.answer(&self.challenge));
+        let answer = decision.verdict.rejection().map(|rejection| {
+            let used_dpop = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().get(..5))
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "));
+            rejection.answer_with(&self.challenge, offer, used_dpop)
+        });
         ctx.stage = Stage::Decided(decision);
         match answer {
             None => Ok(false),
@@ -212,6 +238,20 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The connection's client certificate (RFC 8705), or the one a trusted proxy
+    /// forwarded.
+    fn client_cert(&self, session: &Session) -> Option<ClientCert> {
+        let from_tls = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|tls| ClientCert::from_digest(&tls.cert_digest));
+        from_tls.or_else(|| {
+            let name = self.client_cert_header.as_ref()?;
+            let value = session.req_header().headers.get(name)?;
+            ClientCert::from_header(value.as_bytes())
+        })
+    }
+
     /// Writes a rejection with header and body separately, so the connection stays open
     /// (`respond_error_with_body` would close it).
     async fn reject(&self, session: &mut Session, answer: Answer) -> Result<()> {
@@ -221,7 +261,13 @@ impl Gateway {
         resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         if let Some(challenge) = answer.challenge {
-            resp.insert_header(http::header::WWW_AUTHENTICATE, challenge)?;
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(challenge) = answer.dpop_challenge {
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(nonce) = answer.dpop_nonce {
+            resp.insert_header("dpop-nonce", nonce)?;
         }
         if let Some(seconds) = answer.retry_after {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use pingora::tls::{
+    ClientCertVerifier, ClientHello, CryptoProvider, ResolvesServerCert, RootCertStore,
+    WebPkiClientVerifier,
+};
 use sha2::{Digest, Sha256};
 
 use crate::ops::watch::FolderWatch;
@@ -81,6 +84,24 @@ fn read(cert: &Path, key: &Path) -> Result<(CertifiedKey, Vec<u8>), String> {
     let certified = CertifiedKey::from_der(chain, private, &provider)
         .map_err(|e| format!("{cert_s} / {key_s}: {e}"))?;
     Ok((certified, hasher.finalize().to_vec()))
+}
+
+/// The listener's client certificate check (RFC 8705 §2.1, PKI): a certificate is asked
+/// for but optional, and one that is sent must chain to an authority in `ca_file`.
+/// Requests without one reach the policy as usual; only certificate-bound tokens need it.
+pub fn client_verifier(ca_file: &Path) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    pingora::tls::install_default_crypto_provider();
+    let shown = ca_file.display();
+    let mut roots = RootCertStore::empty();
+    pingora::tls::load_ca_file_into_store(ca_file, &mut roots)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if roots.is_empty() {
+        return Err(format!("{shown}: no certificate found"));
+    }
+    WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("{shown}: {e}"))
 }
 
 /// Watches the certificate's folder (and polls) and reloads the certificate.

@@ -1023,3 +1023,77 @@ fn demo_help_says_the_authorization_server_is_for_demos_and_tests_only() {
     assert!(out.status.success());
     assert!(help.contains("for demos and tests only"), "{help}");
 }
+
+#[test]
+fn a_dpop_login_gets_a_bound_token_that_a_thief_without_the_key_cannot_use() {
+    let demo = Demo::start();
+    let key = demo.dir.path().join("dpop-key.pem");
+    let key = key.to_str().unwrap();
+    let gateway = format!("http://{}", demo.gateway);
+    let (code, stdout, stderr) = demo.cli(&[
+        "login",
+        "--dpop",
+        "--dpop-key",
+        key,
+        "--gateway",
+        &gateway,
+        "--user",
+        "alice",
+        "--scope",
+        "read:timesheets",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let token = stdout.trim_end().to_owned();
+    assert!(stderr.contains("DPoP-bound (cnf.jkt "), "{stderr}");
+    assert!(stderr.contains("demo dpop-proof GET"), "{stderr}");
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+
+    let url = format!("{gateway}/timesheets");
+    let proof = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args(["demo", "dpop-proof", "GET", &url, "--token", &token])
+            .args(["--dpop-key", key])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    };
+    let send = |authorization: String, proof: Option<String>| {
+        let mut request =
+            format!("GET /timesheets HTTP/1.1\r\nHost: demo\r\nAuthorization: {authorization}\r\n");
+        if let Some(proof) = proof {
+            request.push_str(&format!("DPoP: {proof}\r\n"));
+        }
+        request.push_str("\r\n");
+        raw(demo.gateway, &request).unwrap()
+    };
+    let fresh = proof();
+    assert_eq!(
+        send(format!("DPoP {token}"), Some(fresh.clone())).status,
+        200
+    );
+    // The stolen token: as a bearer token, with no proof, with a replayed proof.
+    let stolen = send(format!("Bearer {token}"), None);
+    assert_eq!(stolen.status, 401);
+    assert!(
+        stolen
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("DPoP "),
+        "{stolen:?}"
+    );
+    assert_eq!(send(format!("DPoP {token}"), None).status, 401);
+    assert_eq!(send(format!("DPoP {token}"), Some(fresh)).status, 401);
+    assert_eq!(send(format!("DPoP {token}"), Some(proof())).status, 200);
+}

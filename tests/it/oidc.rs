@@ -72,6 +72,20 @@ impl Drop for Provider {
 
 /// What the mobile app does: PKCE pair, authorization request, login form, code exchange.
 async fn sign_in(issuer: &str, user: &str, password: &str, scope: &str) -> Result<String, String> {
+    sign_in_with(issuer, user, password, scope, None)
+        .await
+        .map(|(token, _)| token)
+}
+
+/// [`sign_in`], with a DPoP proof on the code exchange when `dpop` holds one (RFC 9449 §5);
+/// returns the access token and its `token_type`.
+async fn sign_in_with(
+    issuer: &str,
+    user: &str,
+    password: &str,
+    scope: &str,
+    dpop: Option<&str>,
+) -> Result<(String, String), String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -154,8 +168,11 @@ async fn sign_in(issuer: &str, user: &str, password: &str, scope: &str) -> Resul
     let code = query.get("code").ok_or("no code")?;
 
     // 4. Exchange the code with the verifier.
-    let tokens: serde_json::Value = http
-        .post(format!("{issuer}/token"))
+    let mut exchange = http.post(format!("{issuer}/token"));
+    if let Some(proof) = dpop {
+        exchange = exchange.header("DPoP", proof);
+    }
+    let tokens: serde_json::Value = exchange
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -169,10 +186,12 @@ async fn sign_in(issuer: &str, user: &str, password: &str, scope: &str) -> Resul
         .json()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    tokens["access_token"]
+    let token = tokens["access_token"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| format!("no access token: {tokens}"))
+        .ok_or_else(|| format!("no access token: {tokens}"))?;
+    let token_type = tokens["token_type"].as_str().unwrap_or_default().to_owned();
+    Ok((token, token_type))
 }
 
 fn payload(token: &str) -> serde_json::Value {
@@ -345,4 +364,77 @@ fn opaque_tokens_from_oidc_provider_are_introspected_and_refused_after_revocatio
         "the revoked token to be refused",
     );
     assert_eq!(gw.call("GET", "/timesheets", &bob).status, 200);
+}
+
+#[test]
+fn dpop_bound_tokens_from_oidc_provider_pass_only_with_a_fresh_proof_by_their_key() {
+    use crate::dpop::{Holder, PUBLIC_URL, assert_dpop_error, dpop_call, proof_claims};
+    let provider = Provider::start();
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let extra = format!("dpop:\n  public_url: {PUBLIC_URL}\n");
+    let spec = GatewaySpec {
+        jwks_uri: format!("{}/jwks", provider.issuer),
+        upstream: upstream.addr,
+        policy: &policy,
+        issuer_extra: "    dpop: allowed",
+        extra: &extra,
+    };
+    let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
+    gw.wait_ready();
+
+    // PKCE sign-in with a DPoP key: the proof goes with the code exchange.
+    let app = Holder::new(TestKey::ec());
+    let token_proof = serde_json::json!({
+        "jti": b64(&rand::random::<[u8; 16]>()),
+        "htm": "POST",
+        "htu": format!("{}/token", provider.issuer),
+        "iat": now(),
+    });
+    let (token, token_type) = rt()
+        .block_on(sign_in_with(
+            &provider.issuer,
+            "alice",
+            "alice-pw",
+            "openid read:timesheets",
+            Some(&app.sign(&token_proof)),
+        ))
+        .unwrap();
+    assert_eq!(token_type, "DPoP");
+    assert_eq!(payload(&token)["cnf"]["jkt"], app.jkt.as_str());
+
+    // A valid proof: allowed, and the backend learns the key.
+    let proof = app.proof("GET", "/timesheets", &token);
+    let r = dpop_call(&gw, "GET", "/timesheets", &token, &proof);
+    assert_eq!(r.status, 200, "{r:?}\n{}", gw.log());
+    assert_eq!(
+        upstream.last().header("x-auth-key-thumbprint"),
+        Some(app.jkt.as_str())
+    );
+
+    // Refused: without a proof (as a bearer token, and with the DPoP scheme), with another
+    // key's proof, replayed, for another method, URL or token, and stale.
+    assert_dpop_error(&gw.call("GET", "/timesheets", &token), "invalid_token");
+    let none = gw.request(
+        "GET",
+        "/timesheets",
+        &[("Authorization", &format!("DPoP {token}"))],
+    );
+    assert_dpop_error(&none, "invalid_dpop_proof");
+    let thief = Holder::new(TestKey::ed());
+    let mut stale = proof_claims("GET", "/timesheets", &token);
+    stale["iat"] = serde_json::json!(now() - 3600);
+    for proof in [
+        thief.proof("GET", "/timesheets", &token),
+        proof.clone(),
+        app.proof("POST", "/timesheets", &token),
+        app.proof("GET", "/timesheets/7", &token),
+        app.proof("GET", "/timesheets", "another token"),
+        app.sign(&stale),
+    ] {
+        assert_dpop_error(
+            &dpop_call(&gw, "GET", "/timesheets", &token, &proof),
+            "invalid_dpop_proof",
+        );
+    }
 }

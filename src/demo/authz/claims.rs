@@ -37,12 +37,14 @@ pub enum Principal {
     Client,
 }
 
-/// Signs an access token for `principal`, requested by `client_id`, carrying exactly `scopes`.
+/// Signs an access token for `principal`, requested by `client_id`, carrying exactly
+/// `scopes`; bound to the DPoP key with thumbprint `jkt` when there is one.
 pub fn mint(
     state: &AuthState,
     principal: Principal,
     client_id: &str,
     scopes: &[&'static str],
+    jkt: Option<&str>,
 ) -> Result<String, OAuthError> {
     let now = crate::demo::unix_now();
     let mut claims = json!({
@@ -55,6 +57,9 @@ pub fn mint(
         "scope": scopes.join(" "),
         "permissions": scopes,
     });
+    if let Some(jkt) = jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     match principal {
         Principal::User(user, sign_in) => {
             claims["sub"] = json!(user.subject);

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// A scope is unknown, or none of the requested ones may be granted.
     InvalidScope,
+    /// The DPoP proof sent to the token endpoint is not acceptable (RFC 9449 §5).
+    InvalidDpopProof,
     /// Something broke on this side.
     ServerError,
 }
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -83,7 +86,8 @@ impl IntoResponse for OAuthError {
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::UnsupportedResponseType
-            | ErrorCode::InvalidScope => StatusCode::BAD_REQUEST,
+            | ErrorCode::InvalidScope
+            | ErrorCode::InvalidDpopProof => StatusCode::BAD_REQUEST,
         };
         let body = serde_json::json!({
             "error": self.code.as_str(),

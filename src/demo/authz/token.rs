@@ -96,11 +96,55 @@ fn exchange(
         ));
     }
     let client = authenticate_client(headers, form)?;
-    match grant {
-        "authorization_code" => authorization_code(state, client, form),
-        "client_credentials" => client_credentials(state, client, form),
-        _ => refresh_token(state, client, form),
+    let jkt = dpop_key(state, headers)?;
+    let jkt = jkt.as_deref();
+    let mut tokens = match grant {
+        "authorization_code" => authorization_code(state, client, form, jkt),
+        "client_credentials" => client_credentials(state, client, form, jkt),
+        _ => refresh_token(state, client, form, jkt),
+    }?;
+    if jkt.is_some() {
+        tokens.token_type = "DPoP";
     }
+    Ok(tokens)
+}
+
+/// RFC 9449 §5: a `DPoP` proof at the token endpoint binds the access token to its key
+/// (`cnf.jkt`); the gateway's own proof check verifies it.
+fn dpop_key(state: &AuthState, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    use crate::auth::dpop::proof::{self, ProofRules, ProofTarget};
+    let refused = |what: &str| {
+        OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            format!("the DPoP proof is not acceptable: {what}"),
+        )
+    };
+    let mut values = headers.get_all("dpop").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key("dpop") {
+            true => Err(refused("send exactly one")),
+            false => Ok(None),
+        };
+    };
+    let value = value.to_str().map_err(|_| refused("not ASCII"))?;
+    let rules = ProofRules {
+        algorithms: vec![
+            jsonwebtoken::Algorithm::ES256,
+            jsonwebtoken::Algorithm::EdDSA,
+            jsonwebtoken::Algorithm::PS256,
+            jsonwebtoken::Algorithm::RS256,
+        ],
+        iat_window: 60,
+    };
+    let htu = format!("{}oauth/token", state.issuer);
+    let target = ProofTarget {
+        method: "POST",
+        htu: &htu,
+        token: None,
+    };
+    proof::check(value, &target, &rules, crate::demo::unix_now())
+        .map(|p| Some(p.jkt))
+        .map_err(|e| refused(&e.to_string()))
 }
 
 /// Identifies the client (§2.3): HTTP Basic or form fields for the confidential client, a
@@ -187,6 +231,7 @@ fn authorization_code(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if !matches!(client.kind, ClientKind::Public { .. }) {
         return Err(OAuthError::new(
@@ -246,6 +291,7 @@ fn authorization_code(
         Principal::User(grant.user, grant.sign_in),
         client.id,
         &grant.scopes,
+        jkt,
     )?;
     let refresh = issue_refresh_token(
         state,
@@ -272,6 +318,7 @@ fn client_credentials(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let ClientKind::Confidential {
         scopes: allowed, ..
@@ -297,7 +344,7 @@ fn client_credentials(
             asked
         }
     };
-    let access_token = mint(state, Principal::Client, client.id, &scopes)?;
+    let access_token = mint(state, Principal::Client, client.id, &scopes, jkt)?;
     tracing::info!(grant = "client_credentials", client = client.id, scopes = %scopes.join(" "), "token issued");
     Ok(TokenResponse {
         access_token,
@@ -312,6 +359,7 @@ fn refresh_token(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form
         .refresh_token
@@ -366,6 +414,7 @@ fn refresh_token(
         Principal::User(grant.user, grant.sign_in),
         client.id,
         &scopes,
+        jkt,
     )?;
     let refresh = issue_refresh_token(
         state,

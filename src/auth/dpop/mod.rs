@@ -1,0 +1,240 @@
+//! DPoP (RFC 9449): proof-of-possession for access tokens.
+//!
+//! | file | job |
+//! |---|---|
+//! | [`proof`] | one proof's signature and claims (§4.3) |
+//! | [`htu`] | the `htu` URL comparison |
+//! | [`replay`] | the per-instance `jti` replay cache |
+//! | [`nonce`] | server nonces from a shared secret and a time window (§8) |
+//!
+//! [`DpopGuard`] puts them together for a request whose token verified: the scheme it came
+//! with, the issuer's and the route's DPoP setting, the proof, the replay and nonce checks
+//! and the token's `cnf.jkt`. Proofs are never cached: each is new.
+
+pub mod htu;
+pub mod nonce;
+pub mod proof;
+pub mod replay;
+
+use std::sync::Arc;
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+
+use crate::auth::identity::Identity;
+use crate::decision::rejection::{DpopOffer, ProofError, Rejection};
+use nonce::Nonces;
+use proof::{ProofRules, ProofTarget};
+use replay::ReplayCache;
+
+/// Whether DPoP is accepted or required, for an issuer or a route. Ordered: where an
+/// issuer and a route both say something, the stricter applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpopMode {
+    /// The `DPoP` scheme is not accepted; bearer tokens are.
+    #[default]
+    Off,
+    /// DPoP-bound tokens with proofs and plain bearer tokens are both accepted.
+    Allowed,
+    /// Only DPoP-bound tokens with proofs are accepted.
+    Required,
+}
+
+/// The `DPoP` header values of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopHeader<'a> {
+    /// None.
+    Absent,
+    /// Exactly one.
+    One(&'a [u8]),
+    /// More than one: refused (RFC 9449 §4.3, step 1).
+    Several,
+}
+
+impl<'a> DpopHeader<'a> {
+    /// Counts the values of the request's `DPoP` header.
+    pub fn from_values(values: impl IntoIterator<Item = &'a [u8]>) -> DpopHeader<'a> {
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => DpopHeader::Absent,
+            (Some(one), None) => DpopHeader::One(one),
+            (Some(_), Some(_)) => DpopHeader::Several,
+        }
+    }
+}
+
+/// What DPoP checks need of the request besides the token.
+#[derive(Debug, Clone, Copy)]
+pub struct DpopRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path as the client sent it (no query).
+    pub path: &'a str,
+    /// The `DPoP` header.
+    pub proof: DpopHeader<'a>,
+}
+
+/// DPoP's settings, checked.
+#[derive(Debug, Clone)]
+pub struct DpopSettings {
+    /// Scheme and authority clients address the API with, e.g. `https://api.exampleco.com`;
+    /// `None`: DPoP is off everywhere.
+    pub public_url: Option<String>,
+    /// Algorithms a proof may be signed with.
+    pub algorithms: Vec<Algorithm>,
+    /// Seconds `iat` may differ from now.
+    pub iat_window: u64,
+    /// Most proofs the replay cache remembers.
+    pub replay_cache_entries: usize,
+    /// Server nonces: the shared secret and the window length in seconds.
+    pub nonce: Option<(Vec<u8>, u64)>,
+}
+
+/// DPoP enforcement for every issuer and route.
+pub struct DpopGuard {
+    public_url: Option<String>,
+    rules: ProofRules,
+    replay: ReplayCache,
+    nonces: Option<Nonces>,
+    /// Each issuer's mode, in settings order.
+    issuers: Vec<(Arc<str>, DpopMode)>,
+    weakest: DpopMode,
+    strongest: DpopMode,
+    offer_beside: DpopOffer,
+    offer_instead: DpopOffer,
+}
+
+impl DpopGuard {
+    /// The guard for `settings` and each issuer's mode.
+    pub fn new(settings: &DpopSettings, issuers: Vec<(Arc<str>, DpopMode)>) -> DpopGuard {
+        let modes = issuers.iter().map(|(_, m)| *m);
+        let weakest = modes.clone().min().unwrap_or_default();
+        let strongest = modes.max().unwrap_or_default();
+        let algs = settings
+            .algorithms
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        DpopGuard {
+            public_url: settings
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            rules: ProofRules {
+                algorithms: settings.algorithms.clone(),
+                iat_window: settings.iat_window,
+            },
+            replay: ReplayCache::new(settings.replay_cache_entries, settings.iat_window),
+            nonces: settings.nonce.as_ref().map(|(secret, window)| {
+                Nonces::new(secret, std::time::Duration::from_secs(*window))
+            }),
+            issuers,
+            weakest,
+            strongest,
+            offer_beside: DpopOffer {
+                algs: algs.clone(),
+                bearer: true,
+            },
+            offer_instead: DpopOffer {
+                algs,
+                bearer: false,
+            },
+        }
+    }
+
+    /// Whether the `DPoP` scheme is read at all.
+    pub fn enabled(&self) -> bool {
+        self.public_url.is_some()
+    }
+
+    /// How challenges on a route with DPoP setting `route` advertise DPoP; `None` where no
+    /// issuer accepts it there. Before a token is verified its issuer is unknown, so a
+    /// `Bearer` challenge goes beside the `DPoP` one unless every issuer requires DPoP.
+    pub fn offer(&self, route: DpopMode) -> Option<&DpopOffer> {
+        if !self.enabled() {
+            return None;
+        }
+        if self.weakest.max(route) == DpopMode::Required {
+            Some(&self.offer_instead)
+        } else if self.strongest.max(route) > DpopMode::Off {
+            Some(&self.offer_beside)
+        } else {
+            None
+        }
+    }
+
+    /// The mode for a token of `issuer` on a route that says `route`.
+    pub fn mode(&self, issuer: &str, route: DpopMode) -> DpopMode {
+        let of_issuer = self
+            .issuers
+            .iter()
+            .find(|(i, _)| &**i == issuer)
+            .map_or(DpopMode::Off, |(_, m)| *m);
+        of_issuer.max(route)
+    }
+
+    /// The DPoP checks for a verified `identity` whose `token` came with the `DPoP` scheme
+    /// (`dpop_scheme`) or as a bearer token, at `now`.
+    pub fn check(
+        &self,
+        identity: &Identity,
+        token: &str,
+        dpop_scheme: bool,
+        request: &DpopRequest,
+        route: DpopMode,
+        now: u64,
+    ) -> Result<(), Rejection> {
+        let bound = identity.confirmation.jkt.as_ref();
+        let mode = self.mode(&identity.issuer, route);
+        if !dpop_scheme {
+            // RFC 9449 §7.2: a bound token is never a bearer token, whatever the mode.
+            return match (bound, mode) {
+                (Some(_), _) => Err(Rejection::BoundTokenAsBearer),
+                (None, DpopMode::Required) => Err(Rejection::DpopRequired),
+                (None, DpopMode::Off | DpopMode::Allowed) => Ok(()),
+            };
+        }
+        let public_url = match (&self.public_url, mode) {
+            (Some(url), DpopMode::Allowed | DpopMode::Required) => url,
+            _ => {
+                return Err(Rejection::InvalidRequest(
+                    "DPoP is not accepted for this token's issuer",
+                ));
+            }
+        };
+        let invalid = Rejection::InvalidDpopProof;
+        let proof = match request.proof {
+            DpopHeader::Absent => return Err(invalid(ProofError::Missing)),
+            DpopHeader::Several => return Err(invalid(ProofError::Several)),
+            DpopHeader::One(value) => {
+                std::str::from_utf8(value).map_err(|_| invalid(ProofError::Malformed))?
+            }
+        };
+        let htu = format!("{public_url}{}", request.path);
+        let target = ProofTarget {
+            method: request.method,
+            htu: &htu,
+            token: Some(token),
+        };
+        let proof = proof::check(proof, &target, &self.rules, now).map_err(invalid)?;
+        if bound.is_none_or(|jkt| jkt.as_bytes() != proof.jkt.as_bytes()) {
+            return Err(invalid(ProofError::KeyMismatch));
+        }
+        if let Some(nonces) = &self.nonces
+            && !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.accepts(n, now))
+        {
+            return Err(Rejection::UseDpopNonce {
+                nonce: nonces.current(now),
+            });
+        }
+        // Last: only a proof that passed everything else takes a place in the cache.
+        self.replay
+            .record(&proof.jkt, &proof.jti, proof.iat, now)
+            .map_err(|_| invalid(ProofError::Replayed))
+    }
+}
