@@ -82,6 +82,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         realm: settings.realm.clone(),
         upstream,
         metrics: metrics.clone(),
+        paths: settings.paths,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");

@@ -18,6 +18,7 @@ use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
 use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
 use crate::auth::token::TokenRules;
+use crate::proxy::path::PathRules;
 
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 const MIN_HMAC_SECRET: usize = 32;
@@ -163,6 +164,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .enabled
             .unwrap_or(true)
             .then_some(cache_entries as usize),
+        paths: PathRules {
+            segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
+            allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),
+        },
     })
 }
 

@@ -12,6 +12,8 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::proxy::path::SegmentParameters;
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,21 @@ pub struct ConfigFile {
     /// Further request headers removed before forwarding. Default: none.
     #[serde(default)]
     pub strip_headers: Vec<Spanned<String>>,
+    /// Path readings some backends need.
+    #[serde(default)]
+    pub paths: PathsFile,
+}
+
+/// Path readings some backends need; the defaults refuse what a backend could read
+/// differently from the gateway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsFile {
+    /// `;` parameters: `reject_dot_segments`, `strip` or `reject`. Default
+    /// `reject_dot_segments`.
+    pub segment_parameters: Option<SegmentParameters>,
+    /// Forward `%252e`, `%252f`, `%255c`. Default `false`.
+    pub insecure_allow_double_encoding: Option<bool>,
 }
 
 /// A TLS listener (PEM files, re-read when they change).

@@ -12,6 +12,7 @@ use jsonwebtoken::Algorithm;
 
 pub use super::file::LogFormat;
 use crate::auth::token::TokenRules;
+use crate::proxy::path::PathRules;
 
 /// Everything `scopegate run` needs, checked.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct Settings {
     pub token: TokenRules,
     /// Most tokens the verified-token cache keeps; `None`: the cache is off.
     pub token_cache_entries: Option<usize>,
+    /// Path readings allowed beyond the defaults.
+    pub paths: PathRules,
 }
 
 /// A TLS listener.

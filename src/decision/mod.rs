@@ -21,6 +21,7 @@ pub use rejection::{Answer, Rejection, TokenError};
 
 use crate::auth::identity::Identity;
 use crate::policy::{Policy, Route};
+use crate::proxy::path::PathRules;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -100,14 +101,28 @@ impl Verdict {
     }
 }
 
-/// Decides `method path` against a policy snapshot. `authenticate` is asked for the caller
-/// only on a protected route, and given that route (what it requires may change how the
-/// caller must prove who they are).
+/// Decides `method path` against a policy snapshot with the default path rules.
+/// `authenticate` is asked for the caller only on a protected route, and given that route
+/// (what it requires may change how the caller must prove who they are).
 pub fn decide<F>(method: &str, path: &str, policy: &Policy, authenticate: F) -> Decision
 where
     F: FnOnce(&Route) -> Result<Arc<Identity>, Rejection>,
 {
-    let path = match crate::proxy::path::normalize(path) {
+    decide_with(&PathRules::default(), method, path, policy, authenticate)
+}
+
+/// [`decide`] with the configured path rules (`paths.*`).
+pub fn decide_with<F>(
+    rules: &PathRules,
+    method: &str,
+    path: &str,
+    policy: &Policy,
+    authenticate: F,
+) -> Decision
+where
+    F: FnOnce(&Route) -> Result<Arc<Identity>, Rejection>,
+{
+    let path = match crate::proxy::path::normalize_with(path, rules) {
         Ok(p) => p,
         Err(rejection) => {
             return Decision {

@@ -17,6 +17,7 @@ use crate::decision::{self, Access, Answer, Decision, Outcome, Reason, Verdict};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
+use crate::proxy::path::PathRules;
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     /// Metrics.
     pub metrics: Metrics,
+    /// Path readings allowed beyond the defaults.
+    pub paths: PathRules,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -60,7 +63,8 @@ impl ProxyHttp for Gateway {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let req = session.req_header();
-        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |_route| {
+        let (method, path) = (req.method.as_str(), req.uri.path());
+        let decision = decision::decide_with(&self.paths, method, path, &policy, |_route| {
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
             self.auth.authenticate(
                 authorization.iter().map(HeaderValue::as_bytes),

@@ -8,6 +8,7 @@ mod burst;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;
+mod hardening_paths;
 mod headers;
 mod jwks;
 mod lifecycle;
