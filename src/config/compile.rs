@@ -115,7 +115,11 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         &file.identity_headers,
         &file.strip_headers,
         file.forward_authorization.unwrap_or(true),
-    );
+    )
+    .map(|h| HeaderSettings {
+        drop_underscore_headers: file.drop_underscore_headers.unwrap_or(false),
+        ..h
+    });
     let max_bytes = file.token.max_bytes.as_ref().map_or(8192, |m| m.value);
     if let Some(m) = &file.token.max_bytes
         && m.value == 0
@@ -436,6 +440,7 @@ fn compile_headers(
         claims,
         strip: stripped,
         forward_authorization,
+        drop_underscore_headers: false,
     })
 }
 

@@ -60,6 +60,9 @@ pub struct ConfigFile {
     /// Further request headers removed before forwarding. Default: none.
     #[serde(default)]
     pub strip_headers: Vec<Spanned<String>>,
+    /// Drop every request header with `_` in its name. Default `false` (only names that
+    /// read as a stripped header with `_` for `-` are dropped).
+    pub drop_underscore_headers: Option<bool>,
     /// Path readings some backends need.
     #[serde(default)]
     pub paths: PathsFile,

@@ -198,4 +198,7 @@ pub struct HeaderSettings {
     pub strip: Vec<HeaderName>,
     /// Whether the client's `Authorization` goes upstream.
     pub forward_authorization: bool,
+    /// Drop every request header whose name has an underscore (lookalikes of stripped
+    /// names are always dropped).
+    pub drop_underscore_headers: bool,
 }
