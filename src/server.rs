@@ -83,6 +83,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         upstream,
         metrics: metrics.clone(),
         paths: settings.paths,
+        hosts: settings.hosts.clone(),
+        query: settings.query,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");

@@ -18,7 +18,9 @@ use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
 use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
 use crate::auth::token::TokenRules;
+use crate::proxy::host::HostRules;
 use crate::proxy::path::PathRules;
+use crate::proxy::query::QueryRules;
 
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 const MIN_HMAC_SECRET: usize = 32;
@@ -131,6 +133,15 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         .max_entries
         .as_ref()
         .map_or(100_000, |m| m.value);
+    let mut allowed_hosts = Vec::new();
+    for host in &file.hosts.allowed {
+        let name = host.value.to_ascii_lowercase();
+        if name.is_empty() || http::uri::Authority::try_from(name.as_str()).is_err() || name.contains('@') {
+            p.at(host, format!("hosts.allowed: \"{}\" is not a host name (expected e.g. api.exampleco.com or api.exampleco.com:8443)", host.value));
+        } else {
+            allowed_hosts.push(name);
+        }
+    }
     if !p.found.is_empty() {
         return Err(p.found);
     }
@@ -140,6 +151,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         p.whole("invalid configuration");
         return Err(p.found);
     };
+    let allow_query = file.token.insecure_allow_query_parameter.unwrap_or(false);
     Ok(Settings {
         listen,
         listen_tls,
@@ -160,7 +172,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         issuers,
         headers,
         token: TokenRules {
-            allow_query: file.token.insecure_allow_query_parameter.unwrap_or(false),
+            allow_query,
             max_bytes,
         },
         token_cache_entries: file
@@ -171,6 +183,14 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),
+        },
+        hosts: HostRules {
+            absolute_form: file.hosts.absolute_form.unwrap_or_default(),
+            allowed: allowed_hosts,
+        },
+        query: QueryRules {
+            method_override: file.method_override_parameter.unwrap_or_default(),
+            token_parameter: allow_query,
         },
     })
 }

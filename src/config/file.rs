@@ -12,7 +12,9 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::proxy::host::AbsoluteForm;
 use crate::proxy::path::SegmentParameters;
+use crate::proxy::query::MethodOverride;
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,23 @@ pub struct ConfigFile {
     /// Path readings some backends need.
     #[serde(default)]
     pub paths: PathsFile,
+    /// The hosts served and absolute-form targets.
+    #[serde(default)]
+    pub hosts: HostsFile,
+    /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
+    pub method_override_parameter: Option<MethodOverride>,
+}
+
+/// The hosts served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostsFile {
+    /// Accepted `Host` values, `name` (any port) or `name:port`. Default: any host.
+    #[serde(default)]
+    pub allowed: Vec<Spanned<String>>,
+    /// Absolute-form targets: `rewrite` (origin-form, its authority as `Host`) or
+    /// `reject`. Default `rewrite`.
+    pub absolute_form: Option<AbsoluteForm>,
 }
 
 /// Path readings some backends need; the defaults refuse what a backend could read

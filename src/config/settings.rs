@@ -12,7 +12,9 @@ use jsonwebtoken::Algorithm;
 
 pub use super::file::LogFormat;
 use crate::auth::token::TokenRules;
+use crate::proxy::host::HostRules;
 use crate::proxy::path::PathRules;
+use crate::proxy::query::QueryRules;
 
 /// Everything `scopegate run` needs, checked.
 #[derive(Debug, Clone)]
@@ -51,6 +53,10 @@ pub struct Settings {
     pub token_cache_entries: Option<usize>,
     /// Path readings allowed beyond the defaults.
     pub paths: PathRules,
+    /// The hosts served and absolute-form targets.
+    pub hosts: HostRules,
+    /// Query parameters refused or removed.
+    pub query: QueryRules,
 }
 
 /// A TLS listener.

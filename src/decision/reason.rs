@@ -71,11 +71,15 @@ pub enum Reason {
     KeysUnavailable,
     /// The upstream failed an allowed request.
     UpstreamError,
+    /// The request's host is not one `hosts.allowed` lists.
+    UnknownHost,
+    /// The request body is over `limits.max_request_body_bytes`.
+    BodyTooLarge,
 }
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -95,6 +99,8 @@ impl Reason {
         Reason::NoRoute,
         Reason::KeysUnavailable,
         Reason::UpstreamError,
+        Reason::UnknownHost,
+        Reason::BodyTooLarge,
     ];
 
     /// The label.
@@ -119,6 +125,8 @@ impl Reason {
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::UpstreamError => "upstream_error",
+            Reason::UnknownHost => "unknown_host",
+            Reason::BodyTooLarge => "body_too_large",
         }
     }
 

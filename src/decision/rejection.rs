@@ -90,6 +90,18 @@ pub enum Rejection {
     /// The issuer's keys are not loaded (yet) or are too stale to trust: fail closed.
     #[error("Signing keys are not available; try again shortly")]
     KeysUnavailable,
+    /// The request names a host this gateway does not serve (`hosts.allowed`).
+    #[error("This host is not served here")]
+    MisdirectedRequest,
+    /// The request body is larger than `limits.max_request_body_bytes`.
+    #[error("The request body is too large")]
+    PayloadTooLarge,
+    /// The upstream could not be reached, reset the connection or sent a broken answer.
+    #[error("The upstream failed to answer")]
+    BadGateway,
+    /// The upstream did not answer in time.
+    #[error("The upstream did not answer in time")]
+    GatewayTimeout,
 }
 
 /// Everything a client sees of a rejection.
@@ -129,6 +141,9 @@ impl Rejection {
             Rejection::InsufficientScope { .. } => Reason::InsufficientScope,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
+            Rejection::MisdirectedRequest => Reason::UnknownHost,
+            Rejection::PayloadTooLarge => Reason::BodyTooLarge,
+            Rejection::BadGateway | Rejection::GatewayTimeout => Reason::UpstreamError,
         }
     }
 
@@ -168,6 +183,10 @@ impl Rejection {
                 "temporarily_unavailable",
                 Some(KEYS_RETRY_AFTER),
             ),
+            Rejection::MisdirectedRequest => (421, Challenge::None, "misdirected_request", None),
+            Rejection::PayloadTooLarge => (413, Challenge::None, "request_too_large", None),
+            Rejection::BadGateway => (502, Challenge::None, "bad_gateway", None),
+            Rejection::GatewayTimeout => (504, Challenge::None, "gateway_timeout", None),
         }
     }
 

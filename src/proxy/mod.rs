@@ -5,11 +5,15 @@
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
 //! | [`path`] | one normalization of the request path, refused where ambiguous |
 //! | [`headers`] | strip client identity headers, set the verified ones |
+//! | [`host`] | one `Host`, absolute-form targets, the hosts served |
+//! | [`query`] | `_method` and stray `access_token` query parameters |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
 
 pub mod admin;
 pub mod headers;
+pub mod host;
 pub mod path;
 pub mod phases;
+pub mod query;
 pub mod tls;

@@ -17,7 +17,9 @@ use crate::decision::{self, Access, Answer, Decision, Outcome, Reason, Verdict};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
+use crate::proxy::host::{self, HostRules, TargetHost};
 use crate::proxy::path::PathRules;
+use crate::proxy::query::{self, QueryRules};
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -38,6 +40,10 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Path readings allowed beyond the defaults.
     pub paths: PathRules,
+    /// The hosts served and absolute-form targets.
+    pub hosts: HostRules,
+    /// Query parameters refused or removed.
+    pub query: QueryRules,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -46,6 +52,10 @@ pub struct RequestCtx {
     /// `None` until `request_filter` ran (a request pingora could not parse never gets
     /// there).
     decision: Option<Decision>,
+    /// The host as forwarded: an absolute-form target's authority replaces `Host`.
+    target_host: TargetHost,
+    /// The query to forward, when a parameter was removed.
+    rewritten_query: Option<String>,
 }
 
 #[async_trait]
@@ -56,6 +66,8 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             decision: None,
+            target_host: TargetHost::Header,
+            rewritten_query: None,
         }
     }
 
@@ -63,6 +75,9 @@ impl ProxyHttp for Gateway {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let req = session.req_header();
+        if let Err(rejection) = self.check_target(req, ctx) {
+            return self.refuse(session, ctx, rejection).await;
+        }
         let (method, path) = (req.method.as_str(), req.uri.path());
         let decision = decision::decide_with(&self.paths, method, path, &policy, |_route| {
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
@@ -108,27 +123,34 @@ impl ProxyHttp for Gateway {
         let Some(decision) = &ctx.decision else {
             return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
         };
-        if let Some(path) = &decision.rewritten_path {
-            // Forward exactly the path the policy was matched on.
-            let target = match upstream_request.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.clone(),
+        let absolute = match &ctx.target_host {
+            TargetHost::Header => None,
+            TargetHost::Absolute(authority) => Some(authority),
+        };
+        if decision.rewritten_path.is_some() || ctx.rewritten_query.is_some() || absolute.is_some()
+        {
+            // Forward exactly the path (and query) the policy was matched on, in
+            // origin-form: `set_uri` drops pingora's verbatim absolute-form target.
+            let path = decision
+                .rewritten_path
+                .as_deref()
+                .unwrap_or(upstream_request.uri.path());
+            let query = ctx
+                .rewritten_query
+                .as_deref()
+                .or(upstream_request.uri.query());
+            let target = match query {
+                Some(q) if !q.is_empty() => format!("{path}?{q}"),
+                _ => path.to_owned(),
             };
             let uri = target
                 .parse()
                 .or_err(ErrorType::InternalError, "normalized path is a valid URI")?;
             upstream_request.set_uri(uri);
-        } else if upstream_request.uri.scheme().is_some() {
-            // Absolute-form targets are sent on in origin-form.
-            let origin = upstream_request
-                .uri
-                .path_and_query()
-                .map(|pq| pq.as_str().to_owned())
-                .unwrap_or_else(|| "/".into());
-            let uri = origin
-                .parse()
-                .or_err(ErrorType::InternalError, "path is a valid URI")?;
-            upstream_request.set_uri(uri);
+        }
+        if let Some(authority) = absolute {
+            // RFC 9112 §3.2.2: the target's authority, not the client's Host.
+            upstream_request.insert_header(http::header::HOST, authority.as_str())?;
         }
         // Only an allowed request gets here; on public routes no token was verified.
         let identity = match &decision.verdict {
@@ -182,6 +204,45 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The host and query checks that come before the policy.
+    fn check_target(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), decision::Rejection> {
+        ctx.target_host = host::check(
+            &self.hosts,
+            req.raw_path(),
+            req.headers
+                .get_all(http::header::HOST)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            req.version == http::Version::HTTP_11,
+            req.uri.authority().map(|a| a.as_str()),
+        )?;
+        if let Some(q) = req.uri.query() {
+            ctx.rewritten_query = query::check(q, &self.query)?;
+        }
+        Ok(())
+    }
+
+    /// Answers a request refused before the policy was asked.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rejection: decision::Rejection,
+    ) -> Result<bool> {
+        let answer = rejection.answer(&self.realm);
+        ctx.decision = Some(Decision {
+            route: None,
+            rewritten_path: None,
+            verdict: Verdict::Deny {
+                rejection,
+                identity: None,
+            },
+        });
+        self.metrics.decided(Outcome::Deny, ctx.started.elapsed());
+        self.reject(session, answer).await?;
+        Ok(true)
+    }
+
     /// Writes a rejection with header and body separately, so the connection stays open
     /// (`respond_error_with_body` would close it).
     async fn reject(&self, session: &mut Session, answer: Answer) -> Result<()> {

@@ -9,6 +9,7 @@ mod burst;
 mod demo;
 mod deploy;
 mod hardening_paths;
+mod hardening_requests;
 mod headers;
 mod jwks;
 mod lifecycle;
