@@ -9,7 +9,9 @@
 //! | [`jwks`] | key sets per issuer: fetch, refresh, unknown `kid`, staleness |
 //! | [`verify`] | token → [`identity::Identity`], and the verified-token cache |
 //! | [`identity`] | the verified caller and its upstream header values |
+//! | [`bounded`] | caches bounded in bytes and entries, evictions counted |
 
+pub mod bounded;
 pub mod claims;
 pub mod identity;
 pub mod jwks;
@@ -65,6 +67,7 @@ impl Authenticator {
             issuers,
             claim_names,
             settings.token_cache_entries,
+            settings.token_cache_max_bytes,
             metrics.clone(),
         );
         let authenticator = Authenticator {

@@ -22,6 +22,9 @@ use crate::proxy::host::HostRules;
 use crate::proxy::path::PathRules;
 use crate::proxy::query::QueryRules;
 
+/// Default bound of the verified-token cache: a quarter of a 256 MiB sidecar.
+const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 const MIN_HMAC_SECRET: usize = 32;
 
@@ -142,6 +145,19 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             allowed_hosts.push(name);
         }
     }
+    let cache_bytes = file
+        .token_cache
+        .max_bytes
+        .as_ref()
+        .map_or(DEFAULT_TOKEN_CACHE_BYTES, |m| m.value);
+    for bound in [&file.token_cache.max_bytes, &file.token_cache.max_entries]
+        .into_iter()
+        .flatten()
+    {
+        if bound.value == 0 {
+            p.at(bound, "token_cache: bounds must be at least 1 (use enabled: false to turn the cache off)");
+        }
+    }
     if !p.found.is_empty() {
         return Err(p.found);
     }
@@ -180,6 +196,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .enabled
             .unwrap_or(true)
             .then_some(cache_entries as usize),
+        token_cache_max_bytes: cache_bytes,
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),

@@ -200,4 +200,6 @@ pub struct TokenCacheFile {
     pub enabled: Option<bool>,
     /// Most tokens kept. Default `100000`.
     pub max_entries: Option<Spanned<u64>>,
+    /// Most bytes the cached tokens and identities take. Default `67108864` (64 MiB).
+    pub max_bytes: Option<Spanned<u64>>,
 }

@@ -51,6 +51,8 @@ pub struct Settings {
     pub token: TokenRules,
     /// Most tokens the verified-token cache keeps; `None`: the cache is off.
     pub token_cache_entries: Option<usize>,
+    /// About how many bytes the verified-token cache may hold.
+    pub token_cache_max_bytes: u64,
     /// Path readings allowed beyond the defaults.
     pub paths: PathRules,
     /// The hosts served and absolute-form targets.

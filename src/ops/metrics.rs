@@ -51,6 +51,9 @@ pub struct Metrics {
     token_cache_hits: IntCounter,
     /// `scopegate_token_cache_requests_total{result="miss"}`.
     token_cache_misses: IntCounter,
+    /// `scopegate_token_cache_evictions_total`: entries pushed out by the byte or entry
+    /// bound.
+    token_cache_evictions: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
     ready: IntGauge,
 }
@@ -157,6 +160,12 @@ impl Metrics {
             "Verified-token cache lookups by result (hit, miss).",
             &["result"],
         );
+        let token_cache_evictions = IntCounter::new(
+            "scopegate_token_cache_evictions_total",
+            "Verified tokens evicted from the cache to stay within its byte and entry bounds.",
+        )
+        .expect("valid metric");
+        reg(Box::new(token_cache_evictions.clone()));
         let ready = IntGauge::new(
             "scopegate_ready",
             "1 when the policy is loaded and every issuer has usable keys.",
@@ -166,6 +175,7 @@ impl Metrics {
         Metrics {
             token_cache_hits: cache.with_label_values(&["hit"]),
             token_cache_misses: cache.with_label_values(&["miss"]),
+            token_cache_evictions,
             registry,
             requests,
             auth_duration_allow,
@@ -260,6 +270,11 @@ impl Metrics {
     /// The verified-token cache did not hold the token.
     pub fn token_cache_miss(&self) {
         self.token_cache_misses.inc();
+    }
+
+    /// The verified-token cache evicted an entry to stay within its bounds.
+    pub fn token_cache_evicted(&self) {
+        self.token_cache_evictions.inc();
     }
 
     /// The authorization decision took `elapsed`.

@@ -1,0 +1,39 @@
+//! Memory an attacker could grow is bounded in bytes: the verified-token cache and the
+//! unknown-`kid` memo.
+
+use crate::harness::*;
+
+fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    (gw, jwks, upstream)
+}
+
+#[test]
+fn the_token_cache_is_bounded_in_bytes_and_counts_its_evictions() {
+    // 64 KiB hold a dozen of these 4 KB tokens at most: the rest are evicted, and every
+    // request is still answered from a full verification.
+    let (gw, _jwks, _upstream) = gateway("token_cache:\n  max_bytes: 65536");
+    let key = TestKey::rsa();
+    let padding = "p".repeat(3000);
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        let mut c = claims("read:timesheets");
+        c["jti"] = serde_json::json!(format!("{i}-{padding}"));
+        tokens.push(key.sign(&c));
+    }
+    for token in tokens.iter().chain(&tokens) {
+        assert_eq!(gw.call("GET", "/timesheets", token).status, 200);
+    }
+    let evicted = gw.metric("scopegate_token_cache_evictions_total");
+    assert!(evicted >= 40.0, "evictions: {evicted}");
+    assert!(
+        gw.metric("scopegate_token_cache_requests_total{result=\"miss\"}") >= 60.0,
+        "the second round cannot be served from a cache that holds a dozen"
+    );
+}
