@@ -18,6 +18,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
+use crate::auth::bounded::{BoundedCache, Weighed, bounded};
 use crate::auth::jws::SignatureKey;
 use crate::config::{IssuerSettings, JwksTiming, KeySource};
 use crate::ops::metrics::Metrics;
@@ -96,6 +97,27 @@ impl KeySet {
     }
 }
 
+/// Longest `kid` a token may name; a longer one is refused before any lookup (key ids are
+/// short: Auth0's are 22 characters, a thumbprint 43).
+pub const MAX_KID_BYTES: usize = 256;
+
+/// Most unknown `kid`s remembered per issuer, and about how many bytes they may take.
+const UNKNOWN_KID_ENTRIES: usize = 10_000;
+const UNKNOWN_KID_BYTES: u64 = 1024 * 1024;
+
+/// When an unknown `kid` was seen, and what remembering it costs.
+#[derive(Clone)]
+struct SeenKid {
+    at: Instant,
+    bytes: u64,
+}
+
+impl Weighed for SeenKid {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// The keys of one issuer, as the request path sees them.
 pub struct KeyStore {
     /// Metric label.
@@ -108,8 +130,8 @@ pub struct KeyStore {
     refetch_pending: AtomicBool,
     last_refetch: Mutex<Option<Instant>>,
     /// `kid`s recently found unknown, with when: a flood of the same random ids costs
-    /// nothing more for `unknown_kid_refetch_seconds`.
-    unknown_kids: quick_cache::sync::Cache<String, Instant>,
+    /// nothing more for `unknown_kid_refetch_seconds`. Bounded in entries and bytes.
+    unknown_kids: BoundedCache<String, SeenKid>,
     /// Never refreshed (HMAC secret from a file).
     fixed: bool,
 }
@@ -126,7 +148,7 @@ impl KeyStore {
             refetch: Notify::new(),
             refetch_pending: AtomicBool::new(false),
             last_refetch: Mutex::new(None),
-            unknown_kids: quick_cache::sync::Cache::new(10_000),
+            unknown_kids: bounded(UNKNOWN_KID_ENTRIES, UNKNOWN_KID_BYTES, None),
             fixed: false,
         };
         if let KeySource::Hmac { secret } = &issuer.keys {
@@ -173,10 +195,14 @@ impl KeyStore {
     pub fn unknown_kid(&self, kid: &str) {
         let interval = self.timing.unknown_kid_refetch;
         let seen = self.unknown_kids.get(kid);
-        if self.fixed || seen.is_some_and(|t| t.elapsed() < interval) {
+        if self.fixed || seen.is_some_and(|s| s.at.elapsed() < interval) {
             return;
         }
-        self.unknown_kids.insert(kid.to_owned(), Instant::now());
+        let seen = SeenKid {
+            at: Instant::now(),
+            bytes: (kid.len() + 64) as u64,
+        };
+        self.unknown_kids.insert(kid.to_owned(), seen);
         let mut last = self.last_refetch.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < interval) {
             return;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::auth::bounded::{BoundedCache, OnEvict, Weighed, bounded};
 use crate::auth::claims::{self, Claims};
 use crate::auth::identity::{Identity, collect_scopes};
-use crate::auth::jwks::{KeyStore, VerifyKey};
+use crate::auth::jwks::{KeyStore, MAX_KID_BYTES, VerifyKey};
 use crate::config::IssuerSettings;
 use crate::decision::rejection::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
@@ -157,6 +157,10 @@ impl Verifier {
                 _ => TokenError::Malformed,
             })
         })?;
+        if header.kid.as_ref().is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            // Before any lookup or memo: a key id is short, and a long one costs memory.
+            return Err(invalid(TokenError::Malformed));
+        }
         if header.crit.is_some() {
             // We implement no JWS extension, so any listed one must be refused.
             return Err(invalid(TokenError::UnsupportedCrit));

@@ -37,3 +37,31 @@ fn the_token_cache_is_bounded_in_bytes_and_counts_its_evictions() {
         "the second round cannot be served from a cache that holds a dozen"
     );
 }
+
+#[test]
+fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
+    let (gw, jwks, upstream) = gateway("");
+    let key = TestKey::rsa();
+    let fetches = jwks.fetches();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k".repeat(4096));
+    let token = key.sign_with(header, &claims("read:timesheets"));
+    let r = gw.call("GET", "/timesheets", &token);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+    gw.wait_metric(
+        "scopegate_requests_total{decision=\"deny\",reason=\"invalid_token\",route=\"list-timesheets\"}",
+        1.0,
+    );
+    // An unknown key id of a sane length still asks for the keys again.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rotated-key".into());
+    let r = gw.call("GET", "/timesheets", &key.sign_with(header, &claims("read:timesheets")));
+    assert_eq!(r.status, 401);
+    gw.wait_for(|| jwks.fetches() > fetches, "an unknown-kid refetch");
+    assert_eq!(
+        gw.metric("scopegate_jwks_unknown_kid_refetches_total{issuer=\"exampleco\"}"),
+        1.0
+    );
+    assert_eq!(upstream.count(), 0);
+}
