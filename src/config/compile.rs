@@ -291,7 +291,17 @@ fn compile_issuer(
             None
         }
         (None, false, Some(uri)) => {
-            if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
+            let plain_remote = uri.value.starts_with("http://") && !is_loopback_url(&uri.value);
+            if plain_remote && !issuer.insecure_allow_http_jwks_uri.unwrap_or(false) {
+                p.at(
+                    uri,
+                    format!(
+                        "{at}.jwks_uri: \"{}\" is plain http to another host: anyone on the path could replace the keys (use https, or set insecure_allow_http_jwks_uri: true)",
+                        uri.value
+                    ),
+                );
+                None
+            } else if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
                 Some(KeySource::Jwks {
                     uri: uri.value.clone(),
                 })
@@ -489,6 +499,18 @@ fn identity_header(name: &str) -> Result<HeaderName, &'static str> {
         return Err("cannot carry identity");
     }
     Ok(parsed)
+}
+
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain http
+/// there never crosses a network.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(host) = url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).

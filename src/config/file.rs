@@ -144,6 +144,8 @@ pub struct IssuerFile {
     pub hmac_secret_file: Option<Spanned<PathBuf>>,
     /// Key set refresh and fetch bounds.
     pub jwks: Option<Spanned<JwksFile>>,
+    /// Accept an `http://` `jwks_uri` on a host other than loopback. Default `false`.
+    pub insecure_allow_http_jwks_uri: Option<bool>,
 }
 
 /// Bounds of an issuer's key set lifecycle, in seconds.

@@ -8,6 +8,7 @@ mod burst;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;
+mod hardening_jwks;
 mod hardening_limits;
 mod hardening_paths;
 mod hardening_requests;
