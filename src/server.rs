@@ -85,6 +85,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         paths: settings.paths,
         hosts: settings.hosts.clone(),
         query: settings.query,
+        timeouts: settings.upstream_timeouts,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");

@@ -21,6 +21,7 @@ use crate::auth::token::TokenRules;
 use crate::proxy::host::HostRules;
 use crate::proxy::path::PathRules;
 use crate::proxy::query::QueryRules;
+use crate::proxy::upstream::UpstreamTimeouts;
 
 /// Default bound of the verified-token cache: a quarter of a 256 MiB sidecar.
 const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -145,6 +146,21 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             allowed_hosts.push(name);
         }
     }
+    let defaults = UpstreamTimeouts::default();
+    let mut upstream_timeouts = defaults;
+    if let Some(t) = &file.upstream_timeouts {
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        upstream_timeouts = UpstreamTimeouts {
+            connect: secs(t.value.connect_seconds, defaults.connect),
+            read: secs(t.value.read_seconds, defaults.read),
+            write: secs(t.value.write_seconds, defaults.write),
+            idle: secs(t.value.idle_seconds, defaults.idle),
+        };
+        let u = &upstream_timeouts;
+        if [u.connect, u.read, u.write, u.idle].iter().any(Duration::is_zero) {
+            p.at(t, "upstream_timeouts: every timeout must be at least 1 second");
+        }
+    }
     let cache_bytes = file
         .token_cache
         .max_bytes
@@ -197,6 +213,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .unwrap_or(true)
             .then_some(cache_entries as usize),
         token_cache_max_bytes: cache_bytes,
+        upstream_timeouts,
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),

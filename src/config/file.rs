@@ -73,6 +73,22 @@ pub struct ConfigFile {
     pub hosts: HostsFile,
     /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
     pub method_override_parameter: Option<MethodOverride>,
+    /// How long the upstream is waited for, in seconds.
+    pub upstream_timeouts: Option<Spanned<UpstreamTimeoutsFile>>,
+}
+
+/// Upstream timeouts in seconds; each at least 1.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTimeoutsFile {
+    /// Connection (and TLS handshake). Default `5`.
+    pub connect_seconds: Option<u64>,
+    /// Each read of the answer. Default `60`.
+    pub read_seconds: Option<u64>,
+    /// Each write of the request. Default `60`.
+    pub write_seconds: Option<u64>,
+    /// Unused pooled connections are closed after this. Default `60`.
+    pub idle_seconds: Option<u64>,
 }
 
 /// The hosts served.

@@ -15,6 +15,7 @@ use crate::auth::token::TokenRules;
 use crate::proxy::host::HostRules;
 use crate::proxy::path::PathRules;
 use crate::proxy::query::QueryRules;
+use crate::proxy::upstream::UpstreamTimeouts;
 
 /// Everything `scopegate run` needs, checked.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct Settings {
     pub hosts: HostRules,
     /// Query parameters refused or removed.
     pub query: QueryRules,
+    /// How long the upstream is waited for.
+    pub upstream_timeouts: UpstreamTimeouts,
 }
 
 /// A TLS listener.

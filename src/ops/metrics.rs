@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::decision::{Outcome, Reason};
+use crate::proxy::upstream::UpstreamFault;
 
 /// The gateway's metrics.
 #[derive(Clone)]
@@ -27,8 +28,8 @@ pub struct Metrics {
     auth_duration_allow: Histogram,
     /// `scopegate_auth_duration_seconds{decision="deny"}`.
     auth_duration_deny: Histogram,
-    /// `scopegate_upstream_errors_total`: allowed requests the upstream failed.
-    upstream_errors: IntCounter,
+    /// `scopegate_upstream_errors_total{kind}`: allowed requests the upstream failed.
+    upstream_errors: IntCounterVec,
     /// `scopegate_jwks_refreshes_total{issuer, result}`.
     jwks_refreshes: IntCounterVec,
     /// `scopegate_jwks_keys{issuer}`: usable keys loaded.
@@ -101,12 +102,14 @@ impl Metrics {
         reg(Box::new(auth_duration.clone()));
         let auth_duration_allow = auth_duration.with_label_values(&["allow"]);
         let auth_duration_deny = auth_duration.with_label_values(&["deny"]);
-        let upstream_errors = IntCounter::new(
+        let upstream_errors = counter_vec(
             "scopegate_upstream_errors_total",
-            "Allowed requests that failed at the upstream (connect, timeout, reset).",
-        )
-        .expect("valid metric");
-        reg(Box::new(upstream_errors.clone()));
+            "Allowed requests that failed at the upstream, by kind (connect, timeout, reset, protocol).",
+            &["kind"],
+        );
+        for kind in UpstreamFault::ALL {
+            upstream_errors.with_label_values(&[kind.as_str()]);
+        }
         let jwks_refreshes = counter_vec(
             "scopegate_jwks_refreshes_total",
             "JWKS fetches by issuer and result (success, failure).",
@@ -272,6 +275,13 @@ impl Metrics {
         self.token_cache_misses.inc();
     }
 
+    /// The upstream failed an allowed request.
+    pub fn upstream_failed(&self, kind: UpstreamFault) {
+        self.upstream_errors
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
     /// The verified-token cache evicted an entry to stay within its bounds.
     pub fn token_cache_evicted(&self) {
         self.token_cache_evictions.inc();
@@ -288,9 +298,6 @@ impl Metrics {
 
     /// A request is done: one count by route, outcome and reason.
     pub fn request_done(&self, route: &str, outcome: Outcome, reason: Reason) {
-        if outcome == Outcome::Error {
-            self.upstream_errors.inc();
-        }
         self.requests
             .with_label_values(&[route, outcome.as_str(), reason.as_str()])
             .inc();

@@ -7,6 +7,7 @@
 //! | [`headers`] | strip client identity headers, set the verified ones |
 //! | [`host`] | one `Host`, absolute-form targets, the hosts served |
 //! | [`query`] | `_method` and stray `access_token` query parameters |
+//! | [`upstream`] | upstream timeouts, and the answer to an upstream fault |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
 
@@ -16,4 +17,5 @@ pub mod host;
 pub mod path;
 pub mod phases;
 pub mod query;
+pub mod upstream;
 pub mod tls;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::Authenticator;
 use crate::config::Upstream;
@@ -20,6 +20,7 @@ use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, HostRules, TargetHost};
 use crate::proxy::path::PathRules;
 use crate::proxy::query::{self, QueryRules};
+use crate::proxy::upstream::{self, UpstreamTimeouts};
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -44,6 +45,8 @@ pub struct Gateway {
     pub hosts: HostRules,
     /// Query parameters refused or removed.
     pub query: QueryRules,
+    /// How long the upstream is waited for.
+    pub timeouts: UpstreamTimeouts,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -107,11 +110,13 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(
+        let mut peer = HttpPeer::new(
             self.upstream.address,
             self.upstream.tls,
             self.upstream.host.clone(),
-        )))
+        );
+        self.timeouts.apply(&mut peer);
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(
@@ -195,6 +200,50 @@ impl ProxyHttp for Gateway {
             subject = subject.unwrap_or("-"),
             "request"
         );
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match upstream::classify(e.esource(), e.etype()) {
+            Some((fault, rejection)) => {
+                self.metrics.upstream_failed(fault);
+                let answer = rejection.answer(&self.realm);
+                let status = answer.status;
+                // Once the upstream's answer has started, the client's connection is
+                // all that is left to close.
+                if session.response_written().is_none()
+                    && self.reject(session, answer).await.is_ok()
+                {
+                    status
+                } else {
+                    0
+                }
+            }
+            // The client's or the gateway's own errors: pingora's answers.
+            None => {
+                let code = match (e.esource(), e.etype()) {
+                    (_, ErrorType::HTTPStatus(code)) => *code,
+                    (
+                        ErrorSource::Downstream,
+                        ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                    ) => 0,
+                    (ErrorSource::Downstream, _) => 400,
+                    _ => 500,
+                };
+                if code > 0 {
+                    let _ = session.respond_error(code).await;
+                }
+                code
+            }
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

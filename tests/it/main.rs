@@ -12,6 +12,7 @@ mod hardening_jwks;
 mod hardening_limits;
 mod hardening_paths;
 mod hardening_requests;
+mod hardening_upstream;
 mod headers;
 mod jwks;
 mod lifecycle;
