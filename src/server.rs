@@ -52,6 +52,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         }
     }
 
+    crate::ops::runtime_dir::prepare(&settings.upgrade_socket)
+        .map_err(|e| StartError(vec![format!("upgrade_socket: {e}")]))?;
     let mut conf = ServerConf {
         threads: settings.threads,
         grace_period_seconds: Some(settings.grace_period.as_secs()),

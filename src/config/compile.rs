@@ -198,7 +198,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         ),
         upgrade_socket: file
             .upgrade_socket
-            .unwrap_or_else(|| "/tmp/scopegate_upgrade.sock".into()),
+            .unwrap_or_else(crate::ops::runtime_dir::default_upgrade_socket),
         realm: file.realm.unwrap_or_else(|| "scopegate".into()),
         log_format: file.log_format.unwrap_or_default(),
         issuers,

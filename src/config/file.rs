@@ -40,7 +40,8 @@ pub struct ConfigFile {
     pub grace_period_seconds: Option<u64>,
     /// Seconds blocking work gets after the grace period. Default `5`.
     pub graceful_shutdown_timeout_seconds: Option<u64>,
-    /// Socket for the listener handover of an upgrade. Default `/tmp/scopegate_upgrade.sock`.
+    /// Socket for the listener handover of an upgrade. Default
+    /// `$XDG_RUNTIME_DIR/scopegate/upgrade.sock`, else `/tmp/scopegate-<uid>/upgrade.sock`.
     pub upgrade_socket: Option<PathBuf>,
     /// Realm in `WWW-Authenticate` challenges. Default `scopegate`.
     pub realm: Option<String>,
