@@ -246,6 +246,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        // pingora's error lines name the request with this: the path only, never the query
+        // (which may hold a token).
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // `logging` writes one line per request, errors included.
         false
