@@ -88,6 +88,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         hosts: settings.hosts.clone(),
         query: settings.query,
         timeouts: settings.upstream_timeouts,
+        max_body_bytes: settings.max_request_body_bytes,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");

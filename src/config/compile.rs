@@ -214,6 +214,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .then_some(cache_entries as usize),
         token_cache_max_bytes: cache_bytes,
         upstream_timeouts,
+        max_request_body_bytes: file.max_request_body_bytes.unwrap_or(10 * 1024 * 1024),
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),

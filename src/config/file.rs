@@ -74,6 +74,8 @@ pub struct ConfigFile {
     pub hosts: HostsFile,
     /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
     pub method_override_parameter: Option<MethodOverride>,
+    /// Largest request body forwarded, in bytes. Default `10485760` (10 MiB).
+    pub max_request_body_bytes: Option<u64>,
     /// How long the upstream is waited for, in seconds.
     pub upstream_timeouts: Option<Spanned<UpstreamTimeoutsFile>>,
 }

@@ -47,6 +47,8 @@ pub struct Gateway {
     pub query: QueryRules,
     /// How long the upstream is waited for.
     pub timeouts: UpstreamTimeouts,
+    /// Largest request body forwarded, in bytes.
+    pub max_body_bytes: u64,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -59,6 +61,8 @@ pub struct RequestCtx {
     target_host: TargetHost,
     /// The query to forward, when a parameter was removed.
     rewritten_query: Option<String>,
+    /// Request body bytes forwarded so far.
+    body_bytes: u64,
 }
 
 #[async_trait]
@@ -71,6 +75,7 @@ impl ProxyHttp for Gateway {
             decision: None,
             target_host: TargetHost::Header,
             rewritten_query: None,
+            body_bytes: 0,
         }
     }
 
@@ -202,6 +207,21 @@ impl ProxyHttp for Gateway {
         );
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // A chunked body declares no length: it is counted as it streams.
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.max_body_bytes {
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+        }
+        Ok(())
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -219,6 +239,16 @@ impl ProxyHttp for Gateway {
                     && self.reject(session, answer).await.is_ok()
                 {
                     status
+                } else {
+                    0
+                }
+            }
+            None if *e.etype() == ErrorType::HTTPStatus(413) => {
+                let answer = decision::Rejection::PayloadTooLarge.answer(&self.realm);
+                if session.response_written().is_none()
+                    && self.reject(session, answer).await.is_ok()
+                {
+                    413
                 } else {
                     0
                 }
@@ -274,6 +304,13 @@ impl Gateway {
         )?;
         if let Some(q) = req.uri.query() {
             ctx.rewritten_query = query::check(q, &self.query)?;
+        }
+        let declared = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(decision::Rejection::PayloadTooLarge);
         }
         Ok(())
     }

@@ -65,3 +65,27 @@ fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
     );
     assert_eq!(upstream.count(), 0);
 }
+
+#[test]
+fn a_request_body_over_the_limit_gets_413() {
+    let (gw, _jwks, upstream) = gateway("max_request_body_bytes: 1024");
+    let token = TestKey::rsa().sign(&claims("create:timesheets"));
+    let body = "x".repeat(4096);
+    let declared = format!(
+        "POST /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = raw(gw.addr, &declared).unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.json()["error"], "request_too_large");
+    assert_eq!(upstream.count(), 0);
+    // Chunked: no length declared, counted as it streams.
+    let chunked = format!(
+        "POST /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let r = raw(gw.addr, &chunked).unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    let small = gw.call("POST", "/timesheets", &token);
+    assert_eq!(small.status, 200);
+}
