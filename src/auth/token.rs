@@ -206,7 +206,11 @@ mod tests {
         );
         let both = extract([b"Bearer abc".as_slice()], Some("access_token=abc"), &rules);
         assert_eq!(both.unwrap_err().status(), 400);
-        let encoded = extract([b"Bearer abc".as_slice()], Some("access%5Ftoken=abc"), &rules);
+        let encoded = extract(
+            [b"Bearer abc".as_slice()],
+            Some("access%5Ftoken=abc"),
+            &rules,
+        );
         assert_eq!(encoded.unwrap_err().status(), 400);
         let twice = extract([], Some("access_token=a&access%5ftoken=b"), &rules);
         assert_eq!(twice.unwrap_err().status(), 400);

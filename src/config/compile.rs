@@ -140,7 +140,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
     let mut allowed_hosts = Vec::new();
     for host in &file.hosts.allowed {
         let name = host.value.to_ascii_lowercase();
-        if name.is_empty() || http::uri::Authority::try_from(name.as_str()).is_err() || name.contains('@') {
+        if name.is_empty()
+            || http::uri::Authority::try_from(name.as_str()).is_err()
+            || name.contains('@')
+        {
             p.at(host, format!("hosts.allowed: \"{}\" is not a host name (expected e.g. api.exampleco.com or api.exampleco.com:8443)", host.value));
         } else {
             allowed_hosts.push(name);
@@ -157,8 +160,14 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             idle: secs(t.value.idle_seconds, defaults.idle),
         };
         let u = &upstream_timeouts;
-        if [u.connect, u.read, u.write, u.idle].iter().any(Duration::is_zero) {
-            p.at(t, "upstream_timeouts: every timeout must be at least 1 second");
+        if [u.connect, u.read, u.write, u.idle]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            p.at(
+                t,
+                "upstream_timeouts: every timeout must be at least 1 second",
+            );
         }
     }
     let cache_bytes = file
@@ -171,7 +180,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         .flatten()
     {
         if bound.value == 0 {
-            p.at(bound, "token_cache: bounds must be at least 1 (use enabled: false to turn the cache off)");
+            p.at(
+                bound,
+                "token_cache: bounds must be at least 1 (use enabled: false to turn the cache off)",
+            );
         }
     }
     if !p.found.is_empty() {
@@ -522,13 +534,18 @@ fn identity_header(name: &str) -> Result<HeaderName, &'static str> {
 /// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain http
 /// there never crosses a network.
 fn is_loopback_url(url: &str) -> bool {
-    let Some(host) = url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned))
+    let Some(host) = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
     else {
         return false;
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).

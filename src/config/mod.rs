@@ -108,9 +108,16 @@ issuers:
 
     #[test]
     fn plain_http_key_urls_need_loopback_or_an_insecure_switch() {
-        let remote = MINIMAL.replace("https://tenant.example/.well", "http://tenant.example/.well");
+        let remote = MINIMAL.replace(
+            "https://tenant.example/.well",
+            "http://tenant.example/.well",
+        );
         let errs = parse(&remote).unwrap_err();
-        assert!(errs[0].message.contains("insecure_allow_http_jwks_uri"), "{}", errs[0]);
+        assert!(
+            errs[0].message.contains("insecure_allow_http_jwks_uri"),
+            "{}",
+            errs[0]
+        );
         let allowed = remote.replace(
             "    audiences: [api]\n",
             "    audiences: [api]\n    insecure_allow_http_jwks_uri: true\n",

@@ -264,8 +264,16 @@ issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
     #[test]
     fn underscore_lookalikes_are_dropped_and_all_underscores_on_request() {
         let mut h = http::HeaderMap::new();
-        for name in ["x_auth_subject", "x-auth_scopes", "x_http_method_override", "x_trace_id"] {
-            h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), "v".parse().unwrap());
+        for name in [
+            "x_auth_subject",
+            "x-auth_scopes",
+            "x_http_method_override",
+            "x_trace_id",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                "v".parse().unwrap(),
+            );
         }
         plan(true).apply(&mut h, None);
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x_trace_id"]);

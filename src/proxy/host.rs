@@ -59,7 +59,10 @@ pub fn check<'a>(
         ));
     }
     let (target, effective) = match raw_target_authority(raw_target) {
-        RawTargetAuthority::None => (TargetHost::Header, host.or(uri_authority.map(str::as_bytes))),
+        RawTargetAuthority::None => (
+            TargetHost::Header,
+            host.or(uri_authority.map(str::as_bytes)),
+        ),
         RawTargetAuthority::AmbiguousAuthority => {
             return Err(Rejection::InvalidRequest(
                 "The request target has an ambiguous authority",
@@ -77,7 +80,10 @@ pub fn check<'a>(
                 .ok_or(Rejection::InvalidRequest(
                     "The request target has an invalid authority",
                 ))?;
-            (TargetHost::Absolute(authority.to_owned()), Some(authority.as_bytes()))
+            (
+                TargetHost::Absolute(authority.to_owned()),
+                Some(authority.as_bytes()),
+            )
         }
     };
     let Some(effective) = effective else {

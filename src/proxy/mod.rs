@@ -17,5 +17,5 @@ pub mod host;
 pub mod path;
 pub mod phases;
 pub mod query;
-pub mod upstream;
 pub mod tls;
+pub mod upstream;

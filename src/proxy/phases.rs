@@ -291,7 +291,11 @@ impl ProxyHttp for Gateway {
 
 impl Gateway {
     /// The host and query checks that come before the policy.
-    fn check_target(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), decision::Rejection> {
+    fn check_target(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), decision::Rejection> {
         ctx.target_host = host::check(
             &self.hosts,
             req.raw_path(),

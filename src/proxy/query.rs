@@ -41,7 +41,11 @@ pub fn decoded_name(pair: &str) -> Cow<'_, str> {
         return Cow::Borrowed(name);
     }
     let spaced = name.replace('+', " ");
-    Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// Checks a query string; returns the query to forward when a parameter was removed.

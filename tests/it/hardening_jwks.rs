@@ -39,15 +39,16 @@ fn an_oversized_key_set_is_a_failed_fetch() {
         TestKey::rsa().public(),
         "x".repeat(2 * 1024 * 1024)
     );
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-    )
-    .into_bytes();
+    let mut response =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
     response.extend_from_slice(keys.as_bytes());
     let addr = fixed_jwks(response);
     let (gw, _upstream) = gateway_on(format!("http://{addr}/jwks"));
     gw.wait_for(
-        || gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}") >= 1.0,
+        || {
+            gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}")
+                >= 1.0
+        },
         "a failed fetch",
     );
     assert_eq!(gw.admin_get("/readyz").0, 503);
@@ -65,7 +66,10 @@ fn a_redirect_is_not_followed() {
     let addr = fixed_jwks(response.into_bytes());
     let (gw, _upstream) = gateway_on(format!("http://{addr}/jwks"));
     gw.wait_for(
-        || gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}") >= 1.0,
+        || {
+            gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}")
+                >= 1.0
+        },
         "a failed fetch",
     );
     assert_eq!(good.fetches(), 0, "the redirect was followed");
@@ -78,14 +82,16 @@ fn weak_rsa_keys_are_not_counted_or_used() {
     let jwks = JwksServer::start(&[]);
     let mut weak = TestKey::rsa().public();
     weak["kid"] = serde_json::json!("weak");
-    weak["n"] = serde_json::json!(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xc5u8; 128])
-    );
+    weak["n"] =
+        serde_json::json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xc5u8; 128]));
     jwks.set_raw_keys(vec![weak]);
     let (gw, _upstream) = gateway_on(jwks.uri());
     gw.wait_for(|| jwks.fetches() >= 1, "a fetch");
     gw.wait_for(
-        || gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}") >= 1.0,
+        || {
+            gw.metric("scopegate_jwks_refreshes_total{issuer=\"exampleco\",result=\"failure\"}")
+                >= 1.0
+        },
         "the weak-only set refused",
     );
     assert_eq!(gw.metric("scopegate_jwks_keys{issuer=\"exampleco\"}"), 0.0);

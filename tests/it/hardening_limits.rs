@@ -48,7 +48,11 @@ fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
     let token = key.sign_with(header, &claims("read:timesheets"));
     let r = gw.call("GET", "/timesheets", &token);
     assert_eq!(r.status, 401);
-    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
     gw.wait_metric(
         "scopegate_requests_total{decision=\"deny\",reason=\"invalid_token\",route=\"list-timesheets\"}",
         1.0,
@@ -56,7 +60,11 @@ fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
     // An unknown key id of a sane length still asks for the keys again.
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("rotated-key".into());
-    let r = gw.call("GET", "/timesheets", &key.sign_with(header, &claims("read:timesheets")));
+    let r = gw.call(
+        "GET",
+        "/timesheets",
+        &key.sign_with(header, &claims("read:timesheets")),
+    );
     assert_eq!(r.status, 401);
     gw.wait_for(|| jwks.fetches() > fetches, "an unknown-kid refetch");
     assert_eq!(

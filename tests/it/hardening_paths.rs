@@ -56,7 +56,10 @@ fn stripped_parameters_are_decided_on_what_a_servlet_container_sees() {
     let (gw, _jwks, upstream) = gateway("paths:\n  segment_parameters: strip");
     // Tomcat reads /static/..;/admin as /admin: so does the policy, which protects it.
     assert_eq!(gw.request("GET", "/static/..;/admin", &[]).status, 401);
-    assert_eq!(gw.request("GET", "/static/app.js;jsessionid=1", &[]).status, 200);
+    assert_eq!(
+        gw.request("GET", "/static/app.js;jsessionid=1", &[]).status,
+        200
+    );
     assert_eq!(upstream.last().target, "/static/app.js");
 }
 

@@ -33,7 +33,10 @@ fn raw_upstream() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
                 head.push(byte[0]);
             }
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-            if tx.send(String::from_utf8_lossy(&head).into_owned()).is_err() {
+            if tx
+                .send(String::from_utf8_lossy(&head).into_owned())
+                .is_err()
+            {
                 return;
             }
         }
@@ -79,9 +82,8 @@ fn absolute_form_targets_are_forwarded_in_origin_form_with_their_authority_as_ho
 
 #[test]
 fn absolute_form_can_be_refused_and_hosts_limited() {
-    let (gw, _jwks, upstream) = gateway(
-        "hosts:\n  absolute_form: reject\n  allowed: [api.exampleco.test]",
-    );
+    let (gw, _jwks, upstream) =
+        gateway("hosts:\n  absolute_form: reject\n  allowed: [api.exampleco.test]");
     let absolute = send(
         &gw,
         "GET http://api.exampleco.test/healthz HTTP/1.1\r\nHost: api.exampleco.test\r\n\r\n",
@@ -117,7 +119,10 @@ fn a_missing_or_repeated_host_is_a_bad_request() {
 fn a_method_override_parameter_is_refused_or_stripped() {
     let (gw, _jwks, upstream) = gateway("");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
-    for target in ["/timesheets?_method=DELETE", "/timesheets?a=1&%5Fmethod=DELETE"] {
+    for target in [
+        "/timesheets?_method=DELETE",
+        "/timesheets?a=1&%5Fmethod=DELETE",
+    ] {
         let r = gw.call("POST", target, &token);
         assert_eq!(r.status, 400, "{target}");
     }
@@ -139,7 +144,11 @@ fn one_token_per_request_whatever_the_encoding() {
     }
     assert_eq!(upstream.count(), 0);
     let (gw, _jwks, _upstream) = gateway("token:\n  insecure_allow_query_parameter: true");
-    let r = gw.call("GET", &format!("/timesheets?access%5Ftoken={token}"), &token);
+    let r = gw.call(
+        "GET",
+        &format!("/timesheets?access%5Ftoken={token}"),
+        &token,
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("more than one way"), "{}", r.body);
 }

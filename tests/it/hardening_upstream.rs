@@ -42,7 +42,10 @@ fn expect(upstream: std::net::SocketAddr, status: u16, error: &str, kind: &str) 
     assert_eq!(r.status, status, "{r:?}\n{}", gw.log());
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json()["error"], error);
-    gw.wait_metric(&format!("scopegate_upstream_errors_total{{kind=\"{kind}\"}}"), 1.0);
+    gw.wait_metric(
+        &format!("scopegate_upstream_errors_total{{kind=\"{kind}\"}}"),
+        1.0,
+    );
     gw.wait_metric(
         "scopegate_requests_total{decision=\"error\",reason=\"upstream_error\",route=\"health\"}",
         1.0,

@@ -56,7 +56,10 @@ fn no_token_reaches_the_log_even_at_debug() {
     // pingora's own error line for a request it fails names the request.
     drop(upstream);
     assert_eq!(gw.request("GET", &query, &[]).status, 502);
-    gw.wait_for(|| gw.log().contains("upstream_error"), "the failed request's line");
+    gw.wait_for(
+        || gw.log().contains("upstream_error"),
+        "the failed request's line",
+    );
     let log = gw.log();
     assert!(log.contains("DEBUG"), "not running at debug");
     let signature = token.rsplit('.').next().unwrap();
