@@ -16,6 +16,7 @@ use crate::config::{KeySource, Settings};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
+use crate::proxy::connections::ConnectionLimit;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::phases::Gateway;
 use crate::proxy::tls::{CertWatcher, ReloadingCert};
@@ -90,8 +91,9 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Server, StartEr
         timeouts: settings.upstream_timeouts,
         max_body_bytes: settings.max_request_body_bytes,
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
+    let app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
+    let mut proxy = Service::new("scopegate".into(), app);
     proxy.add_tcp(&settings.listen.to_string());
     let mut cert_watcher = None;
     if let Some(tls) = &settings.listen_tls {

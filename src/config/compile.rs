@@ -170,6 +170,12 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             );
         }
     }
+    let max_connections = file.max_connections.as_ref().map_or(10_000, |m| m.value);
+    if let Some(m) = &file.max_connections
+        && m.value == 0
+    {
+        p.at(m, "max_connections: must be at least 1");
+    }
     let cache_bytes = file
         .token_cache
         .max_bytes
@@ -226,6 +232,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .then_some(cache_entries as usize),
         token_cache_max_bytes: cache_bytes,
         upstream_timeouts,
+        max_connections,
         max_request_body_bytes: file.max_request_body_bytes.unwrap_or(10 * 1024 * 1024),
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),

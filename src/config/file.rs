@@ -74,6 +74,8 @@ pub struct ConfigFile {
     pub hosts: HostsFile,
     /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
     pub method_override_parameter: Option<MethodOverride>,
+    /// Most client connections open at once; more are closed at once. Default `10000`.
+    pub max_connections: Option<Spanned<usize>>,
     /// Largest request body forwarded, in bytes. Default `10485760` (10 MiB).
     pub max_request_body_bytes: Option<u64>,
     /// How long the upstream is waited for, in seconds.

@@ -62,6 +62,8 @@ pub struct Settings {
     pub query: QueryRules,
     /// How long the upstream is waited for.
     pub upstream_timeouts: UpstreamTimeouts,
+    /// Most client connections open at once.
+    pub max_connections: usize,
     /// Largest request body forwarded, in bytes (413 beyond).
     pub max_request_body_bytes: u64,
 }

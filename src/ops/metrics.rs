@@ -57,6 +57,10 @@ pub struct Metrics {
     token_cache_evictions: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
     ready: IntGauge,
+    /// `scopegate_connections`: client connections open on the proxy listeners.
+    connections: IntGauge,
+    /// `scopegate_connections_refused_total`: connections closed at `max_connections`.
+    connections_refused: IntCounter,
 }
 
 impl Default for Metrics {
@@ -169,6 +173,18 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(token_cache_evictions.clone()));
+        let connections = IntGauge::new(
+            "scopegate_connections",
+            "Client connections open on the proxy listeners.",
+        )
+        .expect("valid metric");
+        reg(Box::new(connections.clone()));
+        let connections_refused = IntCounter::new(
+            "scopegate_connections_refused_total",
+            "Client connections closed at once because max_connections were open.",
+        )
+        .expect("valid metric");
+        reg(Box::new(connections_refused.clone()));
         let ready = IntGauge::new(
             "scopegate_ready",
             "1 when the policy is loaded and every issuer has usable keys.",
@@ -179,6 +195,8 @@ impl Metrics {
             token_cache_hits: cache.with_label_values(&["hit"]),
             token_cache_misses: cache.with_label_values(&["miss"]),
             token_cache_evictions,
+            connections,
+            connections_refused,
             registry,
             requests,
             auth_duration_allow,
@@ -273,6 +291,21 @@ impl Metrics {
     /// The verified-token cache did not hold the token.
     pub fn token_cache_miss(&self) {
         self.token_cache_misses.inc();
+    }
+
+    /// A client connection opened.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A client connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// A client connection was closed at once: `max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// The upstream failed an allowed request.

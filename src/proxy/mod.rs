@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
 //! | [`path`] | one normalization of the request path, refused where ambiguous |
+//! | [`connections`] | the cap on concurrent client connections |
 //! | [`headers`] | strip client identity headers, set the verified ones |
 //! | [`host`] | one `Host`, absolute-form targets, the hosts served |
 //! | [`query`] | `_method` and stray `access_token` query parameters |
@@ -12,6 +13,7 @@
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
 
 pub mod admin;
+pub mod connections;
 pub mod headers;
 pub mod host;
 pub mod path;

@@ -97,3 +97,24 @@ fn a_request_body_over_the_limit_gets_413() {
     let small = gw.call("POST", "/timesheets", &token);
     assert_eq!(small.status, 200);
 }
+
+#[test]
+fn connections_past_the_cap_are_closed_and_counted() {
+    let (gw, _jwks, _upstream) = gateway("max_connections: 2");
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(gw.addr).unwrap()).collect();
+    for c in &mut held {
+        let r = c.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(r.status, 200);
+    }
+    gw.wait_metric("scopegate_connections", 2.0);
+    let mut third = Connection::open(gw.addr).unwrap();
+    assert!(
+        third
+            .send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            .is_err()
+    );
+    gw.wait_metric("scopegate_connections_refused_total", 1.0);
+    drop(held);
+    gw.wait_metric("scopegate_connections", 0.0);
+    assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
+}
