@@ -21,6 +21,7 @@ mod metrics;
 mod oidc;
 mod paths;
 mod prometheus;
+mod properties;
 mod reload;
 mod responses;
 mod routes;
