@@ -18,6 +18,7 @@ use crate::ops::access_log::{AccessLog, AccessLogFlush};
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
+use crate::proxy::connections::ConnectionLimit;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::phases::Gateway;
@@ -81,6 +82,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
 
     let threads = crate::ops::cpus::choose(settings.threads);
     tracing::info!(threads = threads.threads, why = %threads.why, "proxy worker threads");
+    crate::ops::runtime_dir::prepare(&settings.upgrade_socket)
+        .map_err(|e| StartError(vec![format!("upgrade_socket: {e}")]))?;
     let mut conf = ServerConf {
         threads: threads.threads,
         grace_period_seconds: Some(settings.grace_period.as_secs()),
@@ -122,9 +125,15 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         metrics: metrics.clone(),
         access_log,
         client_cert_header: settings.client_cert_header.clone(),
+        paths: settings.paths,
+        hosts: settings.hosts.clone(),
+        query: settings.query,
+        timeouts: settings.upstream_timeouts,
+        max_body_bytes: settings.max_request_body_bytes,
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "scopegate");
+    let app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
+    let mut proxy = Service::new("scopegate".into(), app);
     proxy.add_tcp(&settings.listen.to_string());
     let mut cert_watcher = None;
     if let Some(tls) = &settings.listen_tls {

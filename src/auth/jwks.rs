@@ -18,6 +18,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
+use crate::auth::bounded::{BoundedCache, Weighed, bounded};
 use crate::auth::jws::SignatureKey;
 use crate::config::{IssuerSettings, JwksTiming, KeySource};
 use crate::ops::metrics::Metrics;
@@ -96,6 +97,33 @@ impl KeySet {
     }
 }
 
+/// Largest JWKS document read; a key set of a hundred RSA keys is about 50 KB.
+pub const MAX_JWKS_BYTES: usize = 512 * 1024;
+
+/// Smallest RSA modulus used, in bits (NIST SP 800-131A; aws-lc verifies 2048 and up).
+const MIN_RSA_BITS: usize = 2048;
+
+/// Longest `kid` a token may name; a longer one is refused before any lookup (key ids are
+/// short: Auth0's are 22 characters, a thumbprint 43).
+pub const MAX_KID_BYTES: usize = 256;
+
+/// Most unknown `kid`s remembered per issuer, and about how many bytes they may take.
+const UNKNOWN_KID_ENTRIES: usize = 10_000;
+const UNKNOWN_KID_BYTES: u64 = 1024 * 1024;
+
+/// When an unknown `kid` was seen, and what remembering it costs.
+#[derive(Clone)]
+struct SeenKid {
+    at: Instant,
+    bytes: u64,
+}
+
+impl Weighed for SeenKid {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// The keys of one issuer, as the request path sees them.
 pub struct KeyStore {
     /// Metric label.
@@ -108,8 +136,8 @@ pub struct KeyStore {
     refetch_pending: AtomicBool,
     last_refetch: Mutex<Option<Instant>>,
     /// `kid`s recently found unknown, with when: a flood of the same random ids costs
-    /// nothing more for `unknown_kid_refetch_seconds`.
-    unknown_kids: quick_cache::sync::Cache<String, Instant>,
+    /// nothing more for `unknown_kid_refetch_seconds`. Bounded in entries and bytes.
+    unknown_kids: BoundedCache<String, SeenKid>,
     /// Never refreshed (HMAC secret from a file).
     fixed: bool,
     /// A refetch was asked for and has not ended yet: unknown-`kid` requests wait for it.
@@ -141,7 +169,7 @@ impl KeyStore {
             refetch: Notify::new(),
             refetch_pending: AtomicBool::new(false),
             last_refetch: Mutex::new(None),
-            unknown_kids: quick_cache::sync::Cache::new(10_000),
+            unknown_kids: bounded(UNKNOWN_KID_ENTRIES, UNKNOWN_KID_BYTES, None),
             fixed: false,
             refetch_in_flight: AtomicBool::new(false),
             fetched: tokio::sync::watch::Sender::new(0),
@@ -200,10 +228,14 @@ impl KeyStore {
         }
         let interval = self.timing.unknown_kid_refetch;
         let seen = self.unknown_kids.get(kid);
-        if seen.is_some_and(|t| t.elapsed() < interval) {
+        if seen.is_some_and(|s| s.at.elapsed() < interval) {
             return false;
         }
-        self.unknown_kids.insert(kid.to_owned(), Instant::now());
+        let seen = SeenKid {
+            at: Instant::now(),
+            bytes: (kid.len() + 64) as u64,
+        };
+        self.unknown_kids.insert(kid.to_owned(), seen);
         let mut last = self.last_refetch.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < interval) {
             return false;
@@ -267,6 +299,9 @@ pub enum FetchError {
     /// Not a JWK Set.
     #[error("invalid JWKS document: {0}")]
     Invalid(String),
+    /// The document is larger than [`MAX_JWKS_BYTES`].
+    #[error("the key set is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
     /// A JWK Set without a single key this issuer may use.
     #[error("no usable signing key in the set ({0} keys skipped)")]
     NoUsableKey(usize),
@@ -316,6 +351,7 @@ fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     }
     // What the key type permits; HMAC secrets never come from a JWKS.
     let by_type: &[Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(p) if rsa_bits(&p.n) < MIN_RSA_BITS => return None,
         AlgorithmParameters::RSA(_) => &[
             Algorithm::RS256,
             Algorithm::RS384,
@@ -364,6 +400,20 @@ fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     })
 }
 
+/// Bits of a base64url RSA modulus (0 when it does not decode).
+fn rsa_bits(n: &str) -> usize {
+    use base64::Engine as _;
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('='))
+    else {
+        return 0;
+    };
+    let Some(first) = bytes.iter().position(|&b| b != 0) else {
+        return 0;
+    };
+    (bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize
+}
+
 /// `Cache-Control: max-age`, if present.
 fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
@@ -399,6 +449,9 @@ impl JwksRefresher {
             .timeout(store.timing.fetch_timeout)
             .connect_timeout(store.timing.fetch_timeout)
             .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead anywhere, https to http included: a key set is fetched
+            // from its configured URL only, and a 3xx is a failed fetch.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client's settings are valid");
         JwksRefresher {
@@ -488,10 +541,25 @@ impl JwksRefresher {
             return Err(FetchError::Status(response.status().as_u16()));
         }
         let age = max_age(response.headers());
-        let body = response
-            .bytes()
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        // Read chunk by chunk, so an endless or oversized body costs at most the limit.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| FetchError::Transport(without_url(e)))?;
+            .map_err(|e| FetchError::Transport(without_url(e)))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
         let (keys, skipped) = parse_jwks(&body, &self.store.allowed)?;
         Ok((keys, skipped, age))
     }
@@ -647,6 +715,19 @@ mod tests {
             parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]),
             Err(FetchError::NoUsableKey(0))
         ));
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_left_out() {
+        use base64::Engine as _;
+        let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        assert_eq!(rsa_bits(&short), 1024);
+        assert_eq!(rsa_bits(RSA_N), 2048);
+        let r = parse(
+            vec![rsa_jwk(serde_json::json!({"n": short}))],
+            &[Algorithm::RS256],
+        );
+        assert!(matches!(r, Err(FetchError::NoUsableKey(1))));
     }
 
     #[test]

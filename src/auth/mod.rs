@@ -13,7 +13,9 @@
 //! | [`identity`] | the verified caller and its upstream header values |
 //! | [`dpop`] | DPoP proofs, replay cache and nonces (RFC 9449) |
 //! | [`cnf`] | the token's `cnf` binding; certificate-bound tokens (RFC 8705) |
+//! | [`bounded`] | caches bounded in bytes and entries, evictions counted |
 
+pub mod bounded;
 pub mod claims;
 pub mod cnf;
 pub mod discovery;
@@ -99,6 +101,7 @@ impl Authenticator {
             issuers,
             claim_names,
             settings.token_cache_entries,
+            settings.token_cache_max_bytes,
             metrics.clone(),
         );
         let modes = settings

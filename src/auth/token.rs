@@ -100,8 +100,9 @@ fn credentials(value: &[u8], dpop: bool) -> Result<Option<(&str, bool)>, Rejecti
 fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
     let mut found = None;
     for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name != "access_token" {
+        let (_, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // By its decoded name: `access%5Ftoken` is the same parameter to a backend.
+        if crate::proxy::query::decoded_name(pair) != "access_token" {
             continue;
         }
         if found.is_some() {
@@ -244,5 +245,13 @@ mod tests {
         );
         let both = extract([b"Bearer abc".as_slice()], Some("access_token=abc"), &rules);
         assert_eq!(both.unwrap_err().status(), 400);
+        let encoded = extract(
+            [b"Bearer abc".as_slice()],
+            Some("access%5Ftoken=abc"),
+            &rules,
+        );
+        assert_eq!(encoded.unwrap_err().status(), 400);
+        let twice = extract([], Some("access_token=a&access%5ftoken=b"), &rules);
+        assert_eq!(twice.unwrap_err().status(), 400);
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
 
+use crate::auth::bounded::{BoundedCache, OnEvict, Weighed, bounded};
 use crate::auth::claims::{self, Claims};
 use crate::auth::identity::{ConditionClaims, Identity, collect_scopes, numeric_date};
 use crate::auth::introspect::Introspector;
-use crate::auth::jwks::{KeyStore, VerifyKey};
+use crate::auth::jwks::{KeyStore, MAX_KID_BYTES, VerifyKey};
 use crate::config::IssuerSettings;
 use crate::decision::rejection::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
@@ -60,6 +61,8 @@ struct Cached {
     valid_until: u64,
     /// The claims the identity kept for the policy's conditions.
     conditions: ConditionClaims,
+    /// Approximate bytes of the entry, token included (its cache weight).
+    bytes: u64,
 }
 
 /// Why a JWS did not verify at once.
@@ -90,6 +93,26 @@ impl Failure {
     }
 }
 
+impl Weighed for Cached {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Bytes of a cache entry beyond its strings: the cache slot, the boxed key, the identity's
+/// struct, header values and reference counts (measured order of magnitude, rounded up).
+const ENTRY_OVERHEAD: u64 = 512;
+
+/// Approximate bytes a cached token and its identity hold: the token, and each identity
+/// string twice (the field and the shared header-value buffer).
+fn entry_bytes(token: &str, id: &Identity) -> u64 {
+    let strings = id.subject.as_ref().map_or(0, String::len)
+        + id.client_id.as_ref().map_or(0, String::len)
+        + id.scopes.iter().map(|s| s.len() + 24).sum::<usize>()
+        + id.claims.iter().map(|(_, v)| v.len() + 40).sum::<usize>();
+    (token.len() + 2 * strings) as u64 + ENTRY_OVERHEAD
+}
+
 /// Verifies bearer tokens against the configured issuers.
 pub struct Verifier {
     issuers: Vec<IssuerVerifier>,
@@ -100,16 +123,18 @@ pub struct Verifier {
     claim_names: Vec<Arc<str>>,
     /// Keyed by the whole token: a lookup hashes it and compares it byte for byte, so a
     /// token only ever finds its own entry.
-    cache: Option<quick_cache::sync::Cache<Box<str>, Cached>>,
+    cache: Option<BoundedCache<Box<str>, Cached>>,
     metrics: Metrics,
 }
 
 impl Verifier {
-    /// A verifier for `issuers`; `cache_entries` of `None` turns the token cache off.
+    /// A verifier for `issuers`; `cache_entries` of `None` turns the token cache off, which
+    /// otherwise holds at most that many tokens and about `cache_bytes` bytes.
     pub fn new(
         issuers: Vec<IssuerVerifier>,
         claim_names: Vec<Arc<str>>,
         cache_entries: Option<usize>,
+        cache_bytes: u64,
         metrics: Metrics,
     ) -> Verifier {
         let by_iss = issuers
@@ -117,10 +142,14 @@ impl Verifier {
             .enumerate()
             .map(|(i, v)| (v.issuer.clone(), i))
             .collect();
-        // Bounded in entries, and so in memory: a token is at most `token.max_bytes` long.
+        // Bounded in bytes and in entries: 100 000 entries of 7 KB tokens would be 3 GB.
         // Expired entries are never served (every hit checks `exp`) and age out under the
         // cache's eviction (S3-FIFO) like any entry that is not hit again.
-        let cache = cache_entries.map(quick_cache::sync::Cache::new);
+        let cache = cache_entries.map(|entries| {
+            let counted = metrics.clone();
+            let on_evict: OnEvict = Arc::new(move || counted.token_cache_evicted());
+            bounded(entries, cache_bytes, Some(on_evict))
+        });
         let opaque_issuer = issuers.iter().position(|i| i.introspector.is_some());
         Verifier {
             issuers,
@@ -257,6 +286,10 @@ impl Verifier {
                 _ => TokenError::Malformed,
             })
         })?;
+        if header.kid.as_ref().is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            // Before any lookup or memo: a key id is short, and a long one costs memory.
+            return Err(invalid(TokenError::Malformed).into());
+        }
         if header.crit.is_some() {
             // We implement no JWS extension, so any listed one must be refused.
             return Err(invalid(TokenError::UnsupportedCrit).into());
@@ -313,6 +346,7 @@ impl Verifier {
         let exp = claims::check(&claims, &expected, now()).map_err(invalid)?;
         let identity = self.identity(issuer, &claims, exp, conditions)?;
         Ok(Cached {
+            bytes: entry_bytes(token, &identity),
             identity: Arc::new(identity),
             issuer: index,
             key: key.clone(),

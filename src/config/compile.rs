@@ -22,6 +22,13 @@ use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
 use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
 use crate::auth::token::TokenRules;
+use crate::proxy::host::HostRules;
+use crate::proxy::path::PathRules;
+use crate::proxy::query::QueryRules;
+use crate::proxy::upstream::UpstreamTimeouts;
+
+/// Default bound of the verified-token cache: a quarter of a 256 MiB sidecar.
+const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 const MIN_HMAC_SECRET: usize = 32;
@@ -114,7 +121,11 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         &file.identity_headers,
         &file.strip_headers,
         file.forward_authorization.unwrap_or(true),
-    );
+    )
+    .map(|h| HeaderSettings {
+        drop_underscore_headers: file.drop_underscore_headers.unwrap_or(false),
+        ..h
+    });
     let max_bytes = file.token.max_bytes.as_ref().map_or(8192, |m| m.value);
     if let Some(m) = &file.token.max_bytes
         && m.value == 0
@@ -156,6 +167,61 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         .protected_resource
         .as_ref()
         .and_then(|r| compile_protected_resource(&mut p, r, &issuers));
+    let mut allowed_hosts = Vec::new();
+    for host in &file.hosts.allowed {
+        let name = host.value.to_ascii_lowercase();
+        if name.is_empty()
+            || http::uri::Authority::try_from(name.as_str()).is_err()
+            || name.contains('@')
+        {
+            p.at(host, format!("hosts.allowed: \"{}\" is not a host name (expected e.g. api.exampleco.com or api.exampleco.com:8443)", host.value));
+        } else {
+            allowed_hosts.push(name);
+        }
+    }
+    let defaults = UpstreamTimeouts::default();
+    let mut upstream_timeouts = defaults;
+    if let Some(t) = &file.upstream_timeouts {
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        upstream_timeouts = UpstreamTimeouts {
+            connect: secs(t.value.connect_seconds, defaults.connect),
+            read: secs(t.value.read_seconds, defaults.read),
+            write: secs(t.value.write_seconds, defaults.write),
+            idle: secs(t.value.idle_seconds, defaults.idle),
+        };
+        let u = &upstream_timeouts;
+        if [u.connect, u.read, u.write, u.idle]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            p.at(
+                t,
+                "upstream_timeouts: every timeout must be at least 1 second",
+            );
+        }
+    }
+    let max_connections = file.max_connections.as_ref().map_or(10_000, |m| m.value);
+    if let Some(m) = &file.max_connections
+        && m.value == 0
+    {
+        p.at(m, "max_connections: must be at least 1");
+    }
+    let cache_bytes = file
+        .token_cache
+        .max_bytes
+        .as_ref()
+        .map_or(DEFAULT_TOKEN_CACHE_BYTES, |m| m.value);
+    for bound in [&file.token_cache.max_bytes, &file.token_cache.max_entries]
+        .into_iter()
+        .flatten()
+    {
+        if bound.value == 0 {
+            p.at(
+                bound,
+                "token_cache: bounds must be at least 1 (use enabled: false to turn the cache off)",
+            );
+        }
+    }
     if !p.found.is_empty() {
         return Err(p.found);
     }
@@ -165,6 +231,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         p.whole("invalid configuration");
         return Err(p.found);
     };
+    let allow_query = file.token.insecure_allow_query_parameter.unwrap_or(false);
     Ok(Settings {
         listen,
         listen_tls,
@@ -179,14 +246,14 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         ),
         upgrade_socket: file
             .upgrade_socket
-            .unwrap_or_else(|| "/tmp/scopegate_upgrade.sock".into()),
+            .unwrap_or_else(crate::ops::runtime_dir::default_upgrade_socket),
         realm: file.realm.unwrap_or_else(|| "scopegate".into()),
         log_format: file.log_format.unwrap_or_default(),
         access_log: file.access_log.unwrap_or(true),
         issuers,
         headers,
         token: TokenRules {
-            allow_query: file.token.insecure_allow_query_parameter.unwrap_or(false),
+            allow_query,
             max_bytes,
             accept_dpop: dpop.public_url.is_some(),
         },
@@ -198,6 +265,22 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .unwrap_or(true)
             .then_some(cache_entries as usize),
         protected_resource,
+        token_cache_max_bytes: cache_bytes,
+        upstream_timeouts,
+        max_connections,
+        max_request_body_bytes: file.max_request_body_bytes.unwrap_or(10 * 1024 * 1024),
+        paths: PathRules {
+            segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
+            allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),
+        },
+        hosts: HostRules {
+            absolute_form: file.hosts.absolute_form.unwrap_or_default(),
+            allowed: allowed_hosts,
+        },
+        query: QueryRules {
+            method_override: file.method_override_parameter.unwrap_or_default(),
+            token_parameter: allow_query,
+        },
     })
 }
 
@@ -293,7 +376,17 @@ fn compile_issuer(
         (Some(file), true, _) => read_secret(p, &format!("{at}.hmac_secret_file"), file, base),
         (None, false, None) => Some(KeySource::Jwks { uri: None }),
         (None, false, Some(uri)) => {
-            if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
+            let plain_remote = uri.value.starts_with("http://") && !is_loopback_url(&uri.value);
+            if plain_remote && !issuer.insecure_allow_http_jwks_uri.unwrap_or(false) {
+                p.at(
+                    uri,
+                    format!(
+                        "{at}.jwks_uri: \"{}\" is plain http to another host: anyone on the path could replace the keys (use https, or set insecure_allow_http_jwks_uri: true)",
+                        uri.value
+                    ),
+                );
+                None
+            } else if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
                 Some(KeySource::Jwks {
                     uri: Some(uri.value.clone()),
                 })
@@ -749,6 +842,7 @@ fn compile_headers(
         claims,
         strip: stripped,
         forward_authorization,
+        drop_underscore_headers: false,
     })
 }
 
@@ -760,6 +854,23 @@ fn identity_header(name: &str) -> Result<HeaderName, &'static str> {
         return Err("cannot carry identity");
     }
     Ok(parsed)
+}
+
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain http
+/// there never crosses a network.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(host) = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).

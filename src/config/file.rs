@@ -12,6 +12,10 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::proxy::host::AbsoluteForm;
+use crate::proxy::path::SegmentParameters;
+use crate::proxy::query::MethodOverride;
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +41,8 @@ pub struct ConfigFile {
     pub grace_period_seconds: Option<u64>,
     /// Seconds blocking work gets after the grace period. Default `5`.
     pub graceful_shutdown_timeout_seconds: Option<u64>,
-    /// Socket for the listener handover of an upgrade. Default `/tmp/scopegate_upgrade.sock`.
+    /// Socket for the listener handover of an upgrade. Default
+    /// `$XDG_RUNTIME_DIR/scopegate/upgrade.sock`, else `/tmp/scopegate-<uid>/upgrade.sock`.
     pub upgrade_socket: Option<PathBuf>,
     /// Realm in `WWW-Authenticate` challenges. Default `scopegate`.
     pub realm: Option<String>,
@@ -69,6 +74,23 @@ pub struct ConfigFile {
     /// A request header a TLS-terminating proxy sets to the client certificate
     /// (URL-encoded PEM), trusted from any peer. Default: none.
     pub insecure_client_cert_header: Option<Spanned<String>>,
+    /// Drop every request header with `_` in its name. Default `false` (only names that
+    /// read as a stripped header with `_` for `-` are dropped).
+    pub drop_underscore_headers: Option<bool>,
+    /// Path readings some backends need.
+    #[serde(default)]
+    pub paths: PathsFile,
+    /// The hosts served and absolute-form targets.
+    #[serde(default)]
+    pub hosts: HostsFile,
+    /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
+    pub method_override_parameter: Option<MethodOverride>,
+    /// Most client connections open at once; more are closed at once. Default `10000`.
+    pub max_connections: Option<Spanned<usize>>,
+    /// Largest request body forwarded, in bytes. Default `10485760` (10 MiB).
+    pub max_request_body_bytes: Option<u64>,
+    /// How long the upstream is waited for, in seconds.
+    pub upstream_timeouts: Option<Spanned<UpstreamTimeoutsFile>>,
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -145,6 +167,44 @@ pub struct NonceFile {
     pub window_seconds: Option<Spanned<u64>>,
 }
 
+/// Upstream timeouts in seconds; each at least 1.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTimeoutsFile {
+    /// Connection (and TLS handshake). Default `5`.
+    pub connect_seconds: Option<u64>,
+    /// Each read of the answer. Default `60`.
+    pub read_seconds: Option<u64>,
+    /// Each write of the request. Default `60`.
+    pub write_seconds: Option<u64>,
+    /// Unused pooled connections are closed after this. Default `60`.
+    pub idle_seconds: Option<u64>,
+}
+
+/// The hosts served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostsFile {
+    /// Accepted `Host` values, `name` (any port) or `name:port`. Default: any host.
+    #[serde(default)]
+    pub allowed: Vec<Spanned<String>>,
+    /// Absolute-form targets: `rewrite` (origin-form, its authority as `Host`) or
+    /// `reject`. Default `rewrite`.
+    pub absolute_form: Option<AbsoluteForm>,
+}
+
+/// Path readings some backends need; the defaults refuse what a backend could read
+/// differently from the gateway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsFile {
+    /// `;` parameters: `reject_dot_segments`, `strip` or `reject`. Default
+    /// `reject_dot_segments`.
+    pub segment_parameters: Option<SegmentParameters>,
+    /// Forward `%252e`, `%252f`, `%255c`. Default `false`.
+    pub insecure_allow_double_encoding: Option<bool>,
+}
+
 /// A TLS listener (PEM files, re-read when they change).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +269,8 @@ pub struct IssuerFile {
     pub jwks: Option<Spanned<JwksFile>>,
     /// DPoP for this issuer's tokens: `off`, `allowed` or `required`. Default `off`.
     pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
+    /// Accept an `http://` `jwks_uri` on a host other than loopback. Default `false`.
+    pub insecure_allow_http_jwks_uri: Option<bool>,
 }
 
 /// Bounds of an issuer's key set lifecycle, in seconds.
@@ -272,4 +334,6 @@ pub struct TokenCacheFile {
     pub enabled: Option<bool>,
     /// Most tokens kept. Default `100000`.
     pub max_entries: Option<Spanned<u64>>,
+    /// Most bytes the cached tokens and identities take. Default `67108864` (64 MiB).
+    pub max_bytes: Option<Spanned<u64>>,
 }

@@ -109,6 +109,29 @@ issuers:
     }
 
     #[test]
+    fn plain_http_key_urls_need_loopback_or_an_insecure_switch() {
+        let remote = MINIMAL.replace(
+            "https://tenant.example/.well",
+            "http://tenant.example/.well",
+        );
+        let errs = parse(&remote).unwrap_err();
+        assert!(
+            errs[0].message.contains("insecure_allow_http_jwks_uri"),
+            "{}",
+            errs[0]
+        );
+        let allowed = remote.replace(
+            "    audiences: [api]\n",
+            "    audiences: [api]\n    insecure_allow_http_jwks_uri: true\n",
+        );
+        assert!(parse(&allowed).is_ok());
+        for local in ["http://127.0.0.1:8", "http://localhost:8", "http://[::1]:8"] {
+            let text = MINIMAL.replace("https://tenant.example", local);
+            assert!(parse(&text).is_ok(), "{local}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_a_location() {
         let text = format!("{MINIMAL}lisen: 0.0.0.0:1\n");
         let errs = parse(&text).unwrap_err();

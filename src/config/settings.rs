@@ -13,6 +13,10 @@ use jsonwebtoken::Algorithm;
 pub use super::file::{ClientAuthMethod, LogFormat};
 pub use crate::auth::dpop::{DpopMode, DpopSettings};
 use crate::auth::token::TokenRules;
+use crate::proxy::host::HostRules;
+use crate::proxy::path::PathRules;
+use crate::proxy::query::QueryRules;
+use crate::proxy::upstream::UpstreamTimeouts;
 
 /// Everything `scopegate run` needs, checked.
 #[derive(Debug, Clone)]
@@ -57,6 +61,20 @@ pub struct Settings {
     pub dpop: DpopSettings,
     /// The header a TLS-terminating proxy puts the client certificate in, if trusted.
     pub client_cert_header: Option<HeaderName>,
+    /// About how many bytes the verified-token cache may hold.
+    pub token_cache_max_bytes: u64,
+    /// Path readings allowed beyond the defaults.
+    pub paths: PathRules,
+    /// The hosts served and absolute-form targets.
+    pub hosts: HostRules,
+    /// Query parameters refused or removed.
+    pub query: QueryRules,
+    /// How long the upstream is waited for.
+    pub upstream_timeouts: UpstreamTimeouts,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// Largest request body forwarded, in bytes (413 beyond).
+    pub max_request_body_bytes: u64,
 }
 
 /// RFC 9728 protected-resource metadata settings.
@@ -281,4 +299,7 @@ pub struct HeaderSettings {
     pub strip: Vec<HeaderName>,
     /// Whether the client's `Authorization` goes upstream.
     pub forward_authorization: bool,
+    /// Drop every request header whose name has an underscore (lookalikes of stripped
+    /// names are always dropped).
+    pub drop_underscore_headers: bool,
 }

@@ -24,6 +24,7 @@ pub use rejection::{Answer, ChallengeContext, DpopOffer, ProofError, Rejection, 
 
 use crate::auth::identity::Identity;
 use crate::policy::{Policy, Route};
+use crate::proxy::path::PathRules;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -146,11 +147,12 @@ impl Verdict {
     }
 }
 
-/// Decides `method path` against a policy snapshot. `authenticate` is asked for the caller
-/// only on a protected route, and given that route (what it requires may change how the
-/// caller must prove who they are). It may wait on the network (token introspection, the
-/// refetch of a key set after a rotation), always bounded; the offline tools pass one that
-/// is ready at once and run the decision with [`now`].
+/// Decides `method path` against a policy snapshot with the default path rules.
+/// `authenticate` is asked for the caller only on a protected route, and given that route
+/// (what it requires may change how the caller must prove who they are). It may wait on
+/// the network (token introspection, the refetch of a key set after a rotation), always
+/// bounded; the offline tools pass one that is ready at once and run the decision with
+/// [`now`].
 pub async fn decide<'p, F, Fut>(
     method: &str,
     path: &str,
@@ -161,7 +163,22 @@ where
     F: FnOnce(&'p Route) -> Fut,
     Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
 {
-    let path = match crate::proxy::path::normalize(path) {
+    decide_with(&PathRules::default(), method, path, policy, authenticate).await
+}
+
+/// [`decide`] with the configured path rules (`paths.*`).
+pub async fn decide_with<'p, F, Fut>(
+    rules: &PathRules,
+    method: &str,
+    path: &str,
+    policy: &'p Policy,
+    authenticate: F,
+) -> Decision
+where
+    F: FnOnce(&'p Route) -> Fut,
+    Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
+{
+    let path = match crate::proxy::path::normalize_with(path, rules) {
         Ok(p) => p,
         Err(rejection) => {
             return Decision {

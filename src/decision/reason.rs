@@ -114,11 +114,15 @@ pub enum Reason {
     UpstreamError,
     /// The protected-resource metadata document (RFC 9728).
     ResourceMetadata,
+    /// The request's host is not one `hosts.allowed` lists.
+    UnknownHost,
+    /// The request body is over `limits.max_request_body_bytes`.
+    BodyTooLarge,
 }
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 34] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -151,6 +155,8 @@ impl Reason {
         Reason::DpopBoundAsBearer,
         Reason::UpstreamError,
         Reason::ResourceMetadata,
+        Reason::UnknownHost,
+        Reason::BodyTooLarge,
     ];
 
     /// The label.
@@ -188,6 +194,8 @@ impl Reason {
             Reason::DpopBoundAsBearer => "dpop_bound_as_bearer",
             Reason::UpstreamError => "upstream_error",
             Reason::ResourceMetadata => "resource_metadata",
+            Reason::UnknownHost => "unknown_host",
+            Reason::BodyTooLarge => "body_too_large",
         }
     }
 

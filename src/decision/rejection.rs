@@ -219,6 +219,18 @@ pub enum Rejection {
     /// A DPoP-bound token (`cnf.jkt`) sent with the `Bearer` scheme (RFC 9449 §7.2).
     #[error("The access token is DPoP-bound: send it with the DPoP scheme and a proof")]
     BoundTokenAsBearer,
+    /// The request names a host this gateway does not serve (`hosts.allowed`).
+    #[error("This host is not served here")]
+    MisdirectedRequest,
+    /// The request body is larger than `limits.max_request_body_bytes`.
+    #[error("The request body is too large")]
+    PayloadTooLarge,
+    /// The upstream could not be reached, reset the connection or sent a broken answer.
+    #[error("The upstream failed to answer")]
+    BadGateway,
+    /// The upstream did not answer in time.
+    #[error("The upstream did not answer in time")]
+    GatewayTimeout,
 }
 
 /// Everything a client sees of a rejection.
@@ -281,6 +293,9 @@ impl Rejection {
             Rejection::UseDpopNonce { .. } => Reason::UseDpopNonce,
             Rejection::DpopRequired => Reason::DpopRequired,
             Rejection::BoundTokenAsBearer => Reason::DpopBoundAsBearer,
+            Rejection::MisdirectedRequest => Reason::UnknownHost,
+            Rejection::PayloadTooLarge => Reason::BodyTooLarge,
+            Rejection::BadGateway | Rejection::GatewayTimeout => Reason::UpstreamError,
         }
     }
 
@@ -349,6 +364,10 @@ impl Rejection {
             Rejection::DpopRequired | Rejection::BoundTokenAsBearer => {
                 (401, Challenge::Dpop("invalid_token"), "invalid_token", None)
             }
+            Rejection::MisdirectedRequest => (421, Challenge::None, "misdirected_request", None),
+            Rejection::PayloadTooLarge => (413, Challenge::None, "request_too_large", None),
+            Rejection::BadGateway => (502, Challenge::None, "bad_gateway", None),
+            Rejection::GatewayTimeout => (504, Challenge::None, "gateway_timeout", None),
         }
     }
 
@@ -467,7 +486,11 @@ impl Rejection {
             | Rejection::InvalidDpopProof(_)
             | Rejection::UseDpopNonce { .. }
             | Rejection::DpopRequired
-            | Rejection::BoundTokenAsBearer => Vec::new(),
+            | Rejection::BoundTokenAsBearer
+            | Rejection::MisdirectedRequest
+            | Rejection::PayloadTooLarge
+            | Rejection::BadGateway
+            | Rejection::GatewayTimeout => Vec::new(),
         }
     }
 }

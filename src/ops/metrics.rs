@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::decision::{Outcome, Reason};
+use crate::proxy::upstream::UpstreamFault;
 
 /// The gateway's metrics.
 #[derive(Clone)]
@@ -27,8 +28,8 @@ pub struct Metrics {
     auth_duration_allow: Histogram,
     /// `scopegate_auth_duration_seconds{decision="deny"}`.
     auth_duration_deny: Histogram,
-    /// `scopegate_upstream_errors_total`: allowed requests the upstream failed.
-    upstream_errors: IntCounter,
+    /// `scopegate_upstream_errors_total{kind}`: allowed requests the upstream failed.
+    upstream_errors: IntCounterVec,
     /// `scopegate_jwks_refreshes_total{issuer, result}`.
     jwks_refreshes: IntCounterVec,
     /// `scopegate_jwks_keys{issuer}`: usable keys loaded.
@@ -51,6 +52,9 @@ pub struct Metrics {
     token_cache_hits: IntCounter,
     /// `scopegate_token_cache_requests_total{result="miss"}`.
     token_cache_misses: IntCounter,
+    /// `scopegate_token_cache_evictions_total`: entries pushed out by the byte or entry
+    /// bound.
+    token_cache_evictions: IntCounter,
     /// `scopegate_ready`: 1 when `/readyz` would say ready.
     ready: IntGauge,
     /// `scopegate_introspection_requests_total{issuer, result}`.
@@ -62,6 +66,10 @@ pub struct Metrics {
     /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
     /// up with.
     access_log_dropped: IntCounter,
+    /// `scopegate_connections`: client connections open on the proxy listeners.
+    connections: IntGauge,
+    /// `scopegate_connections_refused_total`: connections closed at `max_connections`.
+    connections_refused: IntCounter,
 }
 
 impl Default for Metrics {
@@ -107,12 +115,14 @@ impl Metrics {
         reg(Box::new(auth_duration.clone()));
         let auth_duration_allow = auth_duration.with_label_values(&["allow"]);
         let auth_duration_deny = auth_duration.with_label_values(&["deny"]);
-        let upstream_errors = IntCounter::new(
+        let upstream_errors = counter_vec(
             "scopegate_upstream_errors_total",
-            "Allowed requests that failed at the upstream (connect, timeout, reset).",
-        )
-        .expect("valid metric");
-        reg(Box::new(upstream_errors.clone()));
+            "Allowed requests that failed at the upstream, by kind (connect, timeout, reset, protocol).",
+            &["kind"],
+        );
+        for kind in UpstreamFault::ALL {
+            upstream_errors.with_label_values(&[kind.as_str()]);
+        }
         let jwks_refreshes = counter_vec(
             "scopegate_jwks_refreshes_total",
             "JWKS fetches by issuer and result (success, failure).",
@@ -166,6 +176,24 @@ impl Metrics {
             "Verified-token cache lookups by result (hit, miss).",
             &["result"],
         );
+        let token_cache_evictions = IntCounter::new(
+            "scopegate_token_cache_evictions_total",
+            "Verified tokens evicted from the cache to stay within its byte and entry bounds.",
+        )
+        .expect("valid metric");
+        reg(Box::new(token_cache_evictions.clone()));
+        let connections = IntGauge::new(
+            "scopegate_connections",
+            "Client connections open on the proxy listeners.",
+        )
+        .expect("valid metric");
+        reg(Box::new(connections.clone()));
+        let connections_refused = IntCounter::new(
+            "scopegate_connections_refused_total",
+            "Client connections closed at once because max_connections were open.",
+        )
+        .expect("valid metric");
+        reg(Box::new(connections_refused.clone()));
         let ready = IntGauge::new(
             "scopegate_ready",
             "1 when the policy is loaded and every issuer has usable keys.",
@@ -206,6 +234,9 @@ impl Metrics {
             introspection_cache,
             token_cache_hits: cache.with_label_values(&["hit"]),
             token_cache_misses: cache.with_label_values(&["miss"]),
+            token_cache_evictions,
+            connections,
+            connections_refused,
             registry,
             requests,
             auth_duration_allow,
@@ -337,6 +368,33 @@ impl Metrics {
         self.token_cache_misses.inc();
     }
 
+    /// A client connection opened.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A client connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// A client connection was closed at once: `max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// The upstream failed an allowed request.
+    pub fn upstream_failed(&self, kind: UpstreamFault) {
+        self.upstream_errors
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    /// The verified-token cache evicted an entry to stay within its bounds.
+    pub fn token_cache_evicted(&self) {
+        self.token_cache_evictions.inc();
+    }
+
     /// The authorization decision took `elapsed`.
     pub fn decided(&self, outcome: Outcome, elapsed: Duration) {
         let histogram = match outcome {
@@ -349,9 +407,6 @@ impl Metrics {
 
     /// A request is done: one count by route, outcome and reason.
     pub fn request_done(&self, route: &str, outcome: Outcome, reason: Reason) {
-        if outcome == Outcome::Error {
-            self.upstream_errors.inc();
-        }
         self.requests
             .with_label_values(&[route, outcome.as_str(), reason.as_str()])
             .inc();

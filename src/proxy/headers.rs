@@ -1,4 +1,9 @@
 //! Identity headers: strip every one the client sent, then set the verified ones.
+//!
+//! A header whose name reads as a stripped one once `_` is taken for `-` (`X_Auth_Subject`)
+//! is dropped too: CGI, WSGI, Rack and PHP map both spellings to the same variable
+//! (`HTTP_X_AUTH_SUBJECT`), so the backend would read the client's value as the gateway's.
+//! `drop_underscore_headers` drops every name with an underscore (nginx's default).
 
 use std::cmp::Ordering;
 
@@ -72,6 +77,8 @@ pub struct HeaderPlan {
     cert_thumbprint: PlannedName,
     /// Claim name → header name, in the verifier's claim order.
     claims: Vec<(String, PlannedName)>,
+    /// Drop every header whose name has an underscore, not only the lookalikes.
+    drop_underscore: bool,
 }
 
 impl HeaderPlan {
@@ -111,6 +118,7 @@ impl HeaderPlan {
             key_thumbprint: PlannedName::new(h.key_thumbprint.clone()),
             cert_thumbprint: PlannedName::new(h.cert_thumbprint.clone()),
             claims,
+            drop_underscore: h.drop_underscore_headers,
         }
     }
 
@@ -146,6 +154,15 @@ impl HeaderPlan {
     /// headers and the list a dozen names, and removing an absent name still hashes it and
     /// probes the map, so the present names are looked up in the list instead.
     fn strip_present(&self, headers: &mut impl HeaderSink) {
+        // Names with an underscore are rare: only they pay for the lookalike check.
+        let underscored: Vec<HeaderName> = headers
+            .names()
+            .filter(|n| n.as_str().contains('_') && (self.drop_underscore || self.lookalike(n)))
+            .cloned()
+            .collect();
+        for name in &underscored {
+            headers.remove(name);
+        }
         if self.strip.len() > 64 {
             // More than the bitmask holds: remove them all (still correct, only slower).
             for name in &self.strip {
@@ -163,6 +180,15 @@ impl HeaderPlan {
             headers.remove(&self.strip[found.trailing_zeros() as usize]);
             found &= found - 1;
         }
+    }
+}
+
+impl HeaderPlan {
+    /// Whether `name` is a stripped name once its underscores are read as dashes.
+    fn lookalike(&self, name: &HeaderName) -> bool {
+        let dashed = name.as_str().replace('_', "-");
+        HeaderName::from_bytes(dashed.as_bytes())
+            .is_ok_and(|d| self.strip.binary_search_by(|s| by_length(s, &d)).is_ok())
     }
 }
 
@@ -266,6 +292,28 @@ issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
             plan.apply(&mut h, None);
             assert_eq!(h.keys().collect::<Vec<_>>(), ["accept"], "many: {many}");
         }
+    }
+
+    #[test]
+    fn underscore_lookalikes_are_dropped_and_all_underscores_on_request() {
+        let mut h = http::HeaderMap::new();
+        for name in [
+            "x_auth_subject",
+            "x-auth_scopes",
+            "x_http_method_override",
+            "x_trace_id",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                "v".parse().unwrap(),
+            );
+        }
+        plan(true).apply(&mut h, None);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x_trace_id"]);
+        let mut all = settings("drop_underscore_headers: true\n");
+        all.forward_authorization = true;
+        HeaderPlan::new(&all).apply(&mut h, None);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

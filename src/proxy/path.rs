@@ -10,16 +10,54 @@
 //!    it splits a segment, so no single reading exists;
 //! 4. a segment that is `.` or `..` only after decoding is refused (encoded dot segment);
 //! 5. repeated slashes are merged, `.` and `..` segments are resolved (RFC 3986 §5.2.4);
-//!    `..` above the root is refused.
+//!    `..` above the root is refused;
+//! 6. `;` segment parameters (what servlet containers strip before they resolve a path):
+//!    a segment that is `.` or `..` before its `;` (`..;`, `.;x`) is refused by default,
+//!    since `/static/..;/admin` is `/admin` to Tomcat; [`SegmentParameters`] can strip
+//!    every parameter instead (match on what a servlet container sees) or refuse any `;`;
+//! 7. a double-encoded dot, slash or backslash (`%252e`, `%252f`, `%255c`, any depth) is
+//!    refused unless allowed: a backend that decodes twice would read a dot segment or a
+//!    separator the gateway never saw.
 //!
 //! The gateway forwards the normalized path, so the upstream acts on what was authorized.
 
 use std::borrow::Cow;
 
+use serde::Deserialize;
+
 use crate::decision::rejection::Rejection;
 
-/// Normalizes a request path, or explains why it has no single reading.
+/// What `;` segment parameters (RFC 3986 §3.3) may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentParameters {
+    /// Refuse a segment that is `.` or `..` before its `;`; keep other parameters as part
+    /// of their segment.
+    #[default]
+    RejectDotSegments,
+    /// Remove every parameter before matching and forwarding: the policy decides on what a
+    /// servlet container (Tomcat, Jetty, Spring) acts on.
+    Strip,
+    /// Refuse any `;` in the path.
+    Reject,
+}
+
+/// The operator's choices where a backend needs a path the defaults refuse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// How `;` parameters are treated.
+    pub segment_parameters: SegmentParameters,
+    /// Forward double-encoded dots, slashes and backslashes (`%252e`, `%252f`, `%255c`).
+    pub allow_double_encoding: bool,
+}
+
+/// Normalizes a request path with the default rules.
 pub fn normalize(raw: &str) -> Result<Cow<'_, str>, Rejection> {
+    normalize_with(raw, &PathRules::default())
+}
+
+/// Normalizes a request path, or explains why it has no single reading.
+pub fn normalize_with<'a>(raw: &'a str, rules: &PathRules) -> Result<Cow<'a, str>, Rejection> {
     if !raw.starts_with('/') {
         return Err(Rejection::InvalidRequest(
             "The request target must be an absolute path",
@@ -31,7 +69,24 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, Rejection> {
     let mut segments: Vec<String> = Vec::new();
     let trailing_slash = raw.len() > 1 && raw.ends_with('/');
     for raw_segment in raw.split('/') {
-        let (segment, had_escaped_dot) = decode_segment(raw_segment)?;
+        let raw_segment = match (raw_segment.split_once(';'), rules.segment_parameters) {
+            (None, _) => raw_segment,
+            (Some(_), SegmentParameters::Reject) => {
+                return Err(Rejection::AmbiguousPath(
+                    "The path contains a segment parameter (;)",
+                ));
+            }
+            (Some((name, _)), SegmentParameters::Strip) => name,
+            (Some((name, _)), SegmentParameters::RejectDotSegments) => {
+                if matches!(decode_segment(name, rules)?.0.as_str(), "." | "..") {
+                    return Err(Rejection::AmbiguousPath(
+                        "The path contains a dot segment with parameters (..;)",
+                    ));
+                }
+                raw_segment
+            }
+        };
+        let (segment, had_escaped_dot) = decode_segment(raw_segment, rules)?;
         match segment.as_str() {
             "" => {}
             "." | ".." if had_escaped_dot => {
@@ -67,11 +122,11 @@ fn is_plain(raw: &str) -> bool {
     }
     let plain_bytes = bytes
         .iter()
-        .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\');
+        .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\' && b != b';');
     plain_bytes && !raw.split('/').any(|s| s == "." || s == "..")
 }
 
-fn decode_segment(segment: &str) -> Result<(String, bool), Rejection> {
+fn decode_segment(segment: &str, rules: &PathRules) -> Result<(String, bool), Rejection> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());
     let mut escaped_dot = false;
@@ -86,6 +141,11 @@ fn decode_segment(segment: &str) -> Result<(String, bool), Rejection> {
                 .ok_or(Rejection::InvalidRequest(
                     "The path has a malformed percent-escape",
                 ))?;
+            if hex == b'%' && !rules.allow_double_encoding && hides_separator(&bytes[i + 3..]) {
+                return Err(Rejection::AmbiguousPath(
+                    "The path contains a double-encoded dot, slash or backslash",
+                ));
+            }
             match hex {
                 b'/' | b'\\' => {
                     return Err(Rejection::AmbiguousPath(
@@ -119,6 +179,23 @@ fn decode_segment(segment: &str) -> Result<(String, bool), Rejection> {
         }
     }
     Ok((out, escaped_dot))
+}
+
+/// Whether what follows a `%25` decodes, after one or more further rounds, to a dot, a
+/// slash or a backslash: `2e`, `2f`, `5c` (any case), possibly behind more `25`s.
+fn hides_separator(mut rest: &[u8]) -> bool {
+    while rest.len() >= 2 && rest[..2] == *b"25" {
+        rest = &rest[2..];
+    }
+    let Some(hex) = rest.get(..2) else {
+        return false;
+    };
+    matches!(
+        std::str::from_utf8(hex)
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok()),
+        Some(b'.' | b'/' | b'\\')
+    )
 }
 
 #[cfg(test)]
@@ -170,6 +247,44 @@ mod tests {
         }
         assert_eq!(refused("/a%zz"), 400);
         assert_eq!(refused("*"), 400);
+    }
+
+    #[test]
+    fn dot_segments_with_parameters_are_refused_and_other_parameters_kept() {
+        for raw in ["/static/..;/admin", "/static/.;x/admin", "/a/%2e%2e;x/b"] {
+            assert_eq!(refused(raw), 400, "{raw}");
+        }
+        assert_eq!(ok("/files/a;v=1/b"), "/files/a;v=1/b");
+        assert_eq!(ok("/a/b;x/../c"), "/a/c");
+    }
+
+    #[test]
+    fn parameters_can_be_stripped_or_refused() {
+        let strip = PathRules {
+            segment_parameters: SegmentParameters::Strip,
+            ..PathRules::default()
+        };
+        let norm = |raw| normalize_with(raw, &strip).map(Cow::into_owned);
+        assert_eq!(norm("/static/..;/admin").unwrap(), "/admin");
+        assert_eq!(norm("/a;jsessionid=1/b;x=2").unwrap(), "/a/b");
+        let reject = PathRules {
+            segment_parameters: SegmentParameters::Reject,
+            ..PathRules::default()
+        };
+        assert!(normalize_with("/a;x", &reject).is_err());
+    }
+
+    #[test]
+    fn double_encoded_separators_are_refused_unless_allowed() {
+        for raw in ["/a/%252e%252e/b", "/a%252Fb", "/a%255cb", "/a%25252eb"] {
+            assert_eq!(refused(raw), 400, "{raw}");
+        }
+        assert_eq!(ok("/a%2541"), "/a%2541");
+        let allow = PathRules {
+            allow_double_encoding: true,
+            ..PathRules::default()
+        };
+        assert_eq!(normalize_with("/a%252fb", &allow).unwrap(), "/a%252fb");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::cnf::ClientCert;
 use crate::auth::dpop::{DpopHeader, DpopRequest};
@@ -21,7 +21,11 @@ use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
+use crate::proxy::host::{self, HostRules, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
+use crate::proxy::path::PathRules;
+use crate::proxy::query::{self, QueryRules};
+use crate::proxy::upstream::{self, UpstreamTimeouts};
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -46,12 +50,28 @@ pub struct Gateway {
     pub access_log: AccessLog,
     /// The header a TLS-terminating proxy forwards the client certificate in, if trusted.
     pub client_cert_header: Option<HeaderName>,
+    /// Path readings allowed beyond the defaults.
+    pub paths: PathRules,
+    /// The hosts served and absolute-form targets.
+    pub hosts: HostRules,
+    /// Query parameters refused or removed.
+    pub query: QueryRules,
+    /// How long the upstream is waited for.
+    pub timeouts: UpstreamTimeouts,
+    /// Largest request body forwarded, in bytes.
+    pub max_body_bytes: u64,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
 pub struct RequestCtx {
     started: Instant,
     stage: Stage,
+    /// The host as forwarded: an absolute-form target's authority replaces `Host`.
+    target_host: TargetHost,
+    /// The query to forward, when a parameter was removed.
+    rewritten_query: Option<String>,
+    /// Request body bytes forwarded so far.
+    body_bytes: u64,
 }
 
 /// How far a request got.
@@ -72,6 +92,9 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             stage: Stage::Received,
+            target_host: TargetHost::Header,
+            rewritten_query: None,
+            body_bytes: 0,
         }
     }
 
@@ -79,6 +102,10 @@ impl ProxyHttp for Gateway {
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let client_cert = self.client_cert(session);
+        let req = session.req_header();
+        if let Err(rejection) = self.check_target(req, ctx) {
+            return self.refuse(session, ctx, rejection).await;
+        }
         let req = session.req_header();
         if let Some(metadata) = &self.metadata
             && req.uri.path() == metadata.path()
@@ -91,7 +118,8 @@ impl ProxyHttp for Gateway {
         }
         let mut offer = None;
         let conditions = policy.condition_claims();
-        let decision = decision::decide(req.method.as_str(), req.uri.path(), &policy, |route| {
+        let (method, path) = (req.method.as_str(), req.uri.path());
+        let decision = decision::decide_with(&self.paths, method, path, &policy, |route| {
             offer = self.auth.dpop.offer(route.dpop);
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
             let proofs = req.headers.get_all("dpop");
@@ -141,11 +169,13 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(
+        let mut peer = HttpPeer::new(
             self.upstream.address,
             self.upstream.tls,
             self.upstream.host.clone(),
-        )))
+        );
+        self.timeouts.apply(&mut peer);
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(
@@ -157,27 +187,34 @@ impl ProxyHttp for Gateway {
         let Stage::Decided(decision) = &ctx.stage else {
             return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
         };
-        if let Some(path) = &decision.rewritten_path {
-            // Forward exactly the path the policy was matched on.
-            let target = match upstream_request.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.clone(),
+        let absolute = match &ctx.target_host {
+            TargetHost::Header => None,
+            TargetHost::Absolute(authority) => Some(authority),
+        };
+        if decision.rewritten_path.is_some() || ctx.rewritten_query.is_some() || absolute.is_some()
+        {
+            // Forward exactly the path (and query) the policy was matched on, in
+            // origin-form: `set_uri` drops pingora's verbatim absolute-form target.
+            let path = decision
+                .rewritten_path
+                .as_deref()
+                .unwrap_or(upstream_request.uri.path());
+            let query = ctx
+                .rewritten_query
+                .as_deref()
+                .or(upstream_request.uri.query());
+            let target = match query {
+                Some(q) if !q.is_empty() => format!("{path}?{q}"),
+                _ => path.to_owned(),
             };
             let uri = target
                 .parse()
                 .or_err(ErrorType::InternalError, "normalized path is a valid URI")?;
             upstream_request.set_uri(uri);
-        } else if upstream_request.uri.scheme().is_some() {
-            // Absolute-form targets are sent on in origin-form.
-            let origin = upstream_request
-                .uri
-                .path_and_query()
-                .map(|pq| pq.as_str().to_owned())
-                .unwrap_or_else(|| "/".into());
-            let uri = origin
-                .parse()
-                .or_err(ErrorType::InternalError, "path is a valid URI")?;
-            upstream_request.set_uri(uri);
+        }
+        if let Some(authority) = absolute {
+            // RFC 9112 §3.2.2: the target's authority, not the client's Host.
+            upstream_request.insert_header(http::header::HOST, authority.as_str())?;
         }
         // Only an allowed request gets here; on public routes no token was verified.
         let identity = match &decision.verdict {
@@ -231,6 +268,82 @@ impl ProxyHttp for Gateway {
         });
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // A chunked body declares no length: it is counted as it streams.
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.max_body_bytes {
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match upstream::classify(e.esource(), e.etype()) {
+            Some((fault, rejection)) => {
+                self.metrics.upstream_failed(fault);
+                let answer = rejection.answer(&self.challenge);
+                let status = answer.status;
+                // Once the upstream's answer has started, the client's connection is
+                // all that is left to close.
+                if session.response_written().is_none()
+                    && self.reject(session, answer).await.is_ok()
+                {
+                    status
+                } else {
+                    0
+                }
+            }
+            None if *e.etype() == ErrorType::HTTPStatus(413) => {
+                let answer = decision::Rejection::PayloadTooLarge.answer(&self.challenge);
+                if session.response_written().is_none()
+                    && self.reject(session, answer).await.is_ok()
+                {
+                    413
+                } else {
+                    0
+                }
+            }
+            // The client's or the gateway's own errors: pingora's answers.
+            None => {
+                let code = match (e.esource(), e.etype()) {
+                    (_, ErrorType::HTTPStatus(code)) => *code,
+                    (
+                        ErrorSource::Downstream,
+                        ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                    ) => 0,
+                    (ErrorSource::Downstream, _) => 400,
+                    _ => 500,
+                };
+                if code > 0 {
+                    let _ = session.respond_error(code).await;
+                }
+                code
+            }
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        // pingora's error lines name the request with this: the path only, never the query
+        // (which may hold a token).
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // `logging` writes one line per request, errors included.
         false
@@ -250,6 +363,56 @@ impl Gateway {
             let value = session.req_header().headers.get(name)?;
             ClientCert::from_header(value.as_bytes())
         })
+    }
+
+    /// The host and query checks that come before the policy.
+    fn check_target(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), decision::Rejection> {
+        ctx.target_host = host::check(
+            &self.hosts,
+            req.raw_path(),
+            req.headers
+                .get_all(http::header::HOST)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            req.version == http::Version::HTTP_11,
+            req.uri.authority().map(|a| a.as_str()),
+        )?;
+        if let Some(q) = req.uri.query() {
+            ctx.rewritten_query = query::check(q, &self.query)?;
+        }
+        let declared = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(decision::Rejection::PayloadTooLarge);
+        }
+        Ok(())
+    }
+
+    /// Answers a request refused before the policy was asked.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rejection: decision::Rejection,
+    ) -> Result<bool> {
+        let answer = rejection.answer(&self.challenge);
+        ctx.stage = Stage::Decided(Decision {
+            route: None,
+            rewritten_path: None,
+            verdict: Verdict::Deny {
+                rejection,
+                identity: None,
+            },
+        });
+        self.metrics.decided(Outcome::Deny, ctx.started.elapsed());
+        self.reject(session, answer).await?;
+        Ok(true)
     }
 
     /// Writes a rejection with header and body separately, so the connection stays open

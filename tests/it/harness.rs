@@ -451,7 +451,16 @@ impl Gateway {
         Gateway::start_full(spec, ISSUER, upstream)
     }
 
+    /// [`Gateway::start`] with `RUST_LOG` of the test's choosing.
+    pub fn start_logging(spec: &GatewaySpec, rust_log: &str) -> Gateway {
+        Gateway::start_at(spec, ISSUER, &format!("http://{}", spec.upstream), rust_log)
+    }
+
     fn start_full(spec: &GatewaySpec, issuer: &str, upstream: &str) -> Gateway {
+        Gateway::start_at(spec, issuer, upstream, "info")
+    }
+
+    fn start_at(spec: &GatewaySpec, issuer: &str, upstream: &str, rust_log: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policy");
         std::fs::create_dir(&policy_dir).unwrap();
@@ -492,7 +501,7 @@ identity_headers:
             extra = spec.extra,
         );
         std::fs::write(dir.path().join("scopegate.yaml"), config).unwrap();
-        Gateway::spawn(dir, addr, admin, &[])
+        Gateway::spawn(dir, addr, admin, &[], rust_log)
     }
 
     fn spawn(
@@ -500,6 +509,7 @@ identity_headers:
         addr: SocketAddr,
         admin: SocketAddr,
         args: &[&str],
+        rust_log: &str,
     ) -> Gateway {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -511,7 +521,7 @@ identity_headers:
             .arg("--config")
             .arg(dir.path().join("scopegate.yaml"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -71,3 +71,51 @@ fn authorization_can_be_kept_from_the_upstream() {
         Some("auth0|alice")
     );
 }
+
+#[test]
+fn underscore_spellings_of_identity_and_override_headers_are_dropped() {
+    let (gw, _jwks, upstream) = Gateway::standard();
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let auth = format!("Bearer {token}");
+    let forged = [
+        ("Authorization", auth.as_str()),
+        ("X_Auth_Subject", "auth0|root"),
+        ("X-Auth_Scopes", "approve:timesheets"),
+        ("X_Auth_Email", "ceo@exampleco.com"),
+        ("X_HTTP_Method_Override", "DELETE"),
+        ("X_Trace_Id", "kept"),
+    ];
+    for path in ["/timesheets", "/healthz"] {
+        let headers: &[(&str, &str)] = if path == "/healthz" {
+            &forged[1..]
+        } else {
+            &forged
+        };
+        assert_eq!(gw.request("GET", path, headers).status, 200, "{path}");
+        let seen = upstream.last();
+        for name in [
+            "x_auth_subject",
+            "x-auth_scopes",
+            "x_auth_email",
+            "x_http_method_override",
+        ] {
+            assert_eq!(seen.header(name), None, "{path}: {name}");
+        }
+        assert_eq!(seen.header("x_trace_id"), Some("kept"), "{path}");
+    }
+}
+
+#[test]
+fn every_underscore_header_can_be_dropped() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = "drop_underscore_headers: true";
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let r = gw.request("GET", "/healthz", &[("X_Trace_Id", "x"), ("X-Trace", "y")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.last().header("x_trace_id"), None);
+    assert_eq!(upstream.last().header("x-trace"), Some("y"));
+}

@@ -135,3 +135,29 @@ fn threads_auto_says_at_start_up_how_many_it_chose_and_why() {
         "{line}"
     );
 }
+
+#[test]
+fn no_token_reaches_the_log_even_at_debug() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = "token:\n  insecure_allow_query_parameter: true";
+    let gw = Gateway::start_logging(&spec, "debug");
+    gw.wait_ready();
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
+    let query = format!("/timesheets?access_token={token}");
+    assert_eq!(gw.request("GET", &query, &[]).status, 200);
+    // pingora's own error line for a request it fails names the request.
+    drop(upstream);
+    assert_eq!(gw.request("GET", &query, &[]).status, 502);
+    gw.wait_for(
+        || gw.log().contains("upstream_error"),
+        "the failed request's line",
+    );
+    let log = gw.log();
+    assert!(log.contains("DEBUG"), "not running at debug");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "a token reached the log:\n{log}");
+}

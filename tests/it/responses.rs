@@ -62,11 +62,12 @@ fn two_authorization_headers_are_a_bad_request() {
 }
 
 #[test]
-fn tokens_in_the_query_string_are_ignored_unless_enabled() {
+fn tokens_in_the_query_string_are_refused_unless_enabled() {
     let (gw, _jwks, upstream) = Gateway::standard();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    // Not a token source, and never forwarded unchecked next to a verified one.
     let r = gw.request("GET", &format!("/timesheets?access_token={token}"), &[]);
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 400);
     assert_eq!(upstream.count(), 0);
 
     let jwks = JwksServer::start(&[&TestKey::rsa()]);

@@ -208,7 +208,7 @@ fn an_https_upstream_is_verified_against_the_configured_authority() {
         seen,
         "nothing reached the upstream over an unverified connection"
     );
-    untrusted.wait_metric("scopegate_upstream_errors_total", 1.0);
+    untrusted.wait_metric("scopegate_upstream_errors_total{kind=\"connect\"}", 1.0);
     untrusted.wait_metric(
         r#"scopegate_requests_total{decision="error",reason="upstream_error",route="list-timesheets"}"#,
         1.0,

@@ -1,0 +1,172 @@
+//! The request's target host: one `Host`, or the authority of an absolute-form target, and
+//! optionally one of the hosts the operator serves.
+//!
+//! - an HTTP/1.1 request without `Host`, or with more than one, is refused (RFC 9112 §3.2);
+//! - an absolute-form target (`GET http://host/path`) names its own host, which wins over
+//!   `Host` (RFC 9112 §3.2.2): by default it is forwarded in origin-form with that
+//!   authority as `Host`, so the upstream never sees two hosts; [`AbsoluteForm::Reject`]
+//!   refuses it instead;
+//! - with `hosts.allowed` set, any other host is refused with 421.
+
+use pingora::protocols::http::authority::{RawTargetAuthority, raw_target_authority};
+use serde::Deserialize;
+
+use crate::decision::rejection::Rejection;
+
+/// What to do with an absolute-form request target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbsoluteForm {
+    /// Forward in origin-form with the target's authority as `Host`.
+    #[default]
+    Rewrite,
+    /// Refuse with 400.
+    Reject,
+}
+
+/// The operator's host rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRules {
+    /// Absolute-form targets.
+    pub absolute_form: AbsoluteForm,
+    /// Hosts served, lower-case: `name` (any port) or `name:port`. Empty: any host.
+    pub allowed: Vec<String>,
+}
+
+/// The request's host, as the gateway will forward it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetHost {
+    /// Origin-form: the `Host` header stands.
+    Header,
+    /// Absolute-form: forward `/path?query` with this authority as `Host`.
+    Absolute(String),
+}
+
+/// Checks the target and `Host` of a request: `http11` is whether it is HTTP/1.1 (HTTP/1.0
+/// may omit `Host`; HTTP/2 carries `:authority`, which `uri_authority` holds).
+pub fn check<'a>(
+    rules: &HostRules,
+    raw_target: &[u8],
+    hosts: impl IntoIterator<Item = &'a [u8]>,
+    http11: bool,
+    uri_authority: Option<&str>,
+) -> Result<TargetHost, Rejection> {
+    let mut hosts = hosts.into_iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Rejection::InvalidRequest(
+            "More than one Host header was sent",
+        ));
+    }
+    let (target, effective) = match raw_target_authority(raw_target) {
+        RawTargetAuthority::None => (
+            TargetHost::Header,
+            host.or(uri_authority.map(str::as_bytes)),
+        ),
+        RawTargetAuthority::AmbiguousAuthority => {
+            return Err(Rejection::InvalidRequest(
+                "The request target has an ambiguous authority",
+            ));
+        }
+        RawTargetAuthority::Absolute { authority, .. } => {
+            if rules.absolute_form == AbsoluteForm::Reject {
+                return Err(Rejection::InvalidRequest(
+                    "The request target must be in origin-form",
+                ));
+            }
+            let authority = std::str::from_utf8(authority)
+                .ok()
+                .filter(|a| !a.is_empty() && !a.contains('@'))
+                .ok_or(Rejection::InvalidRequest(
+                    "The request target has an invalid authority",
+                ))?;
+            (
+                TargetHost::Absolute(authority.to_owned()),
+                Some(authority.as_bytes()),
+            )
+        }
+    };
+    let Some(effective) = effective else {
+        if http11 {
+            return Err(Rejection::InvalidRequest("The request has no Host header"));
+        }
+        return if rules.allowed.is_empty() {
+            Ok(target)
+        } else {
+            Err(Rejection::MisdirectedRequest)
+        };
+    };
+    if !rules.allowed.is_empty() && !is_allowed(&rules.allowed, effective) {
+        return Err(Rejection::MisdirectedRequest);
+    }
+    Ok(target)
+}
+
+/// Whether `host` (a `Host` value, `name[:port]`) is one of `allowed`: an entry without a
+/// port matches the name on any port.
+fn is_allowed(allowed: &[String], host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let name = match host.rfind(':') {
+        // `[::1]` alone has colons but no port.
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host.as_str(),
+    };
+    allowed.iter().any(|a| *a == host || *a == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rules: &HostRules, target: &str, hosts: &[&str]) -> Result<TargetHost, u16> {
+        check(
+            rules,
+            target.as_bytes(),
+            hosts.iter().map(|h| h.as_bytes()),
+            true,
+            None,
+        )
+        .map_err(|r| r.status())
+    }
+
+    #[test]
+    fn one_host_is_required_on_http11() {
+        let rules = HostRules::default();
+        assert_eq!(run(&rules, "/a", &["api"]), Ok(TargetHost::Header));
+        assert_eq!(run(&rules, "/a", &[]), Err(400));
+        assert_eq!(run(&rules, "/a", &["api", "evil"]), Err(400));
+        let http10 = check(&rules, b"/a", [], false, None);
+        assert_eq!(http10, Ok(TargetHost::Header));
+    }
+
+    #[test]
+    fn absolute_form_names_the_host_or_is_refused() {
+        let rules = HostRules::default();
+        assert_eq!(
+            run(&rules, "http://api.test/a?b", &["evil"]),
+            Ok(TargetHost::Absolute("api.test".into()))
+        );
+        assert_eq!(run(&rules, "http://u@api.test/a", &["api"]), Err(400));
+        let reject = HostRules {
+            absolute_form: AbsoluteForm::Reject,
+            ..HostRules::default()
+        };
+        assert_eq!(run(&reject, "http://api.test/a", &["api.test"]), Err(400));
+    }
+
+    #[test]
+    fn allowed_hosts_match_by_name_or_name_and_port() {
+        let rules = HostRules {
+            allowed: vec!["api.test".into(), "other.test:8443".into()],
+            ..HostRules::default()
+        };
+        assert!(run(&rules, "/a", &["API.test:8080"]).is_ok());
+        assert!(run(&rules, "/a", &["other.test:8443"]).is_ok());
+        assert_eq!(run(&rules, "/a", &["other.test:9000"]), Err(421));
+        assert_eq!(run(&rules, "/a", &["evil.test"]), Err(421));
+        assert_eq!(run(&rules, "http://evil.test/a", &["api.test"]), Err(421));
+    }
+}

@@ -1,0 +1,120 @@
+//! Memory an attacker could grow is bounded in bytes: the verified-token cache and the
+//! unknown-`kid` memo.
+
+use crate::harness::*;
+
+fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    (gw, jwks, upstream)
+}
+
+#[test]
+fn the_token_cache_is_bounded_in_bytes_and_counts_its_evictions() {
+    // 64 KiB hold a dozen of these 4 KB tokens at most: the rest are evicted, and every
+    // request is still answered from a full verification.
+    let (gw, _jwks, _upstream) = gateway("token_cache:\n  max_bytes: 65536");
+    let key = TestKey::rsa();
+    let padding = "p".repeat(3000);
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        let mut c = claims("read:timesheets");
+        c["jti"] = serde_json::json!(format!("{i}-{padding}"));
+        tokens.push(key.sign(&c));
+    }
+    for token in tokens.iter().chain(&tokens) {
+        assert_eq!(gw.call("GET", "/timesheets", token).status, 200);
+    }
+    let evicted = gw.metric("scopegate_token_cache_evictions_total");
+    assert!(evicted >= 40.0, "evictions: {evicted}");
+    assert!(
+        gw.metric("scopegate_token_cache_requests_total{result=\"miss\"}") >= 60.0,
+        "the second round cannot be served from a cache that holds a dozen"
+    );
+}
+
+#[test]
+fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
+    let (gw, jwks, upstream) = gateway("");
+    let key = TestKey::rsa();
+    let fetches = jwks.fetches();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k".repeat(4096));
+    let token = key.sign_with(header, &claims("read:timesheets"));
+    let r = gw.call("GET", "/timesheets", &token);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    gw.wait_metric(
+        "scopegate_requests_total{decision=\"deny\",reason=\"invalid_token\",route=\"list-timesheets\"}",
+        1.0,
+    );
+    // An unknown key id of a sane length still asks for the keys again.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rotated-key".into());
+    let r = gw.call(
+        "GET",
+        "/timesheets",
+        &key.sign_with(header, &claims("read:timesheets")),
+    );
+    assert_eq!(r.status, 401);
+    gw.wait_for(|| jwks.fetches() > fetches, "an unknown-kid refetch");
+    assert_eq!(
+        gw.metric("scopegate_jwks_unknown_kid_refetches_total{issuer=\"exampleco\"}"),
+        1.0
+    );
+    assert_eq!(upstream.count(), 0);
+}
+
+#[test]
+fn a_request_body_over_the_limit_gets_413() {
+    let (gw, _jwks, upstream) = gateway("max_request_body_bytes: 1024");
+    let token = TestKey::rsa().sign(&claims("create:timesheets"));
+    let body = "x".repeat(4096);
+    let declared = format!(
+        "POST /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = raw(gw.addr, &declared).unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.json()["error"], "request_too_large");
+    assert_eq!(upstream.count(), 0);
+    // Chunked: no length declared, counted as it streams.
+    let chunked = format!(
+        "POST /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let r = raw(gw.addr, &chunked).unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    let small = gw.call("POST", "/timesheets", &token);
+    assert_eq!(small.status, 200);
+}
+
+#[test]
+fn connections_past_the_cap_are_closed_and_counted() {
+    let (gw, _jwks, _upstream) = gateway("max_connections: 2");
+    let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(gw.addr).unwrap()).collect();
+    for c in &mut held {
+        let r = c.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(r.status, 200);
+    }
+    gw.wait_metric("scopegate_connections", 2.0);
+    let mut third = Connection::open(gw.addr).unwrap();
+    assert!(
+        third
+            .send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            .is_err()
+    );
+    gw.wait_metric("scopegate_connections_refused_total", 1.0);
+    drop(held);
+    gw.wait_metric("scopegate_connections", 0.0);
+    assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
+}

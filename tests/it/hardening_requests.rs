@@ -1,0 +1,154 @@
+//! The target, the host and the query: nothing a backend could read as another request.
+
+use crate::harness::*;
+
+fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    (gw, jwks, upstream)
+}
+
+fn send(gw: &Gateway, text: &str) -> RawResponse {
+    raw(gw.addr, text).unwrap_or_else(|e| panic!("{e}\n{}", gw.log()))
+}
+
+/// An upstream that records the request head byte for byte (an HTTP library would hide
+/// the request-target's form).
+fn raw_upstream() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            if tx
+                .send(String::from_utf8_lossy(&head).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn absolute_form_targets_are_forwarded_in_origin_form_with_their_authority_as_host() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let (addr, heads) = raw_upstream();
+    let policy = timesheets_policy();
+    let spec = GatewaySpec {
+        jwks_uri: jwks.uri(),
+        upstream: addr,
+        policy: &policy,
+        issuer_extra: "",
+        extra: "",
+    };
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let r = send(
+        &gw,
+        "GET http://api.exampleco.test/healthz?x=1 HTTP/1.1\r\nHost: api.exampleco.test\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let head = heads
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(head.starts_with("GET /healthz?x=1 HTTP/1.1\r\n"), "{head}");
+    let hosts: Vec<&str> = head
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("host:"))
+        .collect();
+    assert_eq!(hosts, ["Host: api.exampleco.test"], "{head}");
+    // A Host that names another authority than the target is refused (pingora's check).
+    let other = send(
+        &gw,
+        "GET http://api.exampleco.test/healthz HTTP/1.1\r\nHost: other.test\r\n\r\n",
+    );
+    assert_eq!(other.status, 400);
+}
+
+#[test]
+fn absolute_form_can_be_refused_and_hosts_limited() {
+    let (gw, _jwks, upstream) =
+        gateway("hosts:\n  absolute_form: reject\n  allowed: [api.exampleco.test]");
+    let absolute = send(
+        &gw,
+        "GET http://api.exampleco.test/healthz HTTP/1.1\r\nHost: api.exampleco.test\r\n\r\n",
+    );
+    assert_eq!(absolute.status, 400, "{absolute:?}");
+    let other = send(&gw, "GET /healthz HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    assert_eq!(other.status, 421, "{other:?}");
+    assert_eq!(other.json()["error"], "misdirected_request");
+    assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
+    assert_eq!(upstream.count(), 1);
+    gw.wait_metric(
+        "scopegate_requests_total{decision=\"deny\",reason=\"unknown_host\",route=\"none\"}",
+        1.0,
+    );
+}
+
+#[test]
+fn a_missing_or_repeated_host_is_a_bad_request() {
+    let (gw, _jwks, upstream) = gateway("");
+    let none = send(&gw, "GET /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(none.status, 400, "{none:?}");
+    let two = send(
+        &gw,
+        "GET /healthz HTTP/1.1\r\nHost: api.exampleco.test\r\nHost: evil.test\r\n\r\n",
+    );
+    assert_eq!(two.status, 400, "{two:?}");
+    // HTTP/1.0 may omit it.
+    assert_eq!(send(&gw, "GET /healthz HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(upstream.count(), 1);
+}
+
+#[test]
+fn a_method_override_parameter_is_refused_or_stripped() {
+    let (gw, _jwks, upstream) = gateway("");
+    let token = TestKey::rsa().sign(&claims("create:timesheets"));
+    for target in [
+        "/timesheets?_method=DELETE",
+        "/timesheets?a=1&%5Fmethod=DELETE",
+    ] {
+        let r = gw.call("POST", target, &token);
+        assert_eq!(r.status, 400, "{target}");
+    }
+    assert_eq!(upstream.count(), 0);
+    let (gw, _jwks, upstream) = gateway("method_override_parameter: strip");
+    let r = gw.call("POST", "/timesheets?a=1&_method=DELETE&b=2", &token);
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.last().target, "/timesheets?a=1&b=2");
+    assert_eq!(upstream.last().method, "POST");
+}
+
+#[test]
+fn one_token_per_request_whatever_the_encoding() {
+    let (gw, _jwks, upstream) = gateway("");
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    // The query is no token source: a token there never rides along unchecked.
+    for target in ["/timesheets?access_token=x", "/healthz?access%5Ftoken=x"] {
+        assert_eq!(gw.call("GET", target, &token).status, 400, "{target}");
+    }
+    assert_eq!(upstream.count(), 0);
+    let (gw, _jwks, _upstream) = gateway("token:\n  insecure_allow_query_parameter: true");
+    let r = gw.call(
+        "GET",
+        &format!("/timesheets?access%5Ftoken={token}"),
+        &token,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("more than one way"), "{}", r.body);
+}
