@@ -113,10 +113,27 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         policy: policy.clone(),
         auth,
         headers: HeaderPlan::new(&settings.headers),
-        metadata: settings
-            .protected_resource
-            .as_ref()
-            .map(|r| ResourceMetadata::new(r, settings.token.allow_query)),
+        metadata: settings.protected_resource.as_ref().map(|r| {
+            let dpop_algorithms = match &settings.dpop.public_url {
+                Some(_) => settings
+                    .dpop
+                    .algorithms
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let dpop_required = settings
+                .issuers
+                .iter()
+                .all(|i| i.dpop == crate::auth::dpop::DpopMode::Required);
+            ResourceMetadata::new(
+                r,
+                settings.token.allow_query,
+                dpop_algorithms,
+                dpop_required,
+            )
+        }),
         challenge: ChallengeContext {
             realm: settings.realm.clone(),
             resource_metadata: settings.protected_resource.as_ref().map(|r| r.url.clone()),

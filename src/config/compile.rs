@@ -770,36 +770,26 @@ fn compile_headers(
             }
         }
     };
-    let subject = name(
-        "identity_headers.subject",
-        h.subject.as_ref(),
-        "x-auth-subject",
-    );
-    let issuer = name(
-        "identity_headers.issuer",
-        h.issuer.as_ref(),
-        "x-auth-issuer",
-    );
-    let scopes = name(
-        "identity_headers.scopes",
-        h.scopes.as_ref(),
-        "x-auth-scopes",
-    );
-    let client_id = name(
-        "identity_headers.client_id",
-        h.client_id.as_ref(),
-        "x-auth-client-id",
-    );
-    let key_thumbprint = name(
-        "identity_headers.key_thumbprint",
-        h.key_thumbprint.as_ref(),
-        "x-auth-key-thumbprint",
-    );
-    let cert_thumbprint = name(
-        "identity_headers.cert_thumbprint",
-        h.cert_thumbprint.as_ref(),
-        "x-auth-cert-thumbprint",
-    );
+    let [
+        subject,
+        issuer,
+        scopes,
+        client_id,
+        key_thumbprint,
+        cert_thumbprint,
+    ] = [
+        ("subject", &h.subject, "x-auth-subject"),
+        ("issuer", &h.issuer, "x-auth-issuer"),
+        ("scopes", &h.scopes, "x-auth-scopes"),
+        ("client_id", &h.client_id, "x-auth-client-id"),
+        ("key_thumbprint", &h.key_thumbprint, "x-auth-key-thumbprint"),
+        (
+            "cert_thumbprint",
+            &h.cert_thumbprint,
+            "x-auth-cert-thumbprint",
+        ),
+    ]
+    .map(|(key, value, default)| name(&format!("identity_headers.{key}"), value.as_ref(), default));
     let mut claims = Vec::new();
     for (claim, header) in &h.claims {
         if let Some(n) = name("identity_headers.claims", Some(header), "") {

@@ -12,11 +12,23 @@ pub struct ResourceMetadata {
     settings: ProtectedResource,
     /// `bearer_methods_supported`: `header`, and `query` when that is allowed.
     bearer_methods: Vec<&'static str>,
+    /// `dpop_signing_alg_values_supported`, when DPoP is on (RFC 9449 §5.1 names it for
+    /// resource metadata, RFC 9728 §2).
+    dpop_algorithms: Vec<String>,
+    /// `dpop_bound_access_tokens_required`: every issuer requires DPoP.
+    dpop_required: bool,
 }
 
 impl ResourceMetadata {
-    /// The metadata of `settings`; `query_tokens` when `?access_token=` is accepted.
-    pub fn new(settings: &ProtectedResource, query_tokens: bool) -> ResourceMetadata {
+    /// The metadata of `settings`; `query_tokens` when `?access_token=` is accepted;
+    /// `dpop_algorithms` the proof algorithms accepted (empty: DPoP off), `dpop_required`
+    /// when no plain bearer token is accepted.
+    pub fn new(
+        settings: &ProtectedResource,
+        query_tokens: bool,
+        dpop_algorithms: Vec<String>,
+        dpop_required: bool,
+    ) -> ResourceMetadata {
         let mut bearer_methods = vec!["header"];
         if query_tokens {
             bearer_methods.push("query");
@@ -24,6 +36,8 @@ impl ResourceMetadata {
         ResourceMetadata {
             settings: settings.clone(),
             bearer_methods,
+            dpop_algorithms,
+            dpop_required,
         }
     }
 
@@ -41,6 +55,10 @@ impl ResourceMetadata {
             "scopes_supported": policy.scopes(),
             "bearer_methods_supported": self.bearer_methods,
         });
+        if !self.dpop_algorithms.is_empty() {
+            doc["dpop_signing_alg_values_supported"] = self.dpop_algorithms.clone().into();
+            doc["dpop_bound_access_tokens_required"] = self.dpop_required.into();
+        }
         if let Some(name) = &s.resource_name {
             doc["resource_name"] = name.as_str().into();
         }

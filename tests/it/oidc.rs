@@ -218,13 +218,7 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
     gw.wait_ready();
 
-    let all = "openid read:timesheets create:timesheets delete:timesheets approve:timesheets";
-    let alice = rt()
-        .block_on(sign_in(&provider.issuer, "alice", "alice-pw", all))
-        .unwrap();
-    let bob = rt()
-        .block_on(sign_in(&provider.issuer, "bob", "bob-pw", all))
-        .unwrap();
+    let (alice, bob) = sign_in_alice_and_bob(&provider.issuer);
     let claims = payload(&alice);
     assert_eq!(claims["iss"], provider.issuer.as_str());
     assert_eq!(claims["aud"], AUDIENCE);
@@ -245,18 +239,7 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     // Alice is an Employee: read, create, delete; no approvals (her role), no batch upload.
     // Bob is a Manager: his role lets him list approvals; approving needs an MFA sign-in,
     // which this provider does not do, so he is asked to step up (401).
-    for (method, path, for_alice, for_bob) in EXPECT {
-        assert_eq!(
-            gw.call(method, path, &alice).status,
-            for_alice,
-            "alice {method} {path}"
-        );
-        assert_eq!(
-            gw.call(method, path, &bob).status,
-            for_bob,
-            "bob {method} {path}"
-        );
-    }
+    assert_route_table(&gw, &alice, &bob);
     let r = gw.call("PUT", "/approvals/7", &bob);
     assert!(
         r.header("www-authenticate")
@@ -281,7 +264,12 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     assert_eq!(upstream.last().header("x-auth-client-id"), Some(CLIENT));
 
     // An unknown user gets no token at all.
-    let refused = rt().block_on(sign_in(&provider.issuer, "mallory", "guess", all));
+    let refused = rt().block_on(sign_in(
+        &provider.issuer,
+        "mallory",
+        "guess",
+        "openid read:timesheets",
+    ));
     assert!(refused.is_err());
     // A token from the provider with a tampered scope claim is refused.
     let mut parts: Vec<String> = alice.split('.').map(str::to_owned).collect();
@@ -289,6 +277,34 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
     forged["scope"] = serde_json::json!("approve:timesheets");
     parts[1] = b64(forged.to_string().as_bytes());
     assert_eq!(gw.call("PUT", "/approvals/7", &parts.join(".")).status, 401);
+}
+
+/// Alice (Employee) and Bob (Manager) sign in asking for every API scope.
+fn sign_in_alice_and_bob(issuer: &str) -> (String, String) {
+    let all = "openid read:timesheets create:timesheets delete:timesheets approve:timesheets";
+    let alice = rt()
+        .block_on(sign_in(issuer, "alice", "alice-pw", all))
+        .unwrap();
+    let bob = rt()
+        .block_on(sign_in(issuer, "bob", "bob-pw", all))
+        .unwrap();
+    (alice, bob)
+}
+
+/// Every route of [`EXPECT`] answers alice's and bob's tokens as the table says.
+fn assert_route_table(gw: &Gateway, alice: &str, bob: &str) {
+    for (method, path, for_alice, for_bob) in EXPECT {
+        assert_eq!(
+            gw.call(method, path, alice).status,
+            for_alice,
+            "alice {method} {path}"
+        );
+        assert_eq!(
+            gw.call(method, path, bob).status,
+            for_bob,
+            "bob {method} {path}"
+        );
+    }
 }
 
 /// The route table both token kinds are held to: (method, path, alice, bob).
@@ -325,26 +341,9 @@ fn opaque_tokens_from_oidc_provider_are_introspected_and_refused_after_revocatio
     let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
     gw.wait_ready();
 
-    let all = "openid read:timesheets create:timesheets delete:timesheets approve:timesheets";
-    let alice = rt()
-        .block_on(sign_in(&provider.issuer, "alice", "alice-pw", all))
-        .unwrap();
-    let bob = rt()
-        .block_on(sign_in(&provider.issuer, "bob", "bob-pw", all))
-        .unwrap();
+    let (alice, bob) = sign_in_alice_and_bob(&provider.issuer);
     assert!(!alice.contains('.'), "an opaque token, not a JWT: {alice}");
-    for (method, path, for_alice, for_bob) in EXPECT {
-        assert_eq!(
-            gw.call(method, path, &alice).status,
-            for_alice,
-            "alice {method} {path}"
-        );
-        assert_eq!(
-            gw.call(method, path, &bob).status,
-            for_bob,
-            "bob {method} {path}"
-        );
-    }
+    assert_route_table(&gw, &alice, &bob);
     assert_eq!(upstream.last().header("x-auth-subject"), Some("bob"));
     assert_eq!(upstream.last().header("x-auth-client-id"), Some(CLIENT));
 

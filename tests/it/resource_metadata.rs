@@ -103,3 +103,30 @@ fn the_metadata_follows_a_policy_reload() {
         405
     );
 }
+
+#[test]
+fn with_dpop_on_the_metadata_names_its_algorithms_and_whether_it_is_required() {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    let extra = format!(
+        "{RESOURCE}dpop:\n  public_url: https://api.exampleco.com\n  algorithms: [ES256, EdDSA]\n"
+    );
+    spec.extra = &extra;
+    spec.issuer_extra = "    dpop: required";
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let doc = gw
+        .request(
+            "GET",
+            "/.well-known/oauth-protected-resource/timesheets",
+            &[],
+        )
+        .json();
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
+    assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+}
