@@ -1,0 +1,126 @@
+//! The introspection cache hit (an opaque token seen before) beside the verified-token
+//! cache hit (a JWT seen before), through the same `Verifier::authenticate` the gateway
+//! runs. A local introspection endpoint answers the first call; every timed call is a hit
+//! and never leaves the process.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use scopegate::auth::Authenticator;
+use scopegate::auth::identity::ConditionClaims;
+use scopegate::config::Settings;
+use scopegate::decision;
+use scopegate::ops::metrics::Metrics;
+
+const ISSUER: &str = "https://exampleco.test/";
+const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
+const OPAQUE: &str = "2YotnFZFEjr1zCsicMWpAA-opaque-reference-token-of-a-usual-length";
+
+/// An introspection endpoint that calls every token active.
+async fn serve(listener: tokio::net::TcpListener) {
+    let answer = serde_json::json!({
+        "active": true,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "alice@exampleco.com",
+        "client_id": "timesheets-mobile",
+        "scope": "read:timesheets create:timesheets",
+        "token_type": "Bearer",
+        "exp": jsonwebtoken::get_current_timestamp() + 24 * 3600,
+    });
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let answer = answer.clone();
+            async move { axum::Json(answer) }
+        }),
+    );
+    let _ = axum::serve(listener, app).await;
+}
+
+fn introspection(c: &mut Criterion) {
+    scopegate::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(serve(listener));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "bench-secret").unwrap();
+    let config = format!(
+        "version: 1
+upstream: http://127.0.0.1:1
+policy: bench.yaml
+issuers:
+  - issuer: {ISSUER}
+    audiences: [{AUDIENCE}]
+    jwks_uri: http://127.0.0.1:1/.well-known/jwks.json
+    introspection:
+      endpoint: http://127.0.0.1:{port}/introspect
+      client_id: scopegate
+      client_secret_file: secret
+"
+    );
+    let settings = Settings::parse(&config, "bench.yaml", dir.path()).expect("config parses");
+    let (auth, stores) = Authenticator::from_settings(&settings, &Metrics::new());
+
+    let pem = std::fs::read(format!(
+        "{}/tests/fixtures/rsa-1.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let key = EncodingKey::from_rsa_pem(&pem).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("rsa-1".into());
+    stores[0]
+        .install_jwks(&serde_json::to_vec(&JwkSet { keys: vec![jwk] }).unwrap())
+        .unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let now = jsonwebtoken::get_current_timestamp();
+    let jwt = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "alice@exampleco.com",
+            "client_id": "timesheets-mobile", "scope": "read:timesheets create:timesheets",
+            "iat": now, "exp": now + 24 * 3600,
+        }),
+        &key,
+    )
+    .unwrap();
+
+    let conditions = ConditionClaims::default();
+    let verifier = auth.verifier.clone();
+    // The first call of each goes to the endpoint (or verifies the signature); then hits.
+    for token in [OPAQUE, jwt.as_str()] {
+        runtime
+            .block_on(verifier.authenticate(token, false, &conditions))
+            .expect("the token is accepted");
+    }
+    let mut group = c.benchmark_group("cache_hit");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    // A hit is ready at once: no runtime is involved in the timed part.
+    group.bench_function("opaque_token_introspection_cache", |b| {
+        b.iter(|| {
+            decision::now(verifier.authenticate(black_box(OPAQUE), false, &conditions)).is_ok()
+        })
+    });
+    group.bench_function("jwt_verified_token_cache", |b| {
+        b.iter(|| decision::now(verifier.authenticate(black_box(&jwt), false, &conditions)).is_ok())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, introspection);
+criterion_main!(benches);
