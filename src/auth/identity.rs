@@ -201,14 +201,21 @@ impl Identity {
             .expect("scopes that are header values join into one")
     }
 
-    /// Roughly the bytes this identity holds on the heap, for caches bounded in bytes.
+    /// Roughly the bytes this identity holds, for caches bounded in bytes (both the
+    /// verified-token and the introspection cache weigh their entries with it).
     pub fn approximate_bytes(&self) -> usize {
         let strings = self.subject.as_ref().map_or(0, String::len)
             + self.client_id.as_ref().map_or(0, String::len)
             + self.scopes.iter().map(|s| s.len() + 24).sum::<usize>()
             + self.claims.iter().map(|(_, v)| v.len() + 40).sum::<usize>();
+        let kept = self.acr.as_ref().map_or(0, String::len)
+            + self
+                .conditions
+                .iter()
+                .map(|(k, v)| k.len() + json_bytes(v))
+                .sum::<usize>();
         // The header values share one buffer as long as the strings above.
-        2 * strings + std::mem::size_of::<Identity>()
+        2 * strings + kept + std::mem::size_of::<Identity>()
     }
 
     /// An identity that no token stands behind, built from the claims a decision test or
@@ -255,6 +262,18 @@ pub fn numeric_date(value: &Value) -> Option<u64> {
             .filter(|f| f.is_finite() && *f >= 0.0)
             .map(|f| f.floor() as u64)
     })
+}
+
+/// Roughly the bytes a JSON value holds: strings by length, containers by their items, a
+/// fixed size for the rest. Cheap enough for a cache's weigher.
+fn json_bytes(value: &Value) -> usize {
+    const NODE: usize = 32;
+    NODE + match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(json_bytes).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + json_bytes(v)).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
 }
 
 /// The claims whose union makes a token's scopes unless an issuer names others: OAuth's

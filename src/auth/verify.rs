@@ -103,14 +103,9 @@ impl Weighed for Cached {
 /// struct, header values and reference counts (measured order of magnitude, rounded up).
 const ENTRY_OVERHEAD: u64 = 512;
 
-/// Approximate bytes a cached token and its identity hold: the token, and each identity
-/// string twice (the field and the shared header-value buffer).
+/// Approximate bytes a cached token and its identity hold.
 fn entry_bytes(token: &str, id: &Identity) -> u64 {
-    let strings = id.subject.as_ref().map_or(0, String::len)
-        + id.client_id.as_ref().map_or(0, String::len)
-        + id.scopes.iter().map(|s| s.len() + 24).sum::<usize>()
-        + id.claims.iter().map(|(_, v)| v.len() + 40).sum::<usize>();
-    (token.len() + 2 * strings) as u64 + ENTRY_OVERHEAD
+    (token.len() + id.approximate_bytes()) as u64 + ENTRY_OVERHEAD
 }
 
 /// Verifies bearer tokens against the configured issuers.
