@@ -19,6 +19,7 @@ use crate::ops::metrics::Metrics;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
 use crate::proxy::connections::ConnectionLimit;
+use crate::proxy::header_clock::HeaderDeadline;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::phases::Gateway;
@@ -149,6 +150,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         max_body_bytes: settings.max_request_body_bytes,
     };
     let app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
     let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
     let mut proxy = Service::new("scopegate".into(), app);
     proxy.add_tcp(&settings.listen.to_string());

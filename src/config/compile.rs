@@ -200,6 +200,16 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             );
         }
     }
+    let client_header_timeout = Duration::from_secs(
+        file.client_header_timeout_seconds
+            .as_ref()
+            .map_or(10, |t| t.value),
+    );
+    if let Some(t) = &file.client_header_timeout_seconds
+        && t.value == 0
+    {
+        p.at(t, "client_header_timeout_seconds: must be at least 1");
+    }
     let max_connections = file.max_connections.as_ref().map_or(10_000, |m| m.value);
     if let Some(m) = &file.max_connections
         && m.value == 0
@@ -267,6 +277,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         protected_resource,
         token_cache_max_bytes: cache_bytes,
         upstream_timeouts,
+        client_header_timeout,
         max_connections,
         max_request_body_bytes: file.max_request_body_bytes.unwrap_or(10 * 1024 * 1024),
         paths: PathRules {

@@ -85,6 +85,8 @@ pub struct ConfigFile {
     pub hosts: HostsFile,
     /// The `_method` query parameter: `reject` or `strip`. Default `reject`.
     pub method_override_parameter: Option<MethodOverride>,
+    /// Longest a client may take to send a whole request header, in seconds. Default `10`.
+    pub client_header_timeout_seconds: Option<Spanned<u64>>,
     /// Most client connections open at once; more are closed at once. Default `10000`.
     pub max_connections: Option<Spanned<usize>>,
     /// Largest request body forwarded, in bytes. Default `10485760` (10 MiB).

@@ -100,6 +100,7 @@ issuers:
         assert!(!c.token.allow_query);
         assert_eq!(c.token_cache_entries, Some(100_000));
         assert_eq!(c.threads, Threads::Fixed(1));
+        assert_eq!(c.client_header_timeout, Duration::from_secs(10));
         assert!(c.access_log);
         assert_eq!(c.policy, Path::new("/etc/scopegate/p.yaml"));
         assert_eq!(
@@ -129,6 +130,14 @@ issuers:
             let text = MINIMAL.replace("https://tenant.example", local);
             assert!(parse(&text).is_ok(), "{local}");
         }
+    }
+
+    #[test]
+    fn a_zero_header_timeout_is_an_error_at_its_value() {
+        let text = format!("{MINIMAL}client_header_timeout_seconds: 0\n");
+        let errs = parse(&text).unwrap_err();
+        assert!(errs[0].file.starts_with("c.yaml:8:32"), "{}", errs[0]);
+        assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
     }
 
     #[test]

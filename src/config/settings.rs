@@ -71,6 +71,8 @@ pub struct Settings {
     pub query: QueryRules,
     /// How long the upstream is waited for.
     pub upstream_timeouts: UpstreamTimeouts,
+    /// Longest a client may take to send a whole request header.
+    pub client_header_timeout: Duration,
     /// Most client connections open at once.
     pub max_connections: usize,
     /// Largest request body forwarded, in bytes (413 beyond).

@@ -70,6 +70,8 @@ pub struct Metrics {
     connections: IntGauge,
     /// `scopegate_connections_refused_total`: connections closed at `max_connections`.
     connections_refused: IntCounter,
+    /// `scopegate_client_header_timeouts_total`: connections closed for a slow header.
+    header_timeouts: IntCounter,
 }
 
 impl Default for Metrics {
@@ -194,6 +196,12 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(connections_refused.clone()));
+        let header_timeouts = IntCounter::new(
+            "scopegate_client_header_timeouts_total",
+            "Client connections closed because a request header took longer than client_header_timeout_seconds.",
+        )
+        .expect("valid metric");
+        reg(Box::new(header_timeouts.clone()));
         let ready = IntGauge::new(
             "scopegate_ready",
             "1 when the policy is loaded and every issuer has usable keys.",
@@ -237,6 +245,7 @@ impl Metrics {
             token_cache_evictions,
             connections,
             connections_refused,
+            header_timeouts,
             registry,
             requests,
             auth_duration_allow,
@@ -381,6 +390,11 @@ impl Metrics {
     /// A client connection was closed at once: `max_connections` were open.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// A client connection was closed: its request header took too long.
+    pub fn client_header_timed_out(&self) {
+        self.header_timeouts.inc();
     }
 
     /// The upstream failed an allowed request.

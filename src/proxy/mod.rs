@@ -5,6 +5,7 @@
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
 //! | [`path`] | one normalization of the request path, refused where ambiguous |
 //! | [`connections`] | the cap on concurrent client connections |
+//! | [`header_clock`] | the deadline on a whole request header |
 //! | [`headers`] | strip client identity headers, set the verified ones |
 //! | [`metadata`] | RFC 9728 protected-resource metadata, from the live policy |
 //! | [`host`] | one `Host`, absolute-form targets, the hosts served |
@@ -15,6 +16,7 @@
 
 pub mod admin;
 pub mod connections;
+pub mod header_clock;
 pub mod headers;
 pub mod host;
 pub mod metadata;

@@ -20,6 +20,7 @@ use crate::ops::access_line::AccessEntry;
 use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::policy::reload::PolicyStore;
+use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, HostRules, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
@@ -99,6 +100,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
+            clock.header_read();
+        }
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
         let client_cert = self.client_cert(session);
@@ -232,6 +236,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
+            clock.request_done();
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

@@ -1,6 +1,8 @@
 //! Memory an attacker could grow is bounded in bytes: the verified-token cache and the
 //! unknown-`kid` memo.
 
+use std::time::Duration;
+
 use crate::harness::*;
 
 fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
@@ -117,4 +119,54 @@ fn connections_past_the_cap_are_closed_and_counted() {
     drop(held);
     gw.wait_metric("scopegate_connections", 0.0);
     assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
+}
+
+#[test]
+fn a_header_sent_a_few_bytes_at_a_time_is_cut_off_at_the_header_deadline() {
+    let (gw, _jwks, upstream) = gateway("client_header_timeout_seconds: 1");
+    let mut slow = Connection::open(gw.addr).unwrap();
+    // 4 bytes every 200 ms: this header would take about 4 s, each read well inside
+    // pingora's own per-read timeout.
+    let header =
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let sent = slow.trickle(header, Duration::from_millis(200));
+    let answer = slow.receive();
+    assert!(
+        sent.is_err() || answer.is_err(),
+        "a slow header was answered: {answer:?}"
+    );
+    gw.wait_metric("scopegate_client_header_timeouts_total", 1.0);
+    assert_eq!(upstream.count(), 0);
+    // Other clients are served as before.
+    assert_eq!(gw.request("GET", "/healthz", &[]).status, 200);
+}
+
+#[test]
+fn the_header_deadline_spares_a_slow_body_and_an_idle_keep_alive_connection() {
+    let (gw, _jwks, upstream) = gateway("client_header_timeout_seconds: 1");
+    let token = TestKey::rsa().sign(&claims("create:timesheets"));
+    let body = "x".repeat(64);
+    let mut conn = Connection::open(gw.addr).unwrap();
+    // The header at once, the body over about 3 s: the clock stopped with the header.
+    conn.trickle(
+        &format!(
+            "POST /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ),
+        Duration::ZERO,
+    )
+    .unwrap();
+    conn.trickle(&body, Duration::from_millis(200)).unwrap();
+    assert_eq!(conn.receive().unwrap().status, 200);
+    assert_eq!(upstream.last().body_bytes, body.len());
+    // Idle on the kept-alive connection past the header limit: the next request's clock
+    // starts at its first byte.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = conn
+        .send(&format!(
+            "GET /timesheets HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ))
+        .unwrap();
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(gw.metric("scopegate_client_header_timeouts_total"), 0.0);
 }

@@ -285,6 +285,8 @@ pub struct Seen {
     /// Path and query exactly as received.
     pub target: String,
     pub headers: BTreeMap<String, Vec<String>>,
+    /// Length of the request body, read to its end.
+    pub body_bytes: usize,
 }
 
 impl Seen {
@@ -323,17 +325,22 @@ impl Upstream {
             let record = record.clone();
             arrivals.fetch_add(1, Ordering::SeqCst);
             async move {
+                let (req, body) = req.into_parts();
+                let body_bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .map_or(0, |b| b.len());
                 let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                for (name, value) in req.headers() {
+                for (name, value) in &req.headers {
                     headers
                         .entry(name.as_str().to_owned())
                         .or_default()
                         .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
                 }
                 let seen = Seen {
-                    method: req.method().to_string(),
+                    body_bytes,
+                    method: req.method.to_string(),
                     target: req
-                        .uri()
+                        .uri
                         .path_and_query()
                         .map(|p| p.as_str().to_owned())
                         .unwrap_or_default(),
@@ -796,6 +803,21 @@ impl Connection {
         }
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
+    }
+
+    /// Writes `text` a few bytes at a time with `pause` between them, as a slow client
+    /// would; stops at the first write the server refuses.
+    pub fn trickle(&mut self, text: &str, pause: Duration) -> std::io::Result<()> {
+        for piece in text.as_bytes().chunks(4) {
+            self.stream.write_all(piece)?;
+            std::thread::sleep(pause);
+        }
+        Ok(())
+    }
+
+    /// Reads the answer to a request already written.
+    pub fn receive(&mut self) -> std::io::Result<RawResponse> {
+        self.read_response(false)
     }
 
     /// Whether the server closed the connection (reads EOF within a short wait).

@@ -1,0 +1,261 @@
+//! A deadline on the whole request header. pingora times out each read of a client, not the
+//! header as a whole, so a client that sends a byte every few seconds holds its connection
+//! (and a task, and its buffers) for as long as it likes. Every plaintext HTTP/1 stream is
+//! wrapped in a [`HeaderClock`]: its reads fail with `TimedOut` once the header has taken
+//! longer than the limit, and pingora closes the connection.
+//!
+//! The clock runs from the accept for a connection's first request and from the first byte
+//! of each later one (the keep-alive idle wait before it has its own timeout). The proxy's
+//! phases tell it when a header is complete ([`HeaderClock::header_read`]) and when a request
+//! is over ([`HeaderClock::request_done`]), so a slow request body or a long answer is never
+//! cut by it.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::{
+    ALPN, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    Stream, TimingDigest, UniqueID, UniqueIDType,
+};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::ops::metrics::Metrics;
+
+/// The clock is running: the header has not been read yet.
+const HEADER: u8 = 0;
+/// The header is in; the body and the answer are not timed here.
+const STOPPED: u8 = 1;
+/// A request is over; the next one's first byte starts the clock again.
+const NEXT: u8 = 2;
+
+/// Wraps the proxy application: each HTTP/1 connection's stream gets a [`HeaderClock`].
+pub struct HeaderDeadline<A> {
+    inner: Arc<A>,
+    limit: Duration,
+    metrics: Metrics,
+}
+
+impl<A> HeaderDeadline<A> {
+    /// `inner`, with every request header read within `limit`.
+    pub fn new(inner: A, limit: Duration, metrics: Metrics) -> HeaderDeadline<A> {
+        HeaderDeadline {
+            inner: Arc::new(inner),
+            limit,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // HTTP/2 multiplexes many headers on one stream, and its sessions give the phases no
+        // stream to stop the clock with: it is left to pingora's own h2 timeouts.
+        let stream: Stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            stream
+        } else {
+            Box::new(HeaderClock::new(stream, self.limit, self.metrics.clone()))
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+/// A client stream whose reads fail once a request header has taken too long.
+pub struct HeaderClock {
+    inner: Stream,
+    limit: Duration,
+    /// [`HEADER`], [`STOPPED`] or [`NEXT`]; written by the phases through `&self`.
+    phase: AtomicU8,
+    deadline: Pin<Box<Sleep>>,
+    metrics: Metrics,
+}
+
+impl HeaderClock {
+    fn new(inner: Stream, limit: Duration, metrics: Metrics) -> HeaderClock {
+        HeaderClock {
+            inner,
+            limit,
+            phase: AtomicU8::new(HEADER),
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            metrics,
+        }
+    }
+
+    /// The clock of the stream a session reads from, when it has one.
+    pub fn of(stream: Option<&Stream>) -> Option<&HeaderClock> {
+        // Through the box to the stream inside it: the box itself is not the clock.
+        let stream: &dyn pingora::protocols::IO = &**stream?;
+        stream.as_any().downcast_ref::<HeaderClock>()
+    }
+
+    /// The request header is complete: stop the clock.
+    pub fn header_read(&self) {
+        let _ = self
+            .phase
+            .compare_exchange(HEADER, STOPPED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The request is over: the next byte read starts the next header's clock.
+    pub fn request_done(&self) {
+        self.phase.store(NEXT, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for HeaderClock {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len() > before;
+        match this.phase.load(Ordering::Relaxed) {
+            NEXT if read => {
+                this.phase.store(HEADER, Ordering::Relaxed);
+                let limit = this.limit;
+                this.deadline.as_mut().reset(Instant::now() + limit);
+                polled
+            }
+            // Whatever the read brought, a header past its deadline ends the connection;
+            // while the read waits, the deadline wakes it.
+            HEADER if this.deadline.as_mut().poll(cx).is_ready() => {
+                this.metrics.client_header_timed_out();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request header not received in time",
+                )))
+            }
+            _ => polled,
+        }
+    }
+}
+
+impl AsyncWrite for HeaderClock {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+// The rest of pingora's stream interface passes straight through to the wrapped stream.
+
+#[async_trait]
+impl Shutdown for HeaderClock {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for HeaderClock {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeaderClock {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeaderClock {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeaderClock {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for HeaderClock {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for HeaderClock {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+impl fmt::Debug for HeaderClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderClock")
+            .field("inner", &self.inner)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
