@@ -308,7 +308,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     arrived: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    app: axum::Router,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Upstream {
@@ -359,15 +360,58 @@ impl Upstream {
                 axum::Json(body)
             }
         });
-        let task = rt().spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Upstream {
+        let upstream = Upstream {
             addr,
             seen,
             arrived,
-            task,
+            app,
+            task: Mutex::new(None),
+        };
+        upstream.serve(listener);
+        upstream
+    }
+
+    /// Accepts on `listener` until [`Upstream::stop`]. The connections are tasks of the
+    /// accept loop's own set, so stopping it closes every one of them, as a crash would.
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = self.app.clone();
+        let task = rt().spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((socket, _)) = accepted else { continue };
+                        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                        connections.spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                                .await;
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Stops as a crashed backend does: the listener and every open connection close.
+    pub fn stop(&self) {
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while TcpStream::connect(self.addr).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
+    }
+
+    /// Starts again on the same port after [`Upstream::stop`].
+    pub fn restart(&self) {
+        let listener = rt()
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .expect("bind the upstream's port again");
+        self.serve(listener);
     }
 
     /// Requests that reached the upstream, answered or still waiting out a `delay_ms`.
@@ -390,7 +434,9 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
     }
 }
 
