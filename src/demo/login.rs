@@ -307,7 +307,7 @@ pub(crate) fn run_dpop_proof(args: &DpopProofArgs) -> Result<(), DemoError> {
 pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<(), DemoError> {
     block_on(revoke(&args.authz, &args.token))??;
     println!(
-        "revoked; the demo gateway refuses it once its cached answer is {} s old",
+        "revoked; the demo gateway refuses it within {} s, when its cached answer expires",
         super::launch::INTROSPECTION_CACHE_SECONDS
     );
     Ok(())
