@@ -5,7 +5,7 @@
 //! | development authorization server (PKCE login, client credentials, refresh, JWKS, key rotation, introspection, revocation) | [`authz`] | 127.0.0.1:9400 |
 //! | the Timesheets backend, which trusts the gateway's identity headers | [`backend`] | 127.0.0.1:9401 |
 //! | the gateway itself, with `policies/timesheets.yaml` | [`launch`] | 127.0.0.1:8080, admin 9090 |
-//! | what the mobile app does: PKCE login, token on stdout | [`login`] | |
+//! | what the mobile app does: PKCE login, token on stdout; revocation when it signs out | [`login`] | |
 //!
 //! The authorization server exists for demos and tests only: its users, passwords and client
 //! secret are public, and its keys live in memory. Both servers refuse to bind anything but a
