@@ -2,12 +2,14 @@
 //!
 //! It plays the seed's Auth0 tenant on loopback: the mobile app's authorization code flow
 //! with PKCE (`S256` only), client credentials for the batch client, rotating refresh tokens,
-//! RS256 access tokens, a JWKS, discovery metadata and key rotation on demand.
+//! RS256 access tokens (or opaque ones, introspected and revoked), a JWKS, discovery
+//! metadata and key rotation on demand.
 //!
 //! | route | file |
 //! |---|---|
 //! | `GET`, `POST /authorize`: login form, authorization codes | `authz/authorize.rs` |
 //! | `POST /oauth/token`: the three grants | `authz/token.rs` |
+//! | `POST /introspect` (RFC 7662), `POST /revoke` (RFC 7009) | `authz/introspect.rs` |
 //! | `GET /.well-known/jwks.json`, `/.well-known/openid-configuration`, `POST /admin/rotate-key` | here |
 
 use std::net::SocketAddr;
@@ -26,8 +28,10 @@ use crate::demo::Serve;
 
 mod authorize;
 mod claims;
+mod client_auth;
 pub mod directory;
 mod errors;
+mod introspect;
 pub mod keys;
 mod store;
 mod token;
@@ -46,6 +50,9 @@ const REFRESH_SECONDS: u64 = 8 * 3600;
 const MAX_CODES: usize = 1_000;
 /// Most refresh tokens kept (used ones count until they expire, to detect their reuse).
 const MAX_REFRESH_TOKENS: usize = 10_000;
+/// Most opaque access tokens kept; when full, the one closest to expiry is forgotten, and
+/// so becomes inactive: a bound that fails closed.
+const MAX_OPAQUE_TOKENS: usize = 10_000;
 /// `Cache-Control: max-age` of the JWKS: short, so verifiers notice a retired key soon.
 const JWKS_MAX_AGE_SECONDS: u64 = 10;
 
@@ -118,6 +125,16 @@ impl AuthServer {
         format!("{}oauth/token", self.state.issuer)
     }
 
+    /// The introspection endpoint (RFC 7662), for the resource server's client.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}introspect", self.state.issuer)
+    }
+
+    /// The revocation endpoint (RFC 7009).
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}revoke", self.state.issuer)
+    }
+
     /// Rotates the signing key in process, as `POST /admin/rotate-key` does.
     pub async fn rotate_key(&self, retire: bool) -> std::io::Result<Rotation> {
         let next = generate_key().await?;
@@ -131,6 +148,7 @@ struct AuthState {
     keys: RwLock<KeyRing>,
     codes: Mutex<GrantStore<CodeGrant>>,
     refresh_tokens: Mutex<GrantStore<RefreshGrant>>,
+    opaque_tokens: Mutex<GrantStore<OpaqueGrant>>,
     next_family: AtomicU64,
 }
 
@@ -160,6 +178,18 @@ struct RefreshGrant {
     used: bool,
 }
 
+/// An opaque access token's claims, kept until it expires or is revoked; what the
+/// introspection endpoint answers for it.
+#[derive(Debug, Clone)]
+struct OpaqueGrant {
+    claims: serde_json::Value,
+    client_id: &'static str,
+    /// `Bearer`, or `DPoP` for a token bound to a key.
+    token_type: &'static str,
+    /// The refresh-token family of a user's token; `None` for client credentials.
+    family: Option<u64>,
+}
+
 impl AuthState {
     fn new(issuer: String, first: SigningKey) -> AuthState {
         AuthState {
@@ -167,6 +197,7 @@ impl AuthState {
             keys: RwLock::new(KeyRing::new(first)),
             codes: Mutex::new(GrantStore::new(MAX_CODES)),
             refresh_tokens: Mutex::new(GrantStore::new(MAX_REFRESH_TOKENS)),
+            opaque_tokens: Mutex::new(GrantStore::new(MAX_OPAQUE_TOKENS)),
             next_family: AtomicU64::new(1),
         }
     }
@@ -204,8 +235,22 @@ impl AuthState {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn opaque_tokens(&self) -> MutexGuard<'_, GrantStore<OpaqueGrant>> {
+        self.opaque_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends a grant: its refresh tokens and the opaque access tokens they bought (RFC 7009
+    /// §2.1, RFC 9700 §4.14.2). Its JWTs live on until they expire.
     fn revoke_family(&self, family: u64) {
         self.refresh_tokens().retain(|g| g.family != family);
+        self.opaque_tokens().retain(|g| g.family != Some(family));
+    }
+
+    /// A used code or refresh token came back: someone else may hold it.
+    fn revoke_replayed(&self, family: u64) {
+        self.revoke_family(family);
         tracing::warn!(
             family,
             "a used code or refresh token was replayed; its refresh tokens are revoked"
@@ -227,6 +272,8 @@ fn router(state: Arc<AuthState>) -> Router {
             get(authorize::show_login).post(authorize::log_in),
         )
         .route("/oauth/token", post(token::token))
+        .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(introspect::revoke))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(metadata))
         .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -261,6 +308,10 @@ async fn metadata(State(state): State<Arc<AuthState>>) -> Json<serde_json::Value
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{issuer}introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}revoke"),
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "scopes_supported": directory::API_SCOPES,
         "subject_types_supported": ["public"],
         "acr_values_supported": [claims::MFA_ACR],

@@ -1,5 +1,5 @@
-//! The `scopegate demo` command line: start the demo, log in as a demo user, rotate the
-//! demo's signing key.
+//! The `scopegate demo` command line: start the demo, log in as a demo user, revoke a
+//! token, rotate the demo's signing key.
 
 use std::net::SocketAddr;
 
@@ -61,6 +61,20 @@ pub enum DemoCommand {
     /// Print a fresh DPoP proof (RFC 9449) for METHOD URL, signed with the key
     /// `demo login --dpop` saved: the value of the request's DPoP header.
     DpopProof(DpopProofArgs),
+    /// Revoke a token at the demo authorization server (RFC 7009), as the mobile app does
+    /// when its user signs out: an opaque token is then refused once the gateway's cached
+    /// answer ages out; a refresh token ends its whole grant.
+    Revoke(RevokeArgs),
+}
+
+/// `scopegate demo revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The token: an opaque access token (`demo login --opaque`) or a refresh token.
+    pub token: String,
+    /// The development authorization server.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]
+    pub authz: String,
 }
 
 /// `scopegate demo dpop-proof`.
@@ -107,6 +121,11 @@ pub struct LoginArgs {
     /// token endpoint, and save it for `demo dpop-proof`.
     #[arg(long)]
     pub dpop: bool,
+    /// Get an opaque access token instead of a JWT: a random string whose claims stay at
+    /// the authorization server, which the gateway asks about (introspection, RFC 7662) and
+    /// `demo revoke` ends.
+    #[arg(long, conflicts_with = "dpop")]
+    pub opaque: bool,
     /// Where --dpop saves the key. Default: scopegate-demo-dpop-key.pem in the temporary
     /// folder.
     #[arg(long, value_name = "FILE", requires = "dpop")]

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 
 use super::DemoError;
 use super::authz::AuthServer;
+use super::authz::directory::{RESOURCE_SERVER_CLIENT_ID, RESOURCE_SERVER_CLIENT_SECRET};
 use super::backend::TimesheetsBackend;
 use super::cli::{DEFAULT_AUTHZ_URL, ServeArgs};
 use crate::config::Settings;
@@ -18,13 +19,17 @@ use crate::config::Settings;
 const POLICY_IN_CHECKOUT: &str = "policies/timesheets.yaml";
 /// The same policy, built in, for running anywhere else.
 const EMBEDDED_POLICY: &str = include_str!("../../policies/timesheets.yaml");
+/// Longest the demo gateway trusts a cached introspection answer, in seconds: short, so
+/// that `demo revoke` shows within seconds.
+pub const INTROSPECTION_CACHE_SECONDS: u64 = 5;
 
 /// Starts the demo; returns only if something fails to start.
 pub fn run(args: &ServeArgs) -> Result<Infallible, DemoError> {
     let (auth, backend) = start_services(args)?;
     let scratch = scratch_dir();
     let policy = policy_file(&scratch)?;
-    let yaml = gateway_config(args, &auth, &backend, &policy, &scratch);
+    let secret = introspection_secret_file(&scratch)?;
+    let yaml = gateway_config(args, &auth, &backend, &policy, &scratch, &secret);
     // The policy path in it is absolute, so the folder relative paths start from is moot.
     let settings = Settings::parse(&yaml, "demo configuration", &scratch).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -113,6 +118,27 @@ fn policy_file(scratch: &Path) -> Result<PathBuf, DemoError> {
     Ok(copy)
 }
 
+/// The resource server's client secret, in a file of mode 0600 in `scratch`, where the
+/// gateway's `client_secret_file` reads it as an operator's would be read.
+fn introspection_secret_file(scratch: &Path) -> Result<PathBuf, DemoError> {
+    use std::io::Write as _;
+    let path = scratch.join("introspection-secret");
+    let mut options = std::fs::OpenOptions::new();
+    // A new file, so the mode is ours whatever an older one had.
+    let _ = std::fs::remove_file(&path);
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::fs::create_dir_all(scratch)
+        .and_then(|()| options.open(&path))
+        .and_then(|mut file| file.write_all(RESOURCE_SERVER_CLIENT_SECRET.as_bytes()))
+        .map_err(|source| DemoError::Scratch {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(path)
+}
+
 /// The gateway configuration, as text an operator would write, checked by the same parser.
 fn gateway_config(
     args: &ServeArgs,
@@ -120,6 +146,7 @@ fn gateway_config(
     backend: &TimesheetsBackend,
     policy: &Path,
     scratch: &Path,
+    secret: &Path,
 ) -> String {
     // A JSON string is a valid YAML scalar, quoting included: paths may hold anything.
     let q = |s: &str| serde_json::Value::from(s).to_string();
@@ -145,6 +172,13 @@ issuers:
       # Short, so that a key rotation shows within seconds.
       min_refresh_seconds: 5
       unknown_kid_refetch_seconds: 1
+    # Opaque tokens (demo login --opaque) are asked about at the introspection endpoint.
+    introspection:
+      endpoint: {introspection}
+      client_id: {client_id}
+      client_secret_file: {secret}
+      # Short, so that a revocation (demo revoke) shows within seconds.
+      cache_max_seconds: {cache_max}
 identity_headers:
   claims:
     {email_claim}: X-Auth-Email
@@ -160,6 +194,10 @@ dpop:
         issuer = q(&auth.issuer()),
         audience = q(super::API_AUDIENCE),
         jwks = q(&auth.jwks_uri()),
+        introspection = q(&auth.introspection_endpoint()),
+        client_id = q(RESOURCE_SERVER_CLIENT_ID),
+        secret = q(&secret.display().to_string()),
+        cache_max = INTROSPECTION_CACHE_SECONDS,
         email_claim = q(super::EMAIL_CLAIM),
     )
 }
@@ -204,6 +242,10 @@ Try:
       # 200: a manager approves entry 7
   TOKEN=$({me} demo login --dpop --user alice --scope read:timesheets{authz_flag}{gateway_flag})
       # a DPoP-bound token: it passes only with a fresh proof by the key it names
+  OPAQUE=$({me} demo login --opaque --user alice --scope read:timesheets{authz_flag})
+      # an opaque token, which the gateway introspects
+  {me} demo revoke $OPAQUE{authz_flag}
+      # refused within {cache_max} s (the gateway's introspection cache maximum)
   {me} demo rotate-key{authz_flag}
       # a new signing key; add --retire to make older tokens fail
 ",
@@ -211,6 +253,7 @@ Try:
         backend = backend.url(),
         admin = url(args.admin_listen),
         policy = policy.display(),
+        cache_max = INTROSPECTION_CACHE_SECONDS,
     )
 }
 

@@ -1,6 +1,7 @@
 //! What the mobile app does, from the command line: PKCE login as a demo user (RFC 7636,
-//! `S256`), with the code read from the redirect's `Location` rather than followed; and
-//! asking the demo authorization server to rotate its key.
+//! `S256`), with the code read from the redirect's `Location` rather than followed;
+//! revoking a token when its user signs out (RFC 7009); and asking the demo authorization
+//! server to rotate its key.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use serde::Deserialize;
 
 use super::authz::directory::{MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI};
 use super::authz::keys::Rotation;
-use super::cli::{DpopProofArgs, LoginArgs, RotateKeyArgs};
+use super::cli::{DpopProofArgs, LoginArgs, RevokeArgs, RotateKeyArgs};
 use super::dpop_key::{self, DpopKey};
 use super::{DemoError, EMAIL_CLAIM, pkce};
 
@@ -61,7 +62,13 @@ pub struct LoginRequest {
 
 /// A login whose token is bound to `key` (RFC 9449 §5): the token request carries a proof.
 pub async fn login_dpop(request: &LoginRequest, key: &DpopKey) -> Result<Tokens, LoginError> {
-    login_with(request, Some(key)).await
+    login_with(request, Some(key), false).await
+}
+
+/// A login whose access token is opaque: the token request carries the demo server's
+/// `token_format=opaque`.
+pub async fn login_opaque(request: &LoginRequest) -> Result<Tokens, LoginError> {
+    login_with(request, None, true).await
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -107,10 +114,14 @@ struct ErrorBody {
 /// Logs in through `GET` then `POST /authorize` and redeems the code at `/oauth/token`
 /// with the PKCE verifier.
 pub async fn login(request: &LoginRequest) -> Result<Tokens, LoginError> {
-    login_with(request, None).await
+    login_with(request, None, false).await
 }
 
-async fn login_with(request: &LoginRequest, key: Option<&DpopKey>) -> Result<Tokens, LoginError> {
+async fn login_with(
+    request: &LoginRequest,
+    key: Option<&DpopKey>,
+    opaque: bool,
+) -> Result<Tokens, LoginError> {
     let http = client()?;
     let base = request.authz.trim_end_matches('/');
     let authorize = format!("{base}/authorize");
@@ -160,13 +171,16 @@ async fn login_with(request: &LoginRequest, key: Option<&DpopKey>) -> Result<Tok
     }
 
     let token_url = format!("{base}/oauth/token");
-    let exchange = [
+    let mut exchange = vec![
         ("grant_type", "authorization_code"),
         ("code", code.code.as_str()),
         ("redirect_uri", MOBILE_REDIRECT_URI),
         ("client_id", MOBILE_CLIENT_ID),
         ("code_verifier", verifier.as_str()),
     ];
+    if opaque {
+        exchange.push(("token_format", "opaque"));
+    }
     let mut post = http.post(&token_url).form(&exchange);
     if let Some(key) = key {
         let proof = key
@@ -176,6 +190,24 @@ async fn login_with(request: &LoginRequest, key: Option<&DpopKey>) -> Result<Tok
     }
     let response = send(post, &token_url).await?;
     read_json(response, &token_url).await
+}
+
+/// Revokes `token` at the server at `authz` as the mobile app (a public client: its
+/// `client_id` alone). The server answers 200 for an unknown token too (RFC 7009 §2.2).
+pub async fn revoke(authz: &str, token: &str) -> Result<(), LoginError> {
+    let url = format!("{}/revoke", authz.trim_end_matches('/'));
+    let form = [("token", token), ("client_id", MOBILE_CLIENT_ID)];
+    let response = send(client()?.post(&url).form(&form), &url).await?;
+    if response.status() == StatusCode::OK {
+        return Ok(());
+    }
+    read_json::<serde_json::Value>(response, &url)
+        .await
+        .and_then(|_| {
+            Err(LoginError::Unexpected(
+                "the revocation endpoint did not answer 200".into(),
+            ))
+        })
 }
 
 /// Asks the server at `authz` to sign with a new key; `retire` drops the older ones.
@@ -206,6 +238,7 @@ pub(crate) fn run_login(args: &LoginArgs) -> Result<(), DemoError> {
     };
     let tokens = match &key {
         Some(key) => block_on(login_dpop(&request, key))??,
+        None if args.opaque => block_on(login_opaque(&request))??,
         None => block_on(login(&request))??,
     };
     println!("{}", tokens.access_token);
@@ -226,6 +259,11 @@ pub(crate) fn run_login(args: &LoginArgs) -> Result<(), DemoError> {
         .collect();
     if !refused.is_empty() {
         eprintln!("not granted (beyond {who}'s roles): {}", refused.join(" "));
+    }
+    if args.opaque {
+        eprintln!(
+            "opaque: the gateway asks the authorization server about it; demo revoke ends it"
+        );
     }
     if let Some(key) = key {
         let path = args.dpop_key.clone().unwrap_or_else(dpop_key::default_path);
@@ -262,6 +300,16 @@ pub(crate) fn run_dpop_proof(args: &DpopProofArgs) -> Result<(), DemoError> {
         args.nonce.as_deref(),
     )?;
     println!("{proof}");
+    Ok(())
+}
+
+/// `scopegate demo revoke`: one line saying it is done.
+pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<(), DemoError> {
+    block_on(revoke(&args.authz, &args.token))??;
+    println!(
+        "revoked; the demo gateway refuses it within {} s, when its cached answer expires",
+        super::launch::INTROSPECTION_CACHE_SECONDS
+    );
     Ok(())
 }
 

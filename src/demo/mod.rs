@@ -2,10 +2,10 @@
 //!
 //! | piece | file | port (default) |
 //! |---|---|---|
-//! | development authorization server (PKCE login, client credentials, refresh, JWKS, key rotation) | [`authz`] | 127.0.0.1:9400 |
+//! | development authorization server (PKCE login, client credentials, refresh, JWKS, key rotation, introspection, revocation) | [`authz`] | 127.0.0.1:9400 |
 //! | the Timesheets backend, which trusts the gateway's identity headers | [`backend`] | 127.0.0.1:9401 |
 //! | the gateway itself, with `policies/timesheets.yaml` | [`launch`] | 127.0.0.1:8080, admin 9090 |
-//! | what the mobile app does: PKCE login, token on stdout | [`login`] | |
+//! | what the mobile app does: PKCE login, token on stdout; revocation when it signs out | [`login`] | |
 //!
 //! The authorization server exists for demos and tests only: its users, passwords and client
 //! secret are public, and its keys live in memory. Both servers refuse to bind anything but a
@@ -43,6 +43,14 @@ pub enum DemoError {
     #[error("cannot use the policy file {path}")]
     Policy {
         /// The file or folder concerned.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file in the demo's scratch folder could not be written.
+    #[error("cannot write {path}")]
+    Scratch {
+        /// The file.
         path: String,
         /// Why.
         source: std::io::Error,
@@ -85,13 +93,14 @@ fn spawn_serve(serve: Serve, what: &'static str) {
 }
 
 /// Runs a `scopegate demo` command line: the demo servers (never returns unless start-up
-/// fails), `login` or `rotate-key`.
+/// fails), or one of its client commands.
 pub fn execute(args: DemoArgs) -> Result<(), DemoError> {
     match args.command {
         None => match launch::run(&args.serve)? {},
         Some(DemoCommand::Login(login)) => login::run_login(&login),
         Some(DemoCommand::RotateKey(rotate)) => login::run_rotate_key(&rotate),
         Some(DemoCommand::DpopProof(proof)) => login::run_dpop_proof(&proof),
+        Some(DemoCommand::Revoke(revoke)) => login::run_revoke(&revoke),
     }
 }
 

@@ -12,9 +12,10 @@ use reqwest::StatusCode;
 use scopegate::demo::authz::AuthServer;
 use scopegate::demo::authz::directory::{
     BATCH_CLIENT_ID, BATCH_CLIENT_SECRET, MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI,
+    RESOURCE_SERVER_CLIENT_ID, RESOURCE_SERVER_CLIENT_SECRET,
 };
 use scopegate::demo::backend::TimesheetsBackend;
-use scopegate::demo::login::{LoginError, LoginRequest, login};
+use scopegate::demo::login::{LoginError, LoginRequest, login, login_opaque};
 use scopegate::demo::{API_AUDIENCE, EMAIL_CLAIM, pkce};
 use serde_json::Value;
 
@@ -665,6 +666,263 @@ async fn discovery_metadata_names_the_endpoints_and_only_s256() {
         m["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
+    assert_eq!(m["introspection_endpoint"], auth.introspection_endpoint());
+    assert_eq!(m["revocation_endpoint"], auth.revocation_endpoint());
+}
+
+// ---------------------------------------------------------------------------------------
+// Opaque tokens, introspection (RFC 7662) and revocation (RFC 7009)
+
+/// `POST /introspect` as the client `basic` names (id, secret), or with no authentication.
+async fn introspect(
+    auth: &AuthServer,
+    basic: Option<(&str, &str)>,
+    token: &str,
+) -> (StatusCode, Value) {
+    let mut request = http()
+        .post(auth.introspection_endpoint())
+        .form(&[("token", token), ("token_type_hint", "access_token")]);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let r = request.send().await.unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn introspect_as_gateway(auth: &AuthServer, token: &str) -> Value {
+    let (status, answer) = introspect(
+        auth,
+        Some((RESOURCE_SERVER_CLIENT_ID, RESOURCE_SERVER_CLIENT_SECRET)),
+        token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+async fn revoke(auth: &AuthServer, form: &[(&str, &str)]) -> StatusCode {
+    http()
+        .post(auth.revocation_endpoint())
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_introspected_with_its_claims_until_revoked() {
+    let auth = auth_server().await;
+    let tokens = login_opaque(&login_as(
+        &auth,
+        "bob",
+        "read:timesheets approve:timesheets",
+    ))
+    .await
+    .unwrap();
+    let token = tokens.access_token;
+    assert!(!token.contains('.'), "not a JWT: {token}");
+    assert!(token.len() >= 43, "{token}");
+
+    let answer = introspect_as_gateway(&auth, &token).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["scope"], "read:timesheets approve:timesheets");
+    assert_eq!(answer["client_id"], MOBILE_CLIENT_ID);
+    assert_eq!(answer["sub"], "auth0|bob");
+    assert_eq!(answer["iss"], auth.issuer());
+    assert_eq!(answer["aud"][0], API_AUDIENCE);
+    assert_eq!(answer[EMAIL_CLAIM], "bob@exampleco.com");
+    assert!(answer["auth_time"].is_u64());
+    let (iat, exp) = (
+        answer["iat"].as_u64().unwrap(),
+        answer["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 3600);
+
+    // RFC 7009: the mobile app (a public client, by its id) revokes its own token.
+    assert_eq!(
+        revoke(&auth, &[("token", &token), ("client_id", MOBILE_CLIENT_ID)]).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        introspect_as_gateway(&auth, &token).await,
+        serde_json::json!({"active": false})
+    );
+    // Revoking again, or a token the server never issued, is still 200 (§2.2).
+    assert_eq!(
+        revoke(&auth, &[("token", &token), ("client_id", MOBILE_CLIENT_ID)]).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        revoke(
+            &auth,
+            &[("token", "never-issued"), ("client_id", MOBILE_CLIENT_ID)]
+        )
+        .await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_introspection_endpoint_refuses_bad_client_credentials_and_tells_nothing_of_jwts() {
+    let auth = auth_server().await;
+    let opaque = login_opaque(&login_as(&auth, "alice", "read:timesheets"))
+        .await
+        .unwrap()
+        .access_token;
+    for basic in [
+        None,
+        Some((RESOURCE_SERVER_CLIENT_ID, "guess")),
+        Some(("nobody", RESOURCE_SERVER_CLIENT_SECRET)),
+        // Authenticated, but only the resource server may introspect.
+        Some((BATCH_CLIENT_ID, BATCH_CLIENT_SECRET)),
+    ] {
+        let (status, body) = introspect(&auth, basic, &opaque).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{basic:?}: {body}");
+        assert_eq!(body["error"], "invalid_client", "{basic:?}");
+        assert!(body.get("active").is_none(), "{body}");
+    }
+    // The resource server is issued no token of its own.
+    let (status, body) = token_request(
+        &auth,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", RESOURCE_SERVER_CLIENT_ID),
+            ("client_secret", RESOURCE_SERVER_CLIENT_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "unauthorized_client");
+
+    // A JWT, a random string, a made-up value: inactive, nothing more.
+    let jwt = login(&login_as(&auth, "alice", "read:timesheets"))
+        .await
+        .unwrap()
+        .access_token;
+    for token in [
+        jwt.as_str(),
+        "KrwR4he3oe2gO9U-mW6DQ9fQjUOoTXi1ouzompbYJmQ",
+        "x",
+    ] {
+        assert_eq!(
+            introspect_as_gateway(&auth, token).await,
+            serde_json::json!({"active": false})
+        );
+    }
+    assert_eq!(introspect_as_gateway(&auth, &opaque).await["active"], true);
+}
+
+#[tokio::test]
+async fn the_batch_client_gets_an_opaque_token_that_only_it_or_the_gateway_may_revoke() {
+    let auth = auth_server().await;
+    let (status, body) = token_request(
+        &auth,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", BATCH_CLIENT_ID),
+            ("client_secret", BATCH_CLIENT_SECRET),
+            ("token_format", "opaque"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let answer = introspect_as_gateway(&auth, &token).await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["sub"], format!("{BATCH_CLIENT_ID}@clients"));
+    assert_eq!(answer["scope"], "batch:upload");
+
+    // The mobile app did not get this token: it may not revoke it.
+    let r = http()
+        .post(auth.revocation_endpoint())
+        .form(&[("token", token.as_str()), ("client_id", MOBILE_CLIENT_ID)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    // Wrong client credentials: 401, nothing revoked.
+    assert_eq!(
+        revoke(
+            &auth,
+            &[
+                ("token", &token),
+                ("client_id", BATCH_CLIENT_ID),
+                ("client_secret", "guess")
+            ]
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(introspect_as_gateway(&auth, &token).await["active"], true);
+    // The resource server may revoke any token.
+    let r = http()
+        .post(auth.revocation_endpoint())
+        .basic_auth(
+            RESOURCE_SERVER_CLIENT_ID,
+            Some(RESOURCE_SERVER_CLIENT_SECRET),
+        )
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(introspect_as_gateway(&auth, &token).await["active"], false);
+
+    let (status, body) = token_request(
+        &auth,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", BATCH_CLIENT_ID),
+            ("client_secret", BATCH_CLIENT_SECRET),
+            ("token_format", "macaroon"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_opaque_access_tokens_of_its_grant() {
+    let auth = auth_server().await;
+    let (code, verifier) = code_for(&auth, "alice", "read:timesheets").await;
+    let (status, tokens) = token_request(
+        &auth,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", MOBILE_REDIRECT_URI),
+            ("client_id", MOBILE_CLIENT_ID),
+            ("code_verifier", &verifier),
+            ("token_format", "opaque"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(introspect_as_gateway(&auth, access).await["active"], true);
+
+    let status = revoke(
+        &auth,
+        &[
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", MOBILE_CLIENT_ID),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(introspect_as_gateway(&auth, access).await["active"], false);
+    let (status, body) = refresh(&auth, refresh_token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
 }
 
 #[tokio::test]
@@ -1096,4 +1354,54 @@ fn a_dpop_login_gets_a_bound_token_that_a_thief_without_the_key_cannot_use() {
     assert_eq!(send(format!("DPoP {token}"), None).status, 401);
     assert_eq!(send(format!("DPoP {token}"), Some(fresh)).status, 401);
     assert_eq!(send(format!("DPoP {token}"), Some(proof())).status, 200);
+}
+
+#[test]
+fn an_opaque_token_is_allowed_by_its_scopes_and_refused_once_revoked() {
+    let demo = Demo::start();
+    let (code, stdout, stderr) = demo.cli(&[
+        "login",
+        "--opaque",
+        "--user",
+        "alice",
+        "--scope",
+        "read:timesheets",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let token = stdout.trim_end().to_owned();
+    assert!(!token.contains('.'), "an opaque token, not a JWT: {token}");
+    assert!(stderr.contains("granted: read:timesheets"), "{stderr}");
+
+    // The gateway introspects it: read is allowed (with the identity headers the claims
+    // make), delete is not among its scopes.
+    let (status, entries) = demo.call("GET", "/timesheets", Some(&token));
+    assert_eq!(status, 200, "{entries}");
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["user_id"] == "alice@exampleco.com"),
+        "{entries}"
+    );
+    let (status, refusal) = demo.call("DELETE", "/timesheets/7", Some(&token));
+    assert_eq!(status, 403, "{refusal}");
+    assert_eq!(refusal["scope"], "delete:timesheets");
+
+    let (code, stdout, stderr) = demo.cli(&["revoke", &token]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("revoked"), "{stdout}");
+    // The gateway's cached answer lasts at most cache_max_seconds (5 in the demo).
+    demo.wait_for("the revoked token to be refused", || {
+        demo.call("GET", "/timesheets", Some(&token)).0 == 401
+    });
+    let (status, refusal) = demo.call("GET", "/timesheets", Some(&token));
+    assert_eq!(status, 401);
+    assert_eq!(refusal["error"], "invalid_token");
+    assert_eq!(
+        refusal["error_description"],
+        "The access token is not active"
+    );
 }

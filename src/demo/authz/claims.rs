@@ -37,15 +37,16 @@ pub enum Principal {
     Client,
 }
 
-/// Signs an access token for `principal`, requested by `client_id`, carrying exactly
-/// `scopes`; bound to the DPoP key with thumbprint `jkt` when there is one.
-pub fn mint(
+/// The claims of an access token for `principal`, requested by `client_id`, carrying
+/// exactly `scopes`; bound to the DPoP key with thumbprint `jkt` when there is one. Signed
+/// into a JWT by [`sign`], or kept behind an opaque token for introspection.
+pub fn access_claims(
     state: &AuthState,
     principal: Principal,
     client_id: &str,
     scopes: &[&'static str],
     jkt: Option<&str>,
-) -> Result<String, OAuthError> {
+) -> Value {
     let now = crate::demo::unix_now();
     let mut claims = json!({
         "iss": state.issuer,
@@ -78,8 +79,13 @@ pub fn mint(
             claims["gty"] = json!("client-credentials");
         }
     }
+    claims
+}
+
+/// Signs `claims` into a JWT with the current key.
+pub fn sign(state: &AuthState, claims: &Value) -> Result<String, OAuthError> {
     let key = state.signing_key();
-    key.sign(&claims).map_err(|e| {
+    key.sign(claims).map_err(|e| {
         tracing::error!(error = %e, "cannot sign an access token");
         OAuthError::new(ErrorCode::ServerError, "cannot sign the access token")
     })

@@ -25,6 +25,11 @@ pub const MOBILE_REDIRECT_URI: &str = "com.exampleco.timesheets://callback";
 pub const BATCH_CLIENT_ID: &str = "timesheets-batch";
 /// The batch client's secret. Public on purpose: this server is for demos and tests only.
 pub const BATCH_CLIENT_SECRET: &str = "timesheets-batch-demo-secret";
+/// The resource server's client: the demo gateway, which introspects opaque tokens
+/// (RFC 7662) and may revoke any token (RFC 7009). It is never issued a token itself.
+pub const RESOURCE_SERVER_CLIENT_ID: &str = "scopegate";
+/// The resource server's secret. Public on purpose: this server is for demos and tests only.
+pub const RESOURCE_SERVER_CLIENT_SECRET: &str = "scopegate-demo-introspection-secret";
 
 /// A user who can log in.
 #[derive(Debug, PartialEq, Eq)]
@@ -148,6 +153,12 @@ pub enum ClientKind {
         /// Scopes the client may be granted (Auth0's client grant).
         scopes: &'static [&'static str],
     },
+    /// A resource server: authenticates with a secret to introspect and revoke tokens, and
+    /// is granted none.
+    ResourceServer {
+        /// The client secret.
+        secret: &'static str,
+    },
 }
 
 /// A registered client.
@@ -159,7 +170,7 @@ pub struct Client {
     pub kind: ClientKind,
 }
 
-static CLIENTS: [Client; 2] = [
+static CLIENTS: [Client; 3] = [
     Client {
         id: MOBILE_CLIENT_ID,
         kind: ClientKind::Public {
@@ -171,6 +182,12 @@ static CLIENTS: [Client; 2] = [
         kind: ClientKind::Confidential {
             secret: BATCH_CLIENT_SECRET,
             scopes: &["batch:upload"],
+        },
+    },
+    Client {
+        id: RESOURCE_SERVER_CLIENT_ID,
+        kind: ClientKind::ResourceServer {
+            secret: RESOURCE_SERVER_CLIENT_SECRET,
         },
     },
 ];
@@ -187,14 +204,24 @@ impl Client {
             ClientKind::Public { redirect_uris } => {
                 redirect_uris.iter().copied().find(|r| *r == uri)
             }
-            ClientKind::Confidential { .. } => None,
+            ClientKind::Confidential { .. } | ClientKind::ResourceServer { .. } => None,
         }
     }
 
-    /// Whether `secret` is this confidential client's secret; compared in constant time.
+    /// Whether `secret` is this client's secret; compared in constant time. A public client
+    /// has none.
     pub fn secret_matches(&self, secret: &str) -> bool {
         match &self.kind {
-            ClientKind::Confidential { secret: s, .. } => constant_time_eq(s, secret),
+            ClientKind::Confidential { secret: s, .. }
+            | ClientKind::ResourceServer { secret: s } => constant_time_eq(s, secret),
+            ClientKind::Public { .. } => false,
+        }
+    }
+
+    /// Whether the client has a secret to authenticate with.
+    pub fn is_confidential(&self) -> bool {
+        match &self.kind {
+            ClientKind::Confidential { .. } | ClientKind::ResourceServer { .. } => true,
             ClientKind::Public { .. } => false,
         }
     }

@@ -48,6 +48,15 @@ impl<V> GrantStore<V> {
         }
     }
 
+    /// Forgets the grant stored under `secret`, returning it if it was live.
+    pub fn remove(&mut self, secret: &str) -> Option<V> {
+        let now = Instant::now();
+        match self.entries.remove(&key(secret)) {
+            Some((expires, value)) if expires > now => Some(value),
+            _ => None,
+        }
+    }
+
     /// Drops every grant for which `keep` is false.
     pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
         self.entries.retain(|_, (_, v)| keep(v));
@@ -82,5 +91,38 @@ mod tests {
         assert_eq!(store.get_mut("soon"), None);
         assert_eq!(store.get_mut("later"), Some(&mut 2));
         assert_eq!(store.get_mut("new"), Some(&mut 3));
+    }
+
+    #[test]
+    fn however_many_grants_arrive_the_store_keeps_at_most_its_capacity() {
+        let mut store = GrantStore::new(100);
+        for i in 0..1_000 {
+            store.insert(&format!("token-{i}"), i, Duration::from_secs(60 + i));
+            assert!(store.entries.len() <= 100);
+        }
+        // The newest (furthest from expiry) survive.
+        assert_eq!(store.get_mut("token-999"), Some(&mut 999));
+        assert_eq!(store.get_mut("token-0"), None);
+    }
+
+    #[test]
+    fn expired_grants_are_pruned_when_another_arrives() {
+        let mut store = GrantStore::new(100);
+        for i in 0..50 {
+            store.insert(&format!("dead-{i}"), i, Duration::ZERO);
+        }
+        store.insert("live", 1, Duration::from_secs(60));
+        assert_eq!(store.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_removed_grant_is_gone_and_only_a_live_one_is_returned() {
+        let mut store = GrantStore::new(4);
+        store.insert("live", 1, Duration::from_secs(60));
+        store.insert("dead", 2, Duration::ZERO);
+        assert_eq!(store.remove("live"), Some(1));
+        assert_eq!(store.get_mut("live"), None);
+        assert_eq!(store.remove("live"), None);
+        assert_eq!(store.remove("dead"), None);
     }
 }

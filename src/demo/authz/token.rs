@@ -1,6 +1,9 @@
 //! The token endpoint (RFC 6749 §3.2): `authorization_code` with PKCE for the mobile app,
 //! `client_credentials` for the batch client, rotating `refresh_token`. Every refusal is a
 //! §5.2 JSON error; no credential is ever logged or echoed.
+//!
+//! Access tokens are JWTs, or with the demo's own `token_format=opaque` parameter random
+//! strings whose claims stay here, for the introspection endpoint to tell.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +14,13 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::claims::{ACCESS_TOKEN_SECONDS, Principal, mint};
+use super::claims::{ACCESS_TOKEN_SECONDS, Principal, access_claims, sign};
+use super::client_auth::{FormCredentials, authenticate_client};
 use super::directory::{self, Client, ClientKind};
 use super::errors::{ErrorCode, OAuthError};
-use super::{AuthState, REFRESH_SECONDS, RefreshGrant};
+use super::{AuthState, OpaqueGrant, REFRESH_SECONDS, RefreshGrant};
 use crate::demo::pkce;
 
 /// The token request's form fields; each grant reads the ones it needs. No `Debug`: it
@@ -32,6 +35,24 @@ pub struct TokenForm {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// The demo's own parameter: `jwt` (the default) or `opaque`.
+    token_format: Option<String>,
+}
+
+/// What kind of access token a token request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenFormat {
+    /// A signed JWT the gateway verifies with the JWKS.
+    Jwt,
+    /// A random string the gateway asks the introspection endpoint about.
+    Opaque,
+}
+
+/// How the access token of one token request is issued.
+struct Issue<'a> {
+    format: TokenFormat,
+    /// The DPoP key's thumbprint, when the request proved one.
+    jkt: Option<&'a str>,
 }
 
 /// A successful token response (§5.1).
@@ -95,13 +116,35 @@ fn exchange(
             "grant_type must be authorization_code, client_credentials or refresh_token",
         ));
     }
-    let client = authenticate_client(headers, form)?;
+    let credentials = FormCredentials {
+        client_id: form.client_id.as_deref(),
+        client_secret: form.client_secret.as_deref(),
+    };
+    let client = authenticate_client(headers, credentials)?;
+    if matches!(client.kind, ClientKind::ResourceServer { .. }) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the resource server introspects and revokes tokens; it is issued none",
+        ));
+    }
+    let format = match form.token_format.as_deref() {
+        None | Some("jwt") => TokenFormat::Jwt,
+        Some("opaque") => TokenFormat::Opaque,
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "token_format must be jwt or opaque",
+            ));
+        }
+    };
     let jkt = dpop_key(state, headers)?;
-    let jkt = jkt.as_deref();
+    let issue = Issue {
+        format,
+        jkt: jkt.as_deref(),
+    };
     let mut tokens = match grant {
-        "authorization_code" => authorization_code(state, client, form, jkt),
-        "client_credentials" => client_credentials(state, client, form, jkt),
-        _ => refresh_token(state, client, form, jkt),
+        "authorization_code" => authorization_code(state, client, form, &issue),
+        "client_credentials" => client_credentials(state, client, form, &issue),
+        _ => refresh_token(state, client, form, &issue),
     }?;
     if jkt.is_some() {
         tokens.token_type = "DPoP";
@@ -147,91 +190,11 @@ fn dpop_key(state: &AuthState, headers: &HeaderMap) -> Result<Option<String>, OA
         .map_err(|e| refused(&e.to_string()))
 }
 
-/// Identifies the client (§2.3): HTTP Basic or form fields for the confidential client, a
-/// bare `client_id` for the public one; never two methods at once.
-fn authenticate_client(
-    headers: &HeaderMap,
-    form: &TokenForm,
-) -> Result<&'static Client, OAuthError> {
-    let invalid_client = |why: &'static str| OAuthError::new(ErrorCode::InvalidClient, why);
-    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
-    let basic = match (authorization.next(), authorization.next()) {
-        (None, _) => None,
-        (Some(value), None) => basic_credentials(value)?,
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "more than one Authorization header",
-            ));
-        }
-    };
-    let (id, secret) = match basic {
-        Some((id, secret)) => {
-            if form.client_secret.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method: HTTP Basic or client_secret, not both",
-                ));
-            }
-            if form
-                .client_id
-                .as_ref()
-                .is_some_and(|form_id| *form_id != id)
-            {
-                return Err(OAuthError::invalid_request(
-                    "client_id differs from the HTTP Basic user",
-                ));
-            }
-            (id, Some(secret))
-        }
-        None => (
-            form.client_id
-                .clone()
-                .ok_or_else(|| invalid_client("client_id is required"))?,
-            form.client_secret.clone(),
-        ),
-    };
-    let client = directory::client(&id).ok_or_else(|| invalid_client("unknown client"))?;
-    match (&client.kind, secret) {
-        (ClientKind::Confidential { .. }, Some(secret)) if client.secret_matches(&secret) => {
-            Ok(client)
-        }
-        (ClientKind::Confidential { .. }, _) => Err(invalid_client("client authentication failed")),
-        (ClientKind::Public { .. }, None) => Ok(client),
-        (ClientKind::Public { .. }, Some(_)) => {
-            Err(invalid_client("this public client has no secret"))
-        }
-    }
-}
-
-/// `Authorization: Basic` credentials, form-urlencoded inside as §2.3.1 requires. Another
-/// scheme is no client authentication at all.
-fn basic_credentials(value: &HeaderValue) -> Result<Option<(String, String)>, OAuthError> {
-    let malformed =
-        || OAuthError::new(ErrorCode::InvalidClient, "malformed HTTP Basic credentials");
-    let Some((scheme, encoded)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Ok(None);
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let unescape = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|s| s.into_owned())
-            .map_err(|_| malformed())
-    };
-    Ok(Some((unescape(id)?, unescape(secret)?)))
-}
-
 fn authorization_code(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
-    jkt: Option<&str>,
+    issue: &Issue<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if !matches!(client.kind, ClientKind::Public { .. }) {
         return Err(OAuthError::new(
@@ -266,7 +229,7 @@ fn authorization_code(
     let (first_use, grant) = grant;
     if !first_use {
         // §4.1.2: a code used twice revokes what it was exchanged for.
-        state.revoke_family(grant.family);
+        state.revoke_replayed(grant.family);
         return Err(OAuthError::invalid_grant(
             "authorization code already used; the tokens issued for it are revoked",
         ));
@@ -286,12 +249,13 @@ fn authorization_code(
             "code_verifier does not match the code_challenge",
         ));
     }
-    let access_token = mint(
+    let access_token = access_token(
         state,
+        issue,
         Principal::User(grant.user, grant.sign_in),
         client.id,
         &grant.scopes,
-        jkt,
+        Some(grant.family),
     )?;
     let refresh = issue_refresh_token(
         state,
@@ -318,7 +282,7 @@ fn client_credentials(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
-    jkt: Option<&str>,
+    issue: &Issue<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let ClientKind::Confidential {
         scopes: allowed, ..
@@ -344,7 +308,7 @@ fn client_credentials(
             asked
         }
     };
-    let access_token = mint(state, Principal::Client, client.id, &scopes, jkt)?;
+    let access_token = access_token(state, issue, Principal::Client, client.id, &scopes, None)?;
     tracing::info!(grant = "client_credentials", client = client.id, scopes = %scopes.join(" "), "token issued");
     Ok(TokenResponse {
         access_token,
@@ -359,7 +323,7 @@ fn refresh_token(
     state: &AuthState,
     client: &'static Client,
     form: &TokenForm,
-    jkt: Option<&str>,
+    issue: &Issue<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form
         .refresh_token
@@ -381,7 +345,7 @@ fn refresh_token(
     };
     let (first_use, grant) = grant;
     if !first_use {
-        state.revoke_family(grant.family);
+        state.revoke_replayed(grant.family);
         return Err(OAuthError::invalid_grant(
             "refresh token already used; every token of its family is revoked",
         ));
@@ -409,12 +373,13 @@ fn refresh_token(
             "the user's roles no longer permit these scopes",
         ));
     }
-    let access_token = mint(
+    let access_token = access_token(
         state,
+        issue,
         Principal::User(grant.user, grant.sign_in),
         client.id,
         &scopes,
-        jkt,
+        Some(grant.family),
     )?;
     let refresh = issue_refresh_token(
         state,
@@ -433,101 +398,43 @@ fn refresh_token(
     })
 }
 
+/// The access token: a JWT, or an opaque string whose claims are kept for introspection
+/// (with the refresh-token `family` it came from, so revoking that family ends it too).
+fn access_token(
+    state: &AuthState,
+    issue: &Issue<'_>,
+    principal: Principal,
+    client_id: &'static str,
+    scopes: &[&'static str],
+    family: Option<u64>,
+) -> Result<String, OAuthError> {
+    let claims = access_claims(state, principal, client_id, scopes, issue.jkt);
+    match issue.format {
+        TokenFormat::Jwt => sign(state, &claims),
+        TokenFormat::Opaque => {
+            let token = crate::demo::random_token();
+            let grant = OpaqueGrant {
+                claims,
+                client_id,
+                token_type: if issue.jkt.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                },
+                family,
+            };
+            state
+                .opaque_tokens()
+                .insert(&token, grant, Duration::from_secs(ACCESS_TOKEN_SECONDS));
+            Ok(token)
+        }
+    }
+}
+
 fn issue_refresh_token(state: &AuthState, grant: RefreshGrant) -> String {
     let token = crate::demo::random_token();
     state
         .refresh_tokens()
         .insert(&token, grant, Duration::from_secs(REFRESH_SECONDS));
     token
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(client_id: Option<&str>, client_secret: Option<&str>) -> TokenForm {
-        TokenForm {
-            grant_type: Some("client_credentials".into()),
-            code: None,
-            redirect_uri: None,
-            code_verifier: None,
-            refresh_token: None,
-            scope: None,
-            client_id: client_id.map(Into::into),
-            client_secret: client_secret.map(Into::into),
-        }
-    }
-
-    fn basic(user: &str, password: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("Basic {encoded}").parse().unwrap(),
-        );
-        headers
-    }
-
-    fn refused(headers: &HeaderMap, form: &TokenForm) -> ErrorCode {
-        authenticate_client(headers, form).unwrap_err().code
-    }
-
-    #[test]
-    fn the_batch_client_authenticates_with_basic_or_form_secret() {
-        let secret = directory::BATCH_CLIENT_SECRET;
-        let via_basic = authenticate_client(&basic("timesheets-batch", secret), &form(None, None));
-        assert_eq!(via_basic.unwrap().id, "timesheets-batch");
-        let via_form = authenticate_client(
-            &HeaderMap::new(),
-            &form(Some("timesheets-batch"), Some(secret)),
-        );
-        assert_eq!(via_form.unwrap().id, "timesheets-batch");
-    }
-
-    #[test]
-    fn wrong_missing_or_doubled_client_credentials_are_refused() {
-        let none = HeaderMap::new();
-        let secret = directory::BATCH_CLIENT_SECRET;
-        assert_eq!(
-            refused(&basic("timesheets-batch", "guess"), &form(None, None)),
-            ErrorCode::InvalidClient
-        );
-        assert_eq!(
-            refused(&none, &form(Some("timesheets-batch"), None)),
-            ErrorCode::InvalidClient
-        );
-        assert_eq!(refused(&none, &form(None, None)), ErrorCode::InvalidClient);
-        assert_eq!(
-            refused(&none, &form(Some("nobody"), None)),
-            ErrorCode::InvalidClient
-        );
-        assert_eq!(
-            refused(&none, &form(Some("timesheets-mobile"), Some("x"))),
-            ErrorCode::InvalidClient
-        );
-        assert_eq!(
-            refused(
-                &basic("timesheets-batch", secret),
-                &form(None, Some(secret))
-            ),
-            ErrorCode::InvalidRequest
-        );
-        let mut garbage = HeaderMap::new();
-        garbage.insert(header::AUTHORIZATION, "Basic %%%".parse().unwrap());
-        assert_eq!(
-            refused(&garbage, &form(None, None)),
-            ErrorCode::InvalidClient
-        );
-    }
-
-    #[test]
-    fn basic_credentials_are_form_urlencoded_inside() {
-        let headers = basic("a%3Ab", "x+y%25");
-        let value = headers.get(header::AUTHORIZATION).unwrap();
-        assert_eq!(
-            basic_credentials(value).unwrap(),
-            Some(("a:b".to_owned(), "x y%".to_owned()))
-        );
-    }
 }
