@@ -32,6 +32,7 @@ mod reload;
 mod resource_metadata;
 mod responses;
 mod routes;
+mod soak;
 mod startup;
 mod tls;
 mod tokens;
