@@ -13,6 +13,9 @@
 #                  token on every request (token cache warm)
 #   one-token-json the same with log_format: json (the example configuration)
 #   one-token-warn the same at RUST_LOG=warn: no access line (what earlier runs measured)
+#   opaque-token   scopegate at its defaults with introspection (RFC 7662) configured, one
+#                  opaque token on every request (introspection cache warm; the upstream
+#                  example answers the introspection calls, one per cache_max_seconds)
 #   20k-tokens     scopegate at its defaults, 20 000 distinct RS256 tokens cycled (cache on;
 #                  warm after the warm-up, so this measures cache hits over a large working set)
 #   20k-no-cache   the same tokens, token_cache.enabled: false (a signature check each)
@@ -129,6 +132,8 @@ rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 "$bin/examples/mint_tokens" "$TOKENS" "$work/tokens.txt" "$work/jwks.json"
 one_token=$(head -n1 "$work/tokens.txt")
 auth="Authorization: Bearer $one_token"
+# An opaque token: 32 random bytes, base64url, as reference-token servers issue them.
+opaque_auth="Authorization: Bearer $(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 
 taskset -c "$load_core" "$bin/examples/bench_upstream" "127.0.0.1:$upstream_port" "$work/jwks.json" \
   2>"$work/upstream.log" &
@@ -144,7 +149,7 @@ start_passthrough() { # start_passthrough NAME PORT [passthrough options]
   pids+=($!); pid_of[$name]=$!; port_of[$name]=$port
   wait_http "http://127.0.0.1:$port$url_path" "$auth"
 }
-start_scopegate() { # start_scopegate NAME INDEX CACHE_ENABLED RUST_LOG|default LOG_FORMAT
+start_scopegate() { # start_scopegate NAME INDEX CACHE_ENABLED RUST_LOG|default LOG_FORMAT [ISSUER_EXTRA]
   local name=$1 port=$((PORT_BASE + 1 + $2)) admin=$((PORT_BASE + 90 + $2))
   cat >"$work/$name.yaml" <<EOF
 version: 1
@@ -160,6 +165,7 @@ issuers:
     audiences: [https://api.exampleco.com/timesheets]
     jwks_uri: http://127.0.0.1:$upstream_port/.well-known/jwks.json
     algorithms: [RS256]
+${6:-}
 token_cache:
   enabled: $3
 EOF
@@ -182,11 +188,19 @@ start_scopegate onetokenjson 2 true default json
 start_scopegate onetokenwarn 3 true warn text
 start_scopegate cache 4 true default text
 start_scopegate nocache 5 false default text
-targets=(passthrough one-token one-token-json one-token-warn 20k-tokens 20k-no-cache verify-bound)
+echo bench-introspection-secret >"$work/introspection-secret"
+start_scopegate opaque 6 true default text "    introspection:
+      endpoint: http://127.0.0.1:$upstream_port/introspect
+      client_id: scopegate
+      client_secret_file: $work/introspection-secret"
+wait_http "http://127.0.0.1:${port_of[opaque]}$url_path" "$opaque_auth" ||
+  { say "load.sh: opaque refuses the opaque token"; tail -n 20 "$work/opaque.log" >&2; exit 1; }
+targets=(passthrough one-token one-token-json one-token-warn opaque-token 20k-tokens 20k-no-cache verify-bound)
 declare -A proc_of=([passthrough]=passthrough [one-token]=onetoken [one-token-json]=onetokenjson
-  [one-token-warn]=onetokenwarn [20k-tokens]=cache [20k-no-cache]=nocache [verify-bound]=bound)
+  [one-token-warn]=onetokenwarn [opaque-token]=opaque [20k-tokens]=cache [20k-no-cache]=nocache
+  [verify-bound]=bound)
 declare -A mode_of=([passthrough]=one [one-token]=one [one-token-json]=one [one-token-warn]=one
-  [20k-tokens]=tokens [20k-no-cache]=tokens [verify-bound]=tokens)
+  [opaque-token]=opaque [20k-tokens]=tokens [20k-no-cache]=tokens [verify-bound]=tokens)
 idle_rss=$(rss_mib "${pid_of[cache]}")
 
 cache_counter() { # cache_counter PROC hit|miss
@@ -202,6 +216,8 @@ run_wrk() { # run_wrk TARGET SECONDS [--latency]
   local cmd=(taskset -c "$load_core" wrk -t1 -c"$CONNS" -d"$2s" ${3:-})
   if [ "${mode_of[$1]}" = one ]; then
     "${cmd[@]}" -H "$auth" -s benches/lua/report.lua "$url"
+  elif [ "${mode_of[$1]}" = opaque ]; then
+    "${cmd[@]}" -H "$opaque_auth" -s benches/lua/report.lua "$url"
   else
     "${cmd[@]}" -s benches/lua/tokens.lua "$url" -- "$work/tokens.txt"
   fi
@@ -293,6 +309,7 @@ line_json=$(per_pair one-token-json one-token-warn 'a[6] - b[6]' | median)
 thread_text=$(per_pair one-token one-token-warn '(a[6] - a[11]) - (b[6] - b[11])' | median)
 thread_json=$(per_pair one-token-json one-token-warn '(a[6] - a[11]) - (b[6] - b[11])' | median)
 r_c=$(per_round 20k-tokens 'a[3] / b[3]' | median)
+r_o=$(per_round opaque-token 'a[3] / b[3]' | median)
 r_d=$(per_round 20k-no-cache 'a[3] / b[3]' | median)
 r_bound=$(per_round verify-bound 'a[3] / b[3]' | median)
 # The cache-off target against the bound, round by round: req/s of 20k-no-cache over
@@ -306,6 +323,7 @@ printf '  one token, RUST_LOG=warn (no line)     %.2fx  (0.89-0.92x before the a
 printf '  the access line, CPU per request over one-token-warn, median of the rounds:\n'
 printf '    text: %.2f µs for the process, %.2f µs on the request thread  (<= 2 µs)   %s\n' "$line_text" "$thread_text" "$(verdict "$thread_text" 2 '<=')"
 printf '    json: %.2f µs for the process, %.2f µs on the request thread  (<= 2 µs)   %s\n' "$line_json" "$thread_json" "$(verdict "$thread_json" 2 '<=')"
+printf '  opaque token, introspection cache warm %.2fx  (>= 0.85x)   %s\n' "$r_o" "$(verdict "$r_o" 0.85 '>=')"
 printf '  20k tokens, defaults, cache on         %.2fx  (>= 0.85x)   %s\n' "$r_c" "$(verdict "$r_c" 0.85 '>=')"
 printf '  20k tokens, defaults, cache off        %.2fx  (>= 0.55x)   %s\n' "$r_d" "$(verdict "$r_d" 0.55 '>=')"
 printf '    the verification bound on this machine (passthrough + signature check): %.2fx;\n' "$r_bound"

@@ -1,6 +1,8 @@
 //! The load test's upstream: a deliberately tiny HTTP/1.1 server on one thread that answers
 //! every request with `200 ok` (keep-alive, pipelining tolerated), and serves a JWKS file at
-//! `/.well-known/jwks.json` so that the gateway under test has an issuer to fetch from.
+//! `/.well-known/jwks.json` so that the gateway under test has an issuer to fetch from, and
+//! answers `POST /introspect` (RFC 7662) with an active `read:timesheets` token for the
+//! opaque-token target: every token is the same live token to it, valid for a day.
 //! It shares a core with wrk, so it must cost far less per request than the proxy under test.
 //!
 //! ```text
@@ -35,6 +37,7 @@ fn main() {
         }
         None => Arc::from(&b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"[..]),
     };
+    let introspection: Arc<[u8]> = introspection_answer().into();
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -50,16 +53,16 @@ fn main() {
                     continue;
                 };
                 let _ = sock.set_nodelay(true);
-                let jwks = jwks.clone();
+                let (jwks, introspection) = (jwks.clone(), introspection.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, &jwks).await;
+                    let _ = serve(sock, &jwks, &introspection).await;
                 });
             }
         });
 }
 
 /// Answers requests on one connection until the peer closes it.
-async fn serve(sock: TcpStream, jwks: &[u8]) -> std::io::Result<()> {
+async fn serve(sock: TcpStream, jwks: &[u8], introspection: &[u8]) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(4 * 1024);
     let mut chunk = [0u8; 16 * 1024];
@@ -82,10 +85,10 @@ async fn serve(sock: TcpStream, jwks: &[u8]) -> std::io::Result<()> {
                 break;
             }
             let path = head.split(|b| *b == b' ').nth(1).unwrap_or_default();
-            out.extend_from_slice(if path == b"/.well-known/jwks.json" {
-                jwks
-            } else {
-                OK
+            out.extend_from_slice(match path {
+                b"/.well-known/jwks.json" => jwks,
+                b"/introspect" => introspection,
+                _ => OK,
             });
             close |= has_connection_close(head);
             consumed += total;
@@ -105,6 +108,22 @@ async fn serve(sock: TcpStream, jwks: &[u8]) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// The introspection response: the load test's issuer and audience, a day to live.
+fn introspection_answer() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let body = format!(
+        r#"{{"active":true,"scope":"read:timesheets","client_id":"timesheets-mobile","sub":"auth0|bench","aud":"https://api.exampleco.com/timesheets","iss":"https://exampleco.test/","iat":{now},"exp":{}}}"#,
+        now + 86_400
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
