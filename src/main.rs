@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use scopegate::config::{LogFormat, Settings};
+use scopegate::proxy::path::PathRules;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,9 @@ enum Command {
         /// (with --scopes, those become its `scope` claim).
         #[arg(long, conflicts_with = "token")]
         claims: Option<String>,
+        /// Read the path as the gateway with this configuration does (its `paths` options).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Policy tools.
     #[command(subcommand)]
@@ -76,6 +80,9 @@ enum Command {
         /// drawn from OpenAPI, to show it decides the same).
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Read paths as the gateway with this configuration does (its `paths` options).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the whole story on loopback: a development authorization server (for demos and
     /// tests only, never production), a demo Timesheets backend and the gateway in front.
@@ -147,8 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
             scopes,
             claims,
+            config,
         } => explain(
             &policy,
+            &path_rules(config.as_deref())?,
             &method,
             &path,
             Caller {
@@ -160,7 +169,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::FromOpenapi { openapi, output }) => {
             from_openapi(&openapi, output.as_deref())
         }
-        Command::Test { paths, policy } => decision_tests(&paths, policy.as_deref()),
+        Command::Test {
+            paths,
+            policy,
+            config,
+        } => decision_tests(&paths, policy.as_deref(), &path_rules(config.as_deref())?),
         #[cfg(feature = "demo")]
         Command::Demo(args) => {
             // Only the servers log: `demo login` keeps stdout for the token alone.
@@ -253,8 +266,17 @@ struct Caller<'a> {
     claims: Option<&'a str>,
 }
 
+/// The path readings of the gateway configured by `config`; the defaults without one.
+fn path_rules(config: Option<&std::path::Path>) -> anyhow::Result<PathRules> {
+    Ok(match config {
+        Some(config) => load_settings(config)?.paths,
+        None => PathRules::default(),
+    })
+}
+
 fn explain(
     policy: &std::path::Path,
+    rules: &PathRules,
     method: &str,
     path: &str,
     caller: Caller,
@@ -288,6 +310,7 @@ fn explain(
     };
     let e = scopegate::policy::explain::explain_for(
         &compiled,
+        rules,
         &method.to_ascii_uppercase(),
         path,
         identity,
@@ -336,7 +359,11 @@ fn from_openapi(
     Ok(ExitCode::SUCCESS)
 }
 
-fn decision_tests(paths: &[PathBuf], policy: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn decision_tests(
+    paths: &[PathBuf],
+    policy: Option<&std::path::Path>,
+    rules: &PathRules,
+) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -356,7 +383,7 @@ fn decision_tests(paths: &[PathBuf], policy: Option<&std::path::Path>) -> anyhow
     }
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let report = scopegate::policy::cases::run_case_file_against(file, policy);
+        let report = scopegate::policy::cases::run_case_file_against(file, policy, rules);
         for f in &report.failures {
             println!("FAIL {f}");
         }

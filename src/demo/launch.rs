@@ -39,6 +39,8 @@ pub fn run(args: &ServeArgs) -> Result<Infallible, DemoError> {
         .map_err(|e| DemoError::Gateway(e.to_string()))?;
     println!("{}", next_steps(args, &auth, &backend, &policy));
     server.run();
+    // The secret and the policy copy are this run's alone: a stopped demo leaves nothing.
+    let _ = std::fs::remove_dir_all(&scratch);
     std::process::exit(0)
 }
 
@@ -93,7 +95,7 @@ fn start_services(args: &ServeArgs) -> Result<(AuthServer, TimesheetsBackend), D
 
 /// A folder of this process's own, for the upgrade socket (so the demo never meets a real
 /// scopegate's; pingora creates the socket only during an upgrade) and, when needed, the
-/// built-in policy. Created only when something is written to it.
+/// built-in policy, and the introspection secret. Removed when the demo stops.
 fn scratch_dir() -> PathBuf {
     std::env::temp_dir().join(format!("scopegate-demo-{}", std::process::id()))
 }

@@ -9,6 +9,7 @@ use super::explain::explain_for;
 use crate::auth::identity::Identity;
 use crate::config::yaml::Pos;
 use crate::decision::{Outcome, Reason};
+use crate::proxy::path::PathRules;
 
 /// A decision-test file.
 #[derive(Debug, Deserialize)]
@@ -258,12 +259,13 @@ impl DecisionCase {
 
 /// Runs every case in `file` against the policy it names.
 pub fn run_case_file(file: &Path) -> CaseReport {
-    run_case_file_against(file, None)
+    run_case_file_against(file, None, &PathRules::default())
 }
 
 /// Runs every case in `file` against `policy`, or, when `None`, the policy it names (to
-/// prove that another policy, such as one drawn from OpenAPI, decides the same).
-pub fn run_case_file_against(file: &Path, policy: Option<&Path>) -> CaseReport {
+/// prove that another policy, such as one drawn from OpenAPI, decides the same), reading
+/// paths with `rules` (the gateway configuration's `paths`).
+pub fn run_case_file_against(file: &Path, policy: Option<&Path>, rules: &PathRules) -> CaseReport {
     let mut report = CaseReport::default();
     let set = match read_case_file(file) {
         Ok(set) => set,
@@ -283,7 +285,7 @@ pub fn run_case_file_against(file: &Path, policy: Option<&Path>) -> CaseReport {
     };
     for case in &set.cases {
         let caller = case.caller.as_ref().map(Caller::identity);
-        let e = explain_for(&policy, &case.method, &case.path, caller);
+        let e = explain_for(&policy, rules, &case.method, &case.path, caller);
         let wrong = case.mismatches(e.outcome, e.reason, e.route.as_deref());
         if wrong.is_empty() {
             report.passed += 1;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{Alternative, Policy, Requirement, StepUp};
 use crate::auth::identity::Identity;
 use crate::decision::{self, Outcome, Reason, Rejection};
+use crate::proxy::path::PathRules;
 
 /// The decision for one request, with everything that led to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,22 +46,34 @@ pub fn explain(
     path: &str,
     scopes: Option<&[String]>,
 ) -> Explanation {
-    explain_for(policy, method, path, scopes.map(Identity::offline))
+    explain_for(
+        policy,
+        &PathRules::default(),
+        method,
+        path,
+        scopes.map(Identity::offline),
+    )
 }
 
 /// Decides `method path` for `caller` (`None`: no token at all), e.g. an identity built
-/// with [`Identity::offline_from_claims`].
+/// with [`Identity::offline_from_claims`], reading the path as a gateway with `rules`
+/// (its configuration's `paths`) would.
 pub fn explain_for(
     policy: &Policy,
+    rules: &PathRules,
     method: &str,
     path: &str,
     caller: Option<Identity>,
 ) -> Explanation {
     let caller = caller.map(Arc::new);
     let path = path.split('?').next().unwrap_or(path);
-    let decision = decision::now(decision::decide(method, path, policy, |_route| {
-        std::future::ready(caller.clone().ok_or(Rejection::MissingToken))
-    }));
+    let decision = decision::now(decision::decide_with(
+        rules,
+        method,
+        path,
+        policy,
+        |_route| std::future::ready(caller.clone().ok_or(Rejection::MissingToken)),
+    ));
     let route = decision
         .route
         .as_deref()
@@ -190,6 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_read_with_the_configured_rules() {
+        let p = policy();
+        let read = Some(Identity::offline(&["read:timesheets".to_owned()]));
+        let path = "/timesheets/a%252fb";
+        let default = explain_for(&p, &PathRules::default(), "GET", path, read.clone());
+        assert_eq!(
+            (default.reason, default.status),
+            (Reason::AmbiguousPath, 400)
+        );
+        let allowing = PathRules {
+            allow_double_encoding: true,
+            ..PathRules::default()
+        };
+        let e = explain_for(&p, &allowing, "GET", path, read);
+        assert_eq!(
+            (e.outcome, e.route.as_deref()),
+            (Outcome::Allow, Some("read-timesheet"))
+        );
+    }
+
+    #[test]
     fn explains_allow_and_each_kind_of_deny() {
         let p = policy();
         let read = vec!["read:timesheets".to_owned()];
@@ -222,7 +256,7 @@ mod tests {
             "https://api.exampleco.com/roles": ["Manager"],
         });
         let bob = Identity::offline_from_claims(claims.as_object().unwrap());
-        let e = explain_for(&p, "PUT", "/approvals/7", Some(bob));
+        let e = explain_for(&p, &PathRules::default(), "PUT", "/approvals/7", Some(bob));
         assert_eq!(
             (e.reason, e.status),
             (Reason::InsufficientUserAuthentication, 401)

@@ -7,6 +7,7 @@ use std::path::Path;
 use scopegate::decision::Outcome;
 use scopegate::policy::cases::read_case_file;
 use scopegate::policy::explain::explain_for;
+use scopegate::proxy::path::PathRules;
 
 use crate::harness::*;
 
@@ -22,6 +23,7 @@ fn every_shipped_decision_test_gets_the_same_answer_from_the_gateway_and_offline
     for case in &set.cases {
         let offline = explain_for(
             &policy,
+            &PathRules::default(),
             &case.method,
             &case.path,
             case.caller.as_ref().map(|c| c.identity()),

@@ -330,3 +330,76 @@ fn check_reports_operations_the_policy_misses_and_routes_no_operation_has() {
     );
     assert!(out.contains("9 problem(s) found"), "{out}");
 }
+
+#[test]
+fn the_offline_tools_read_paths_as_the_configured_gateway_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = fixture("../../policies/timesheets.yaml");
+    let config = dir.path().join("scopegate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1
+upstream: http://127.0.0.1:3000
+policy: {}
+issuers:
+  - issuer: {ISSUER}
+    audiences: [{AUDIENCE}]
+    jwks_uri: https://exampleco.test/.well-known/jwks.json
+paths:
+  insecure_allow_double_encoding: true
+",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let cases = dir.path().join("encoded.test.yaml");
+    std::fs::write(
+        &cases,
+        format!(
+            "version: 1
+policy: {}
+cases:
+  - name: a double-encoded slash, forwarded by this gateway
+    request: GET /timesheets/a%252fb
+    scopes: [read:timesheets]
+    expect: allow
+    route: read-timesheet
+",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // By default the path is refused, as a default gateway refuses it.
+    let default = run(&["test".as_ref(), cases.as_os_str()]);
+    assert!(!default.status.success());
+    let stdout = String::from_utf8_lossy(&default.stdout);
+    assert!(stdout.contains("ambiguous_path"), "{stdout}");
+    let configured = run(&[
+        "test".as_ref(),
+        cases.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&configured.stdout);
+    assert!(configured.status.success(), "{stdout}");
+    let explained = run(&[
+        "explain".as_ref(),
+        "--policy".as_ref(),
+        policy.as_os_str(),
+        "GET".as_ref(),
+        "/timesheets/a%252fb".as_ref(),
+        "--scopes".as_ref(),
+        "read:timesheets".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&explained.stdout);
+    assert!(stdout.contains("allow (authorized, HTTP 200)"), "{stdout}");
+}
