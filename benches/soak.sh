@@ -24,4 +24,4 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 scripts/setup --test
 SCOPEGATE_SOAK_SECONDS=$seconds cargo test --release --locked --test it soak -- \
-  --nocapture --test-threads 1 2>&1 | grep -E '^soak:|^  |panicked|test result'
+  --nocapture --test-threads 1 2>&1 | grep -E '^soak:|^  [A-Z]|panicked|test result'

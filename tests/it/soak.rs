@@ -366,6 +366,18 @@ impl std::fmt::Display for Report {
                 .map(|&k| (mib(k) * 10.0).round() / 10.0)
                 .collect::<Vec<_>>(),
         )?;
+        if let (Some(&mid), Some(&last)) = (
+            self.rss_kib.get(self.rss_kib.len() / 2),
+            self.rss_kib.last(),
+        ) {
+            write!(
+                f,
+                "\n  RSS {:.1} MiB at half time, {:.1} MiB at the end ({:+.1} MiB over the second half)",
+                mib(mid),
+                mib(last),
+                mib(last) - mib(mid)
+            )?;
+        }
         for w in &self.first_wrong {
             write!(f, "\n  {w}")?;
         }
@@ -380,7 +392,8 @@ fn under_reloads_rotations_and_outages_no_valid_request_is_lost() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     let report = soak(seconds, 4);
-    println!("{report}");
+    // On a line of its own: the test harness has printed "test soak::… ..." before it.
+    println!("\n{report}");
     assert!(report.requests > 0, "{report}");
     assert!(report.rotations >= 1, "{report}");
     assert_eq!(report.lost, 0, "{report}");
