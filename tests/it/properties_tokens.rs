@@ -333,10 +333,10 @@ proptest! {
         let token = signed(&header, &Value::Object(valid_claims()), key.as_ref().map(|k| (alg, k)));
         // The key the verifier may use: the one the kid names, or the only one that
         // allows the algorithm; and the algorithms that key allows.
-        let allowed = match (kid, alg) {
-            (Some("rsa-1") | None, Algorithm::RS256) | (Some("ec-1") | None, Algorithm::ES256) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (kid, alg),
+            (Some("rsa-1") | None, Algorithm::RS256) | (Some("ec-1") | None, Algorithm::ES256)
+        );
         let got = token_error(verify(&token));
         if allowed {
             prop_assert_eq!(got, None, "{}", header);
