@@ -16,8 +16,9 @@
 //!    since `/static/..;/admin` is `/admin` to Tomcat; [`SegmentParameters`] can strip
 //!    every parameter instead (match on what a servlet container sees) or refuse any `;`;
 //! 7. a double-encoded dot, slash or backslash (`%252e`, `%252f`, `%255c`, any depth), as
-//!    the segment reads after step 2 (`%25%32f` is `%252F`), is refused unless allowed: a backend that decodes twice would read a dot segment or a
-//!    separator the gateway never saw.
+//!    the segment reads after step 2 (`%25%32f` is `%252F`), is refused unless allowed: a
+//!    backend that decodes twice would read a dot segment or a separator the gateway never
+//!    saw.
 //!
 //! The gateway forwards the normalized path, so the upstream acts on what was authorized.
 

@@ -26,7 +26,8 @@ fn b64token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9._~+/-]{1,60}={0,2}"
 }
 
-/// The RFC's grammar, read directly: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// The RFC's grammar, read directly:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
