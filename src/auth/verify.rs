@@ -274,8 +274,12 @@ impl Verifier {
         let invalid = Rejection::InvalidToken;
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             invalid(match e.kind() {
-                // `alg: none` and unknown names land here.
                 ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                    TokenError::DisallowedAlgorithm
+                }
+                // jsonwebtoken reads `alg` as an enum: `none` and names it does not know
+                // fail as JSON, yet they are an algorithm refused, not a malformed token.
+                ErrorKind::Json(_) if names_unknown_algorithm(token) => {
                     TokenError::DisallowedAlgorithm
                 }
                 _ => TokenError::Malformed,
@@ -359,6 +363,12 @@ impl Verifier {
         conditions: &ConditionClaims,
     ) -> Result<Identity, Rejection> {
         let text = |name: &str| text(claims, name);
+        let (subject, client_id, azp, acr) =
+            (text("sub")?, text("client_id")?, text("azp")?, text("acr")?);
+        let auth_time = match claims.get("auth_time") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(numeric_date(v).ok_or(Rejection::InvalidToken(TokenError::BadClaims))?),
+        };
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
@@ -370,16 +380,16 @@ impl Verifier {
         // Everything forwarded must be a valid header value; a token that smuggles control
         // characters into a claim is refused rather than forwarded mangled.
         Identity::new(
-            text("sub"),
+            subject,
             issuer.issuer.clone(),
-            text("client_id").or_else(|| text("azp")),
+            client_id.or(azp),
             collect_scopes(claims, &issuer.scope_claims),
             mapped,
             exp,
         )
         .map(|identity| {
             identity
-                .with_authentication(text("acr"), claims.get("auth_time").and_then(numeric_date))
+                .with_authentication(acr, auth_time)
                 .with_conditions(conditions.pick(claims))
                 .with_confirmation(confirmation)
         })
@@ -387,9 +397,32 @@ impl Verifier {
     }
 }
 
-/// A string claim, owned.
-fn text(claims: &Claims, name: &str) -> Option<String> {
-    claims.get(name).and_then(Value::as_str).map(str::to_owned)
+/// A string claim, owned; `None` when absent (or `null`). Any other type refuses the
+/// token (RFC 7519 §4.1.2, RFC 9068 §2.2): read as absent, a mistyped `sub` would forward
+/// an identity without its subject, and a mistyped `client_id` would forward `azp` instead.
+fn text(claims: &Claims, name: &str) -> Result<Option<String>, Rejection> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Rejection::InvalidToken(TokenError::BadClaims)),
+    }
+}
+
+/// Whether the token's header is a JSON object whose `alg` is a string naming no
+/// algorithm jsonwebtoken knows (`none`, `ES256K`, …). Only asked of refused headers.
+fn names_unknown_algorithm(token: &str) -> bool {
+    use base64::Engine as _;
+    let head = token.split('.').next().unwrap_or_default();
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else {
+        return false;
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(header)) => match header.get("alg") {
+            Some(Value::String(alg)) => alg.parse::<jsonwebtoken::Algorithm>().is_err(),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// A claim as header text: strings as they are, arrays of strings comma-joined, other

@@ -15,9 +15,10 @@
 //!    a segment that is `.` or `..` before its `;` (`..;`, `.;x`) is refused by default,
 //!    since `/static/..;/admin` is `/admin` to Tomcat; [`SegmentParameters`] can strip
 //!    every parameter instead (match on what a servlet container sees) or refuse any `;`;
-//! 7. a double-encoded dot, slash or backslash (`%252e`, `%252f`, `%255c`, any depth) is
-//!    refused unless allowed: a backend that decodes twice would read a dot segment or a
-//!    separator the gateway never saw.
+//! 7. a double-encoded dot, slash or backslash (`%252e`, `%252f`, `%255c`, any depth), as
+//!    the segment reads after step 2 (`%25%32f` is `%252F`), is refused unless allowed: a
+//!    backend that decodes twice would read a dot segment or a separator the gateway never
+//!    saw.
 //!
 //! The gateway forwards the normalized path, so the upstream acts on what was authorized.
 
@@ -141,11 +142,6 @@ fn decode_segment(segment: &str, rules: &PathRules) -> Result<(String, bool), Re
                 .ok_or(Rejection::InvalidRequest(
                     "The path has a malformed percent-escape",
                 ))?;
-            if hex == b'%' && !rules.allow_double_encoding && hides_separator(&bytes[i + 3..]) {
-                return Err(Rejection::AmbiguousPath(
-                    "The path contains a double-encoded dot, slash or backslash",
-                ));
-            }
             match hex {
                 b'/' | b'\\' => {
                     return Err(Rejection::AmbiguousPath(
@@ -178,7 +174,21 @@ fn decode_segment(segment: &str, rules: &PathRules) -> Result<(String, bool), Re
             i += 1;
         }
     }
+    // On the decoded segment, which is what is forwarded: `%25%32f` is `%252F` once the
+    // escaped `2` (unreserved) is decoded, a slash to a backend that decodes twice.
+    if !rules.allow_double_encoding && hides_double_encoding(&out) {
+        return Err(Rejection::AmbiguousPath(
+            "The path contains a double-encoded dot, slash or backslash",
+        ));
+    }
     Ok((out, escaped_dot))
+}
+
+/// Whether a decoded segment holds a `%25` that decodes, after further rounds, to a dot,
+/// a slash or a backslash.
+fn hides_double_encoding(decoded: &str) -> bool {
+    let bytes = decoded.as_bytes();
+    (0..bytes.len()).any(|i| bytes[i..].starts_with(b"%25") && hides_separator(&bytes[i + 3..]))
 }
 
 /// Whether what follows a `%25` decodes, after one or more further rounds, to a dot, a
@@ -280,6 +290,16 @@ mod tests {
             assert_eq!(refused(raw), 400, "{raw}");
         }
         assert_eq!(ok("/a%2541"), "/a%2541");
+        // The same once decoding an escaped unreserved character spells one (found by
+        // the path fuzz target: `%32` is `2`, so `%25%32f` is forwarded as `%252F`).
+        for raw in [
+            "/a%25%32fb",
+            "/a%25%32%46b",
+            "/a%25%35cb",
+            "/a%25%32%35%32eb",
+        ] {
+            assert_eq!(refused(raw), 400, "{raw}");
+        }
         let allow = PathRules {
             allow_double_encoding: true,
             ..PathRules::default()

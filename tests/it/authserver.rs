@@ -103,6 +103,15 @@ impl AuthServer {
             .insert(token.to_owned(), answer);
     }
 
+    /// Answers `token` with `answer` exactly as given, whatever it is.
+    pub fn answer(&self, token: &str, answer: Value) {
+        self.state
+            .answers
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), answer);
+    }
+
     /// Revokes `token`: it introspects as inactive from now on.
     pub fn revoke(&self, token: &str) {
         self.state.answers.lock().unwrap().remove(token);

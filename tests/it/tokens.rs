@@ -153,6 +153,34 @@ fn alg_none_is_never_accepted() {
     ] {
         assert_invalid_token(&gw, &upstream, &token, "alg none");
     }
+    // The three-part one is counted as the algorithm it is, not as a malformed token (the
+    // two-part one is malformed).
+    let series = r#"scopegate_requests_total{decision="deny",reason="disallowed_algorithm",route="list-timesheets"}"#;
+    gw.wait_metric(series, 1.0);
+}
+
+#[test]
+fn a_mistyped_subject_or_client_is_refused_rather_than_forwarded_as_absent() {
+    let (gw, _jwks, upstream) = Gateway::standard();
+    let rsa = TestKey::rsa();
+    for (name, value) in [
+        ("sub", json!(["auth0|alice"])),
+        ("sub", json!(7)),
+        ("client_id", json!({"id": "timesheets-mobile"})),
+        ("azp", json!(false)),
+        ("acr", json!(2)),
+        ("auth_time", json!("yesterday")),
+    ] {
+        let mut c = claims("read:timesheets");
+        c[name] = value;
+        assert_invalid_token(&gw, &upstream, &rsa.sign(&c), name);
+    }
+    // A null stands for an absent claim.
+    let mut c = claims("read:timesheets");
+    c["sub"] = json!(null);
+    let r = gw.call("GET", "/timesheets", &rsa.sign(&c));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(upstream.last().header("x-auth-subject"), None);
 }
 
 #[test]
