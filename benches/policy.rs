@@ -107,6 +107,7 @@ fn requirement(c: &mut Criterion) {
     });
     let all = claims.as_object().expect("an object");
     let identity = scopegate::auth::identity::Identity::offline_from_claims(all)
+        .expect("well-typed claims")
         // What a verified identity keeps: the claims the conditions read.
         .with_conditions(policy.condition_claims().pick(all));
     let mut group = c.benchmark_group("requirement");

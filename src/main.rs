@@ -304,7 +304,7 @@ fn explain(
         }
         (None, None, Some(s)) => {
             let scopes: Vec<String> = s.split_ascii_whitespace().map(str::to_owned).collect();
-            Some(Identity::offline(&scopes))
+            Some(Ok(Identity::offline(&scopes)))
         }
         (None, None, None) => None,
     };

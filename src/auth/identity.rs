@@ -10,6 +10,7 @@ use http::header::InvalidHeaderValue;
 use serde_json::Value;
 
 use crate::auth::claims::Claims;
+use crate::decision::rejection::{Rejection, TokenError};
 
 /// A verified token's identity, shared between the token cache and requests.
 ///
@@ -220,18 +221,19 @@ impl Identity {
 
     /// An identity that no token stands behind, built from the claims a decision test or
     /// `scopegate explain` gives: the scopes of the usual scope claims, `sub`,
-    /// `client_id`/`azp`, `acr`, `auth_time` and every claim for the conditions.
-    pub fn offline_from_claims(claims: &Claims) -> Identity {
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    /// `client_id`/`azp`, `acr`, `auth_time` and every claim for the conditions. Claims of
+    /// the wrong type refuse it as the gateway refuses such a token.
+    pub fn offline_from_claims(claims: &Claims) -> Result<Identity, Rejection> {
+        let named = NamedClaims::read(claims)?;
         let scopes = collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS);
         let base = Identity::offline(&scopes);
-        Identity {
-            subject: text("sub"),
-            client_id: text("client_id").or_else(|| text("azp")),
+        Ok(Identity {
+            subject: named.subject,
+            client_id: named.client_id,
             ..base
         }
-        .with_authentication(text("acr"), claims.get("auth_time").and_then(numeric_date))
-        .with_conditions(claims.clone())
+        .with_authentication(named.acr, named.auth_time)
+        .with_conditions(claims.clone()))
     }
 
     /// The header values, prepared when the identity was built.
@@ -251,6 +253,46 @@ impl Identity {
                 .as_bytes()
                 .split(|&b| b == b' ')
                 .any(|s| s == scope.as_bytes())
+    }
+}
+
+/// The identity's registered claims, each read strictly: absent (or `null`) is `None`, and
+/// any other type than the claim's refuses the token (RFC 7519 §4.1.2, RFC 9068 §2.2).
+/// Read as absent, a mistyped `sub` would forward an identity without its subject, and a
+/// mistyped `client_id` would forward `azp` instead. The gateway and the offline tools
+/// both read them here.
+pub struct NamedClaims {
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `client_id`, else `azp`.
+    pub client_id: Option<String>,
+    /// `acr`.
+    pub acr: Option<String>,
+    /// `auth_time`, in seconds since the epoch.
+    pub auth_time: Option<u64>,
+}
+
+impl NamedClaims {
+    /// Reads them, or refuses the token for one of the wrong type.
+    pub fn read(claims: &Claims) -> Result<NamedClaims, Rejection> {
+        let bad = || Rejection::InvalidToken(TokenError::BadClaims);
+        let text = |name: &str| match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad()),
+        };
+        let (subject, client_id, azp, acr) =
+            (text("sub")?, text("client_id")?, text("azp")?, text("acr")?);
+        let auth_time = match claims.get("auth_time") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(numeric_date(v).ok_or_else(bad)?),
+        };
+        Ok(NamedClaims {
+            subject,
+            client_id: client_id.or(azp),
+            acr,
+            auth_time,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::auth::bounded::{BoundedCache, OnEvict, Weighed, bounded};
 use crate::auth::claims::{self, Claims};
-use crate::auth::identity::{ConditionClaims, Identity, collect_scopes, numeric_date};
+use crate::auth::identity::{ConditionClaims, Identity, NamedClaims, collect_scopes};
 use crate::auth::introspect::Introspector;
 use crate::auth::jwks::{KeyStore, MAX_KID_BYTES, VerifyKey};
 use crate::config::IssuerSettings;
@@ -362,13 +362,7 @@ impl Verifier {
         exp: u64,
         conditions: &ConditionClaims,
     ) -> Result<Identity, Rejection> {
-        let text = |name: &str| text(claims, name);
-        let (subject, client_id, azp, acr) =
-            (text("sub")?, text("client_id")?, text("azp")?, text("acr")?);
-        let auth_time = match claims.get("auth_time") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(numeric_date(v).ok_or(Rejection::InvalidToken(TokenError::BadClaims))?),
-        };
+        let named = NamedClaims::read(claims)?;
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
@@ -380,31 +374,20 @@ impl Verifier {
         // Everything forwarded must be a valid header value; a token that smuggles control
         // characters into a claim is refused rather than forwarded mangled.
         Identity::new(
-            subject,
+            named.subject,
             issuer.issuer.clone(),
-            client_id.or(azp),
+            named.client_id,
             collect_scopes(claims, &issuer.scope_claims),
             mapped,
             exp,
         )
         .map(|identity| {
             identity
-                .with_authentication(acr, auth_time)
+                .with_authentication(named.acr, named.auth_time)
                 .with_conditions(conditions.pick(claims))
                 .with_confirmation(confirmation)
         })
         .map_err(|_| Rejection::InvalidToken(TokenError::BadClaims))
-    }
-}
-
-/// A string claim, owned; `None` when absent (or `null`). Any other type refuses the
-/// token (RFC 7519 §4.1.2, RFC 9068 §2.2): read as absent, a mistyped `sub` would forward
-/// an identity without its subject, and a mistyped `client_id` would forward `azp` instead.
-fn text(claims: &Claims, name: &str) -> Result<Option<String>, Rejection> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Rejection::InvalidToken(TokenError::BadClaims)),
     }
 }
 

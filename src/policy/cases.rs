@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 use super::explain::explain_for;
 use crate::auth::identity::Identity;
 use crate::config::yaml::Pos;
-use crate::decision::{Outcome, Reason};
+use crate::decision::{Outcome, Reason, Rejection};
 use crate::proxy::path::PathRules;
 
 /// A decision-test file.
@@ -94,8 +94,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The identity a verified token with these claims would have now.
-    pub fn identity(&self) -> Identity {
+    /// The identity a verified token with these claims would have now, or the gateway's
+    /// refusal of such a token.
+    pub fn identity(&self) -> Result<Identity, Rejection> {
         Identity::offline_from_claims(&self.identity_claims())
     }
 

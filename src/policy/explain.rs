@@ -28,7 +28,7 @@ pub struct Explanation {
     pub authentication: Option<String>,
     /// Whether the route (or, with no route, the policy) is in dry-run mode.
     pub dry_run: bool,
-    /// The scopes presented, `None` when no token was presented.
+    /// The scopes presented, `None` when no token was presented or it was refused.
     pub present: Option<Vec<String>>,
     /// Forwarded, denied, or forwarded by a dry run that would deny.
     pub outcome: Outcome,
@@ -51,28 +51,29 @@ pub fn explain(
         &PathRules::default(),
         method,
         path,
-        scopes.map(Identity::offline),
+        scopes.map(|s| Ok(Identity::offline(s))),
     )
 }
 
-/// Decides `method path` for `caller` (`None`: no token at all), e.g. an identity built
-/// with [`Identity::offline_from_claims`], reading the path as a gateway with `rules`
+/// Decides `method path` for `caller` (`None`: no token at all; an error: a token the
+/// gateway would refuse), e.g. an identity built with [`Identity::offline_from_claims`],
+/// reading the path as a gateway with `rules`
 /// (its configuration's `paths`) would.
 pub fn explain_for(
     policy: &Policy,
     rules: &PathRules,
     method: &str,
     path: &str,
-    caller: Option<Identity>,
+    caller: Option<Result<Identity, Rejection>>,
 ) -> Explanation {
-    let caller = caller.map(Arc::new);
+    let caller = caller.map(|c| c.map(Arc::new));
     let path = path.split('?').next().unwrap_or(path);
     let decision = decision::now(decision::decide_with(
         rules,
         method,
         path,
         policy,
-        |_route| std::future::ready(caller.clone().ok_or(Rejection::MissingToken)),
+        |_route| std::future::ready(caller.clone().unwrap_or(Err(Rejection::MissingToken))),
     ));
     let route = decision
         .route
@@ -107,7 +108,7 @@ pub fn explain_for(
         },
         authentication: token.and_then(|t| t.authentication.as_ref().map(describe_step_up)),
         dry_run: route.map_or(policy.dry_run, |r| r.dry_run),
-        present: caller.map(|c| c.scopes.clone()),
+        present: caller.and_then(Result::ok).map(|c| c.scopes.clone()),
         outcome: verdict.outcome(),
         reason: verdict.reason(),
         status: verdict
@@ -179,6 +180,11 @@ impl fmt::Display for Explanation {
         }
         match &self.present {
             Some(p) => writeln!(f, "scopes present:  {}", list(p))?,
+            // Offline, only claims of the wrong type make a presented token invalid.
+            None if self.reason == Reason::InvalidToken => writeln!(
+                f,
+                "scopes present:  (the token is refused: a claim of the wrong type)"
+            )?,
             None => writeln!(f, "scopes present:  (no token)")?,
         }
         let forwarded = if self.outcome == Outcome::DryRunDeny {
@@ -203,9 +209,25 @@ mod tests {
     }
 
     #[test]
+    fn claims_of_the_wrong_type_refuse_the_token_as_the_gateway_does() {
+        let p = policy();
+        let claims = serde_json::json!({"scope": "read:timesheets", "sub": ["auth0|alice"]});
+        let caller = Identity::offline_from_claims(claims.as_object().unwrap());
+        let e = explain_for(
+            &p,
+            &PathRules::default(),
+            "GET",
+            "/timesheets",
+            Some(caller),
+        );
+        assert_eq!((e.reason, e.status), (Reason::InvalidToken, 401));
+        assert!(e.to_string().contains("the token is refused"), "{e}");
+    }
+
+    #[test]
     fn paths_are_read_with_the_configured_rules() {
         let p = policy();
-        let read = Some(Identity::offline(&["read:timesheets".to_owned()]));
+        let read = Some(Ok(Identity::offline(&["read:timesheets".to_owned()])));
         let path = "/timesheets/a%252fb";
         let default = explain_for(&p, &PathRules::default(), "GET", path, read.clone());
         assert_eq!(

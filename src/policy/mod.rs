@@ -162,7 +162,7 @@ mod tests {
             "acr": "mfa",
             "auth_time": 1000,
         });
-        Identity::offline_from_claims(claims.as_object().unwrap())
+        Identity::offline_from_claims(claims.as_object().unwrap()).unwrap()
     }
 
     #[test]

@@ -212,7 +212,7 @@ mod tests {
     use serde_json::json;
 
     fn caller(claims: Value) -> Identity {
-        Identity::offline_from_claims(claims.as_object().unwrap())
+        Identity::offline_from_claims(claims.as_object().unwrap()).unwrap()
     }
 
     fn path(segments: &[&str]) -> ClaimPath {
