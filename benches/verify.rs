@@ -18,6 +18,7 @@ use scopegate::config::Settings;
 use scopegate::decision;
 use scopegate::ops::metrics::Metrics;
 use scopegate::proxy::headers::HeaderPlan;
+use scopegate::proxy::path::PathRules;
 
 const ISSUER: &str = "https://exampleco.test/";
 const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
@@ -256,15 +257,21 @@ fn decide(c: &mut Criterion) {
             client_cert: None,
         };
         // A verified token (cached or not) needs no network: the decision is ready at once.
-        let d = decision::now(decision::decide("GET", black_box(path), &policy, |route| {
-            auth.authenticate(
-                [authorization.as_bytes()],
-                None,
-                route,
-                policy.condition_claims(),
-                &sender,
-            )
-        }));
+        let d = decision::now(decision::decide(
+            &PathRules::default(),
+            "GET",
+            black_box(path),
+            &policy,
+            |route| {
+                auth.authenticate(
+                    [authorization.as_bytes()],
+                    None,
+                    route,
+                    policy.condition_claims(),
+                    &sender,
+                )
+            },
+        ));
         assert!(d.verdict.rejection().is_none(), "{path}: {:?}", d.verdict);
         d
     };

@@ -147,27 +147,14 @@ impl Verdict {
     }
 }
 
-/// Decides `method path` against a policy snapshot with the default path rules.
+/// Decides `method path` against a policy snapshot, reading the path with `rules` (the
+/// configuration's `paths.*`; the offline tools pass the defaults or a configuration's).
 /// `authenticate` is asked for the caller only on a protected route, and given that route
 /// (what it requires may change how the caller must prove who they are). It may wait on
 /// the network (token introspection, the refetch of a key set after a rotation), always
 /// bounded; the offline tools pass one that is ready at once and run the decision with
 /// [`now`].
 pub async fn decide<'p, F, Fut>(
-    method: &str,
-    path: &str,
-    policy: &'p Policy,
-    authenticate: F,
-) -> Decision
-where
-    F: FnOnce(&'p Route) -> Fut,
-    Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
-{
-    decide_with(&PathRules::default(), method, path, policy, authenticate).await
-}
-
-/// [`decide`] with the configured path rules (`paths.*`).
-pub async fn decide_with<'p, F, Fut>(
     rules: &PathRules,
     method: &str,
     path: &str,

@@ -68,13 +68,9 @@ pub fn explain_for(
 ) -> Explanation {
     let caller = caller.map(|c| c.map(Arc::new));
     let path = path.split('?').next().unwrap_or(path);
-    let decision = decision::now(decision::decide_with(
-        rules,
-        method,
-        path,
-        policy,
-        |_route| std::future::ready(caller.clone().unwrap_or(Err(Rejection::MissingToken))),
-    ));
+    let decision = decision::now(decision::decide(rules, method, path, policy, |_route| {
+        std::future::ready(caller.clone().unwrap_or(Err(Rejection::MissingToken)))
+    }));
     let route = decision
         .route
         .as_deref()

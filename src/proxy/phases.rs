@@ -123,7 +123,7 @@ impl ProxyHttp for Gateway {
         let mut offer = None;
         let conditions = policy.condition_claims();
         let (method, path) = (req.method.as_str(), req.uri.path());
-        let decision = decision::decide_with(&self.paths, method, path, &policy, |route| {
+        let decision = decision::decide(&self.paths, method, path, &policy, |route| {
             offer = self.auth.dpop.offer(route.dpop);
             let authorization = req.headers.get_all(http::header::AUTHORIZATION);
             let proofs = req.headers.get_all("dpop");

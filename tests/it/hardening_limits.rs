@@ -5,22 +5,11 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = extra;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
-    (gw, jwks, upstream)
-}
-
 #[test]
 fn the_token_cache_is_bounded_in_bytes_and_counts_its_evictions() {
     // 64 KiB hold a dozen of these 4 KB tokens at most: the rest are evicted, and every
     // request is still answered from a full verification.
-    let (gw, _jwks, _upstream) = gateway("token_cache:\n  max_bytes: 65536");
+    let (gw, _jwks, _upstream) = Gateway::with_extra("token_cache:\n  max_bytes: 65536");
     let key = TestKey::rsa();
     let padding = "p".repeat(3000);
     let mut tokens = Vec::new();
@@ -42,7 +31,7 @@ fn the_token_cache_is_bounded_in_bytes_and_counts_its_evictions() {
 
 #[test]
 fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
-    let (gw, jwks, upstream) = gateway("");
+    let (gw, jwks, upstream) = Gateway::with_extra("");
     let key = TestKey::rsa();
     let fetches = jwks.fetches();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
@@ -78,7 +67,7 @@ fn a_long_kid_is_a_bad_token_and_causes_no_refetch() {
 
 #[test]
 fn a_request_body_over_the_limit_gets_413() {
-    let (gw, _jwks, upstream) = gateway("max_request_body_bytes: 1024");
+    let (gw, _jwks, upstream) = Gateway::with_extra("max_request_body_bytes: 1024");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
     let body = "x".repeat(4096);
     let declared = format!(
@@ -102,7 +91,7 @@ fn a_request_body_over_the_limit_gets_413() {
 
 #[test]
 fn connections_past_the_cap_are_closed_and_counted() {
-    let (gw, _jwks, _upstream) = gateway("max_connections: 2");
+    let (gw, _jwks, _upstream) = Gateway::with_extra("max_connections: 2");
     let mut held: Vec<Connection> = (0..2).map(|_| Connection::open(gw.addr).unwrap()).collect();
     for c in &mut held {
         let r = c.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
@@ -123,7 +112,7 @@ fn connections_past_the_cap_are_closed_and_counted() {
 
 #[test]
 fn a_header_sent_a_few_bytes_at_a_time_is_cut_off_at_the_header_deadline() {
-    let (gw, _jwks, upstream) = gateway("client_header_timeout_seconds: 1");
+    let (gw, _jwks, upstream) = Gateway::with_extra("client_header_timeout_seconds: 1");
     let mut slow = Connection::open(gw.addr).unwrap();
     // 4 bytes every 200 ms: this header would take about 4 s, each read well inside
     // pingora's own per-read timeout.
@@ -143,7 +132,7 @@ fn a_header_sent_a_few_bytes_at_a_time_is_cut_off_at_the_header_deadline() {
 
 #[test]
 fn the_header_deadline_spares_a_slow_body_and_an_idle_keep_alive_connection() {
-    let (gw, _jwks, upstream) = gateway("client_header_timeout_seconds: 1");
+    let (gw, _jwks, upstream) = Gateway::with_extra("client_header_timeout_seconds: 1");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
     let body = "x".repeat(64);
     let mut conn = Connection::open(gw.addr).unwrap();

@@ -2,17 +2,6 @@
 
 use crate::harness::*;
 
-fn gateway(extra: &str) -> (Gateway, JwksServer, Upstream) {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = extra;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
-    (gw, jwks, upstream)
-}
-
 fn send(gw: &Gateway, text: &str) -> RawResponse {
     raw(gw.addr, text).unwrap_or_else(|e| panic!("{e}\n{}", gw.log()))
 }
@@ -83,7 +72,7 @@ fn absolute_form_targets_are_forwarded_in_origin_form_with_their_authority_as_ho
 #[test]
 fn absolute_form_can_be_refused_and_hosts_limited() {
     let (gw, _jwks, upstream) =
-        gateway("hosts:\n  absolute_form: reject\n  allowed: [api.exampleco.test]");
+        Gateway::with_extra("hosts:\n  absolute_form: reject\n  allowed: [api.exampleco.test]");
     let absolute = send(
         &gw,
         "GET http://api.exampleco.test/healthz HTTP/1.1\r\nHost: api.exampleco.test\r\n\r\n",
@@ -102,7 +91,7 @@ fn absolute_form_can_be_refused_and_hosts_limited() {
 
 #[test]
 fn a_missing_or_repeated_host_is_a_bad_request() {
-    let (gw, _jwks, upstream) = gateway("");
+    let (gw, _jwks, upstream) = Gateway::with_extra("");
     let none = send(&gw, "GET /healthz HTTP/1.1\r\n\r\n");
     assert_eq!(none.status, 400, "{none:?}");
     let two = send(
@@ -117,7 +106,7 @@ fn a_missing_or_repeated_host_is_a_bad_request() {
 
 #[test]
 fn a_method_override_parameter_is_refused_or_stripped() {
-    let (gw, _jwks, upstream) = gateway("");
+    let (gw, _jwks, upstream) = Gateway::with_extra("");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
     for target in [
         "/timesheets?_method=DELETE",
@@ -127,7 +116,7 @@ fn a_method_override_parameter_is_refused_or_stripped() {
         assert_eq!(r.status, 400, "{target}");
     }
     assert_eq!(upstream.count(), 0);
-    let (gw, _jwks, upstream) = gateway("method_override_parameter: strip");
+    let (gw, _jwks, upstream) = Gateway::with_extra("method_override_parameter: strip");
     let r = gw.call("POST", "/timesheets?a=1&_method=DELETE&b=2", &token);
     assert_eq!(r.status, 200);
     assert_eq!(upstream.last().target, "/timesheets?a=1&b=2");
@@ -136,14 +125,15 @@ fn a_method_override_parameter_is_refused_or_stripped() {
 
 #[test]
 fn one_token_per_request_whatever_the_encoding() {
-    let (gw, _jwks, upstream) = gateway("");
+    let (gw, _jwks, upstream) = Gateway::with_extra("");
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     // The query is no token source: a token there never rides along unchecked.
     for target in ["/timesheets?access_token=x", "/healthz?access%5Ftoken=x"] {
         assert_eq!(gw.call("GET", target, &token).status, 400, "{target}");
     }
     assert_eq!(upstream.count(), 0);
-    let (gw, _jwks, _upstream) = gateway("token:\n  insecure_allow_query_parameter: true");
+    let (gw, _jwks, _upstream) =
+        Gateway::with_extra("token:\n  insecure_allow_query_parameter: true");
     let r = gw.call(
         "GET",
         &format!("/timesheets?access%5Ftoken={token}"),

@@ -505,6 +505,19 @@ impl Gateway {
         (gw, jwks, upstream)
     }
 
+    /// The RS256 fixture key served, the Timesheets policy, an echo upstream, and `extra`
+    /// appended to the config; ready.
+    pub fn with_extra(extra: &str) -> (Gateway, JwksServer, Upstream) {
+        let jwks = JwksServer::start(&[&TestKey::rsa()]);
+        let upstream = Upstream::start();
+        let policy = timesheets_policy();
+        let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+        spec.extra = extra;
+        let gw = Gateway::start(&spec);
+        gw.wait_ready();
+        (gw, jwks, upstream)
+    }
+
     /// Writes the config and policy, starts the binary and waits for its admin listener.
     pub fn start(spec: &GatewaySpec) -> Gateway {
         Gateway::start_with_issuer(spec, ISSUER)
@@ -760,6 +773,21 @@ impl RawResponse {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+}
+
+/// Runs a `scopegate` command (`check`, `test`, `explain`, …): its exit code, and its
+/// stdout followed by its stderr.
+pub fn scopegate(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(args)
+        .output()
+        .expect("scopegate runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 pub fn raw(addr: SocketAddr, request: &str) -> std::io::Result<RawResponse> {

@@ -52,13 +52,7 @@ fn public_routes_strip_identity_headers_too() {
 
 #[test]
 fn authorization_can_be_kept_from_the_upstream() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "forward_authorization: false";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, upstream) = Gateway::with_extra("forward_authorization: false");
     let r = gw.call(
         "GET",
         "/timesheets",
@@ -107,13 +101,7 @@ fn underscore_spellings_of_identity_and_override_headers_are_dropped() {
 
 #[test]
 fn every_underscore_header_can_be_dropped() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "drop_underscore_headers: true";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, upstream) = Gateway::with_extra("drop_underscore_headers: true");
     let r = gw.request("GET", "/healthz", &[("X_Trace_Id", "x"), ("X-Trace", "y")]);
     assert_eq!(r.status, 200);
     assert_eq!(upstream.last().header("x_trace_id"), None);

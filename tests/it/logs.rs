@@ -5,13 +5,7 @@ use crate::harness::*;
 
 #[test]
 fn json_logs_carry_one_object_per_request_with_route_decision_and_subject() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "log_format: json";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, _upstream) = Gateway::with_extra("log_format: json");
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
     assert_eq!(gw.call("DELETE", "/timesheets/3", &token).status, 403);
@@ -91,13 +85,7 @@ fn every_request_has_its_access_line_after_a_graceful_shutdown() {
 
 #[test]
 fn access_log_false_writes_no_request_line_while_metrics_still_count() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "access_log: false";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, _upstream) = Gateway::with_extra("access_log: false");
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     for _ in 0..5 {
         assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
@@ -114,13 +102,7 @@ fn access_log_false_writes_no_request_line_while_metrics_still_count() {
 
 #[test]
 fn threads_auto_says_at_start_up_how_many_it_chose_and_why() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "threads: auto";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, _upstream) = Gateway::with_extra("threads: auto");
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
     let log = gw.log();

@@ -233,13 +233,7 @@ fn a_certificate_bound_token_passes_only_with_its_client_certificate() {
 #[test]
 fn behind_a_tls_terminating_proxy_the_forwarded_certificate_binds() {
     let pki = pki();
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = "insecure_client_cert_header: X-Client-Cert";
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, _upstream) = Gateway::with_extra("insecure_client_cert_header: X-Client-Cert");
     let escaped = |cert: &Path| {
         let pem = std::fs::read_to_string(cert).unwrap();
         percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string()

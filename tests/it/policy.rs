@@ -1,8 +1,6 @@
 //! The policy for real APIs, through the gateway: roles in claims, alternatives, step-up
 //! authentication (RFC 9470), dry-run routes, and a policy drawn from OpenAPI.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -245,19 +243,6 @@ fn a_reload_that_reads_new_claims_verifies_cached_tokens_again() {
     assert_eq!(gw.call("GET", "/beta", &employee).status, 403);
 }
 
-fn scopegate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .output()
-        .expect("scopegate runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
 #[test]
 fn the_policy_drawn_from_openapi_passes_the_timesheets_decision_tests_and_serves_the_same() {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -370,36 +355,27 @@ cases:
         ),
     )
     .unwrap();
-    let run = |args: &[&std::ffi::OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_scopegate"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let (policy, config, cases) = (
+        policy.to_str().unwrap(),
+        config.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    );
     // By default the path is refused, as a default gateway refuses it.
-    let default = run(&["test".as_ref(), cases.as_os_str()]);
-    assert!(!default.status.success());
-    let stdout = String::from_utf8_lossy(&default.stdout);
-    assert!(stdout.contains("ambiguous_path"), "{stdout}");
-    let configured = run(&[
-        "test".as_ref(),
-        cases.as_os_str(),
-        "--config".as_ref(),
-        config.as_os_str(),
+    let (code, out) = scopegate(&["test", cases]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("ambiguous_path"), "{out}");
+    let (code, out) = scopegate(&["test", cases, "--config", config]);
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = scopegate(&[
+        "explain",
+        "--policy",
+        policy,
+        "GET",
+        "/timesheets/a%252fb",
+        "--scopes",
+        "read:timesheets",
+        "--config",
+        config,
     ]);
-    let stdout = String::from_utf8_lossy(&configured.stdout);
-    assert!(configured.status.success(), "{stdout}");
-    let explained = run(&[
-        "explain".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-        "GET".as_ref(),
-        "/timesheets/a%252fb".as_ref(),
-        "--scopes".as_ref(),
-        "read:timesheets".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
-    let stdout = String::from_utf8_lossy(&explained.stdout);
-    assert!(stdout.contains("allow (authorized, HTTP 200)"), "{stdout}");
+    assert!(out.contains("allow (authorized, HTTP 200)"), "{out}");
 }

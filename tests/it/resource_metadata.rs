@@ -10,13 +10,7 @@ const RESOURCE: &str = "protected_resource:
 
 #[test]
 fn the_metadata_lists_the_issuer_and_the_policy_scopes_and_challenges_point_at_it() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = RESOURCE;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, upstream) = Gateway::with_extra(RESOURCE);
 
     let r = gw.request(
         "GET",
@@ -67,13 +61,7 @@ fn the_metadata_lists_the_issuer_and_the_policy_scopes_and_challenges_point_at_i
 
 #[test]
 fn the_metadata_follows_a_policy_reload() {
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = RESOURCE;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, _jwks, _upstream) = Gateway::with_extra(RESOURCE);
     let scopes = || {
         gw.request(
             "GET",
@@ -84,6 +72,7 @@ fn the_metadata_follows_a_policy_reload() {
             .clone()
     };
     assert!(!scopes().to_string().contains("export:timesheets"));
+    let policy = timesheets_policy();
     let edited = format!(
         "{policy}\n  - id: export\n    methods: [GET]\n    path: /export\n    scopes: [export:timesheets]\n"
     );

@@ -1,7 +1,5 @@
 //! Start-up: fail closed until keys load, refuse a broken policy, and `scopegate check`.
 
-use std::process::Command;
-
 use crate::harness::*;
 
 #[test]
@@ -28,19 +26,6 @@ fn protected_routes_answer_503_until_the_first_keys_load_then_recover() {
     gw.wait_ready();
     assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
     assert_eq!(gw.metric("scopegate_ready"), 1.0);
-}
-
-fn scopegate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .output()
-        .expect("scopegate runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]
