@@ -429,6 +429,18 @@ fn compile_issuer(
         ok = false;
     }
     let introspection = introspection.flatten();
+    // Metadata is discovered by the key set's refresher; a shared-secret issuer has none, so
+    // its introspection endpoint would never be found.
+    if let (Some(KeySource::Hmac { .. }), Some(i), Some(file)) =
+        (&keys, &introspection, &issuer.introspection)
+        && i.endpoint.is_none()
+    {
+        p.at(
+            file,
+            format!("{at}.introspection.endpoint: required with hmac_secret_file (an HMAC issuer's metadata is not discovered)"),
+        );
+        ok = false;
+    }
     let discovery = matches!(keys, Some(KeySource::Jwks { uri: None }))
         || introspection.as_ref().is_some_and(|i| i.endpoint.is_none());
     if discovery && !is_url(&issuer.issuer.value) {

@@ -182,6 +182,24 @@ issuers:
         let ok = Settings::parse(&text, "c.yaml", dir.path()).unwrap();
         assert!(matches!(ok.issuers[0].keys, KeySource::Hmac { .. }));
         assert!(!format!("{:?}", ok.issuers[0].keys).contains("kkkk"));
+
+        // Only a key set's refresher discovers metadata: an HMAC issuer names its
+        // introspection endpoint, or the configuration is refused.
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        let introspecting = format!(
+            "{text}    introspection:\n      client_id: gw\n      client_secret_file: secret\n"
+        );
+        let errs = Settings::parse(&introspecting, "c.yaml", dir.path()).unwrap_err();
+        assert!(
+            errs[0].message.contains("introspection.endpoint: required"),
+            "{}",
+            errs[0]
+        );
+        let named = introspecting.replace(
+            "      client_id: gw\n",
+            "      endpoint: https://tenant.example/introspect\n      client_id: gw\n",
+        );
+        assert!(Settings::parse(&named, "c.yaml", dir.path()).is_ok());
     }
 
     #[test]
