@@ -71,6 +71,8 @@ pub enum DemoCommand {
 #[derive(Debug, Clone, Args)]
 pub struct RevokeArgs {
     /// The token: an opaque access token (`demo login --opaque`) or a refresh token.
+    /// Base64url may begin with `-`: such a token is still the token, not an option.
+    #[arg(allow_hyphen_values = true)]
     pub token: String,
     /// The development authorization server.
     #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHZ_URL)]

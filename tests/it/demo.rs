@@ -1405,3 +1405,16 @@ fn an_opaque_token_is_allowed_by_its_scopes_and_refused_once_revoked() {
         "The access token is not active"
     );
 }
+
+#[test]
+fn demo_revoke_takes_a_token_that_begins_with_a_hyphen() {
+    // One base64url token in 64 begins with `-`: it is still the token, not an option.
+    let (_, out) = crate::harness::scopegate(&[
+        "demo",
+        "revoke",
+        "-Uq1bCKOy3mD0ZF1qQ9sWmAxJ0y7VtQnYhGoE2kR8pc",
+        "--authz",
+        "http://127.0.0.1:1",
+    ]);
+    assert!(!out.contains("unexpected argument"), "{out}");
+}
