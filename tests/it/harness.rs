@@ -312,6 +312,8 @@ pub struct Upstream {
     seen: Arc<Mutex<Vec<Seen>>>,
     arrived: Arc<AtomicUsize>,
     answered: Arc<AtomicUsize>,
+    /// Whether it is crashed ([`Upstream::crash`]).
+    down: tokio::sync::watch::Sender<bool>,
     app: axum::Router,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -377,6 +379,7 @@ impl Upstream {
             seen,
             arrived,
             answered,
+            down: tokio::sync::watch::Sender::new(false),
             app,
             task: Mutex::new(None),
         };
@@ -384,16 +387,25 @@ impl Upstream {
         upstream
     }
 
-    /// Accepts on `listener` until [`Upstream::stop`]. The connections are tasks of the
-    /// accept loop's own set, so stopping it closes every one of them, as a crash would.
+    /// Accepts on `listener`. The connections are tasks of the accept loop's own set, so a
+    /// crash closes every one of them.
     fn serve(&self, listener: tokio::net::TcpListener) {
         let app = self.app.clone();
+        let mut down = self.down.subscribe();
         let task = rt().spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
+                    Ok(()) = down.changed() => {
+                        if *down.borrow_and_update() {
+                            connections.abort_all();
+                        }
+                    }
                     accepted = listener.accept() => {
                         let Ok((socket, _)) = accepted else { continue };
+                        if *down.borrow() {
+                            continue;
+                        }
                         let service = hyper_util::service::TowerToHyperService::new(app.clone());
                         connections.spawn(async move {
                             let _ = hyper::server::conn::http1::Builder::new()
@@ -408,23 +420,15 @@ impl Upstream {
         *self.task.lock().unwrap() = Some(task);
     }
 
-    /// Stops as a crashed backend does: the listener and every open connection close.
-    pub fn stop(&self) {
-        if let Some(task) = self.task.lock().unwrap().take() {
-            task.abort();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while TcpStream::connect(self.addr).is_ok() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+    /// Fails as a crashed backend does, keeping its port: every open connection closes,
+    /// and new ones are closed as soon as they are accepted, until [`Upstream::recover`].
+    pub fn crash(&self) {
+        self.down.send_replace(true);
     }
 
-    /// Starts again on the same port after [`Upstream::stop`].
-    pub fn restart(&self) {
-        let listener = rt()
-            .block_on(tokio::net::TcpListener::bind(self.addr))
-            .expect("bind the upstream's port again");
-        self.serve(listener);
+    /// Serves again after [`Upstream::crash`].
+    pub fn recover(&self) {
+        self.down.send_replace(false);
     }
 
     /// Requests that reached the upstream, answered or still waiting out a `delay_ms`.

@@ -190,16 +190,18 @@ pub fn soak(seconds: u64, clients: usize) -> Report {
             }
             3 => {
                 let from = Instant::now();
-                jwks.down();
+                // An outage that keeps the port: a released port could be handed to a
+                // test running beside the soak.
+                jwks.set_mode(JwksMode::Status(503));
                 std::thread::sleep(step);
-                jwks.up();
+                jwks.set_mode(JwksMode::Serve);
                 jwks_down.record(from, Instant::now());
             }
             4 => {
                 let from = Instant::now();
-                upstream.stop();
+                upstream.crash();
                 std::thread::sleep(step / 2);
-                upstream.restart();
+                upstream.recover();
                 upstream_down.record(from, Instant::now());
             }
             _ => {
