@@ -130,12 +130,13 @@ impl Fixture {
             .route("GET", "/timesheets/4711")
             .expect("the route matches");
         // Nothing here waits on the network: the authentication is ready at once.
+        let credential = self.auth.credential([authorization.as_bytes()], None);
         scopegate::decision::now(self.auth.authenticate(
-            [authorization.as_bytes()],
-            None,
-            route,
+            &credential,
+            route.auth,
             self.policy.condition_claims(),
             &sender,
+            scopegate::ground::clock::unix_now(),
         ))
         .is_ok()
     }

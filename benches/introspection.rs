@@ -3,6 +3,7 @@
 //! runs. A local introspection endpoint answers the first call; every timed call is a hit
 //! and never leaves the process.
 
+use scopegate::ground::clock::unix_now;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ issuers:
     // The first call of each goes to the endpoint (or verifies the signature); then hits.
     for token in [OPAQUE, jwt.as_str()] {
         runtime
-            .block_on(verifier.authenticate(token, false, &conditions))
+            .block_on(verifier.authenticate(token, false, &conditions, unix_now()))
             .expect("the token is accepted");
     }
     let mut group = c.benchmark_group("cache_hit");
@@ -113,11 +114,15 @@ issuers:
     // A hit is ready at once: no runtime is involved in the timed part.
     group.bench_function("opaque_token_introspection_cache", |b| {
         b.iter(|| {
-            decision::now(verifier.authenticate(black_box(OPAQUE), false, &conditions)).is_ok()
+            decision::now(verifier.authenticate(black_box(OPAQUE), false, &conditions, unix_now()))
+                .is_ok()
         })
     });
     group.bench_function("jwt_verified_token_cache", |b| {
-        b.iter(|| decision::now(verifier.authenticate(black_box(&jwt), false, &conditions)).is_ok())
+        b.iter(|| {
+            decision::now(verifier.authenticate(black_box(&jwt), false, &conditions, unix_now()))
+                .is_ok()
+        })
     });
     group.finish();
 }

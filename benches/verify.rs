@@ -16,9 +16,9 @@ use scopegate::auth::dpop::{DpopHeader, DpopRequest};
 use scopegate::auth::{Authenticator, Sender};
 use scopegate::config::Settings;
 use scopegate::decision;
+use scopegate::ground::path::PathRules;
 use scopegate::ops::metrics::Metrics;
 use scopegate::proxy::headers::HeaderPlan;
-use scopegate::proxy::path::PathRules;
 
 const ISSUER: &str = "https://exampleco.test/";
 const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
@@ -256,21 +256,16 @@ fn decide(c: &mut Criterion) {
             },
             client_cert: None,
         };
+        let credential = auth.credential([authorization.as_bytes()], None);
+        let now = scopegate::ground::clock::unix_now();
         // A verified token (cached or not) needs no network: the decision is ready at once.
         let d = decision::now(decision::decide(
             &PathRules::default(),
             "GET",
             black_box(path),
             &policy,
-            |route| {
-                auth.authenticate(
-                    [authorization.as_bytes()],
-                    None,
-                    route,
-                    policy.condition_claims(),
-                    &sender,
-                )
-            },
+            now,
+            |route| auth.authenticate(&credential, route, policy.condition_claims(), &sender, now),
         ));
         assert!(d.verdict.rejection().is_none(), "{path}: {:?}", d.verdict);
         d

@@ -34,6 +34,7 @@ pub mod config;
 pub mod decision;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod ground;
 pub mod ops;
 pub mod policy;
 pub mod proxy;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use scopegate::config::{LogFormat, Settings};
-use scopegate::proxy::path::PathRules;
+use scopegate::ground::path::PathRules;
 
 #[derive(Parser)]
 #[command(
@@ -308,7 +308,7 @@ fn explain(
         }
         (None, None, None) => None,
     };
-    let e = scopegate::policy::explain::explain_for(
+    let e = scopegate::decision::explain::explain_for(
         &compiled,
         rules,
         &method.to_ascii_uppercase(),
@@ -383,7 +383,7 @@ fn decision_tests(
     }
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let report = scopegate::policy::cases::run_case_file_against(file, policy, rules);
+        let report = scopegate::decision::cases::run_case_file_against(file, policy, rules);
         for f in &report.failures {
             println!("FAIL {f}");
         }

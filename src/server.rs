@@ -81,9 +81,9 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         }
     }
 
-    let threads = crate::ops::cpus::choose(settings.threads);
+    let threads = crate::config::cpus::choose(settings.threads);
     tracing::info!(threads = threads.threads, why = %threads.why, "proxy worker threads");
-    crate::ops::runtime_dir::prepare(&settings.upgrade_socket)
+    crate::config::runtime_dir::prepare(&settings.upgrade_socket)
         .map_err(|e| StartError(vec![format!("upgrade_socket: {e}")]))?;
     let mut conf = ServerConf {
         threads: threads.threads,
@@ -127,7 +127,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
             let dpop_required = settings
                 .issuers
                 .iter()
-                .all(|i| i.dpop == crate::auth::dpop::DpopMode::Required);
+                .all(|i| i.dpop == crate::config::DpopMode::Required);
             ResourceMetadata::new(
                 r,
                 settings.token.allow_query,

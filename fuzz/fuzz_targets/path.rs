@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::proxy::path::{PathRules, SegmentParameters, normalize_with};
+use scopegate::ground::path::{PathRules, SegmentParameters, normalize_with};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {

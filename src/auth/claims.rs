@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::decision::rejection::TokenError;
+use crate::ground::rejection::TokenError;
 
 /// A token's claims, as JSON.
 pub type Claims = serde_json::Map<String, Value>;

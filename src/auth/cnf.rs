@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::claims::Claims;
 use crate::auth::identity::{Confirmation, Identity};
-use crate::decision::rejection::{Rejection, TokenError};
+use crate::ground::rejection::{Rejection, TokenError};
 
 /// The token's `cnf`. A confirmation method the gateway cannot enforce (`jwk`, `kid`, …)
 /// makes the token unacceptable: accepting it as a bearer token would drop the binding its

@@ -10,7 +10,7 @@ use http::header::InvalidHeaderValue;
 use serde_json::Value;
 
 use crate::auth::claims::Claims;
-use crate::decision::rejection::{Rejection, TokenError};
+use crate::ground::rejection::{Rejection, TokenError};
 
 /// A verified token's identity, shared between the token cache and requests.
 ///
@@ -318,9 +318,7 @@ fn json_bytes(value: &Value) -> usize {
     }
 }
 
-/// The claims whose union makes a token's scopes unless an issuer names others: OAuth's
-/// `scope` (RFC 8693 §4.2), `scp` (Okta, Entra ID) and `permissions` (Auth0 RBAC).
-pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+pub use crate::config::DEFAULT_SCOPE_CLAIMS;
 
 /// Collects scopes from a claims object: `scope` (space-delimited string), `scp` (string
 /// or array) and `permissions` (array), or whichever claims the issuer names.

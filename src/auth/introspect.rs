@@ -20,7 +20,7 @@ use super::claims::Claims;
 use super::identity::Identity;
 use super::jwks::Endpoints;
 use crate::config::{ClientAuthMethod, IntrospectionSettings};
-use crate::decision::{Rejection, TokenError};
+use crate::ground::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
 
 /// Largest introspection answer read; an answer is a small JSON object.
@@ -238,17 +238,19 @@ impl Introspector {
             .client
             .post(endpoint.as_str())
             .header(reqwest::header::ACCEPT, "application/json");
+        // Compiled from text, so always UTF-8.
+        let secret = self.settings.client_secret.expose_str().unwrap_or_default();
         let request = match self.settings.auth_method {
             ClientAuthMethod::ClientSecretBasic => request
                 .basic_auth(
                     form_encode(&self.settings.client_id),
-                    Some(form_encode(&self.settings.client_secret)),
+                    Some(form_encode(secret)),
                 )
                 .form(&form),
             ClientAuthMethod::ClientSecretPost => {
                 let mut body = form.to_vec();
                 body.push(("client_id", &self.settings.client_id));
-                body.push(("client_secret", &self.settings.client_secret));
+                body.push(("client_secret", secret));
                 request.form(&body)
             }
         };

@@ -180,12 +180,12 @@ impl KeyStore {
                 .algorithms
                 .iter()
                 .copied()
-                .filter(|a| crate::config::is_hmac(*a))
+                .filter(|a| crate::ground::alg::is_hmac(*a))
                 .collect();
             let key = VerifyKey {
                 kid: None,
                 algorithms,
-                signature: SignatureKey::hmac(secret),
+                signature: SignatureKey::hmac(secret.expose()),
                 fingerprint: String::new(),
             };
             store

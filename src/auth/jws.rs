@@ -11,7 +11,7 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, VerificationAlg
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
-use crate::decision::rejection::TokenError;
+use crate::ground::rejection::TokenError;
 
 /// A key ready to check signatures with, for the algorithms it may be used with.
 pub struct SignatureKey {
@@ -70,7 +70,7 @@ impl SignatureKey {
                 .verify_sig(message.as_bytes(), &signature)
                 .map_err(|_| TokenError::BadSignature);
         }
-        if !(self.hmac && crate::config::is_hmac(alg)) {
+        if !(self.hmac && crate::ground::alg::is_hmac(alg)) {
             return Err(TokenError::DisallowedAlgorithm);
         }
         match jsonwebtoken::crypto::verify(encoded, message.as_bytes(), &self.decoding, alg) {

@@ -30,15 +30,15 @@ pub mod verify;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::decision::Rejection;
+use crate::config::TokenRules;
+use crate::ground::Rejection;
 use crate::ops::metrics::Metrics;
-use crate::policy::{Introspect, Route};
 use cnf::ClientCert;
 use dpop::{DpopGuard, DpopMode, DpopRequest};
 use identity::{ConditionClaims, Identity};
 use introspect::Introspector;
 use jwks::KeyStore;
-use token::TokenRules;
+use token::Credential;
 use verify::{IssuerVerifier, Verifier};
 
 /// The gateway's way to authenticate a caller: the bearer token from the request, verified
@@ -50,6 +50,26 @@ pub struct Authenticator {
     pub rules: TokenRules,
     /// DPoP enforcement.
     pub dpop: DpopGuard,
+}
+
+/// When a route's tokens are checked with the authorization server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Introspect {
+    /// Opaque tokens only (a JWT is verified locally).
+    #[default]
+    Opaque,
+    /// Every token, on every request, uncached.
+    Always,
+}
+
+/// The two facts of a route that change how a caller must prove who they are: handed to
+/// authentication as this small value, so nothing here reads the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteAuth {
+    /// When its tokens are introspected.
+    pub introspect: Introspect,
+    /// Its DPoP setting (`Off`: the issuer's applies).
+    pub dpop: DpopMode,
 }
 
 /// What a request offers, besides its token, to prove it is sent by the token's holder.
@@ -122,33 +142,45 @@ impl Authenticator {
         (authenticator, stores)
     }
 
-    /// The identity behind the request's credentials (its `Authorization` header values
-    /// and query string), for a request to `route`, and, for a sender-constrained token,
-    /// the proof that the `sender` holds its key or certificate. It keeps the claims
-    /// `conditions` names, for the policy's claim conditions.
-    pub async fn authenticate<'a>(
+    /// The request's credential: its `Authorization` header values and query string, read
+    /// once. `Ok(None)`: no token (a bare challenge); `Err`: credentials sent wrongly (400).
+    pub fn credential<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
         query: Option<&'a str>,
-        route: &Route,
+    ) -> Result<Option<Credential<'a>>, Rejection> {
+        token::extract(authorization, query, &self.rules)
+    }
+
+    /// The identity behind the request's `credential`, for a request to a route with
+    /// `route` facts, and, for a sender-constrained token, the proof that the `sender`
+    /// holds its key or certificate. It keeps the claims `conditions` names, for the
+    /// policy's claim conditions. `now` is the request's one clock reading.
+    pub async fn authenticate(
+        &self,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
+        route: RouteAuth,
         conditions: &ConditionClaims,
         sender: &Sender<'_>,
+        now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
-        let presented =
-            token::extract(authorization, query, &self.rules)?.ok_or(Rejection::MissingToken)?;
+        let presented = match credential {
+            Ok(Some(credential)) => credential,
+            Ok(None) => return Err(Rejection::MissingToken),
+            Err(rejection) => return Err(rejection.clone()),
+        };
         let introspect = route.introspect == Introspect::Always;
         let identity = self
             .verifier
-            .authenticate(&presented.token, introspect, conditions)
+            .authenticate(&presented.token, introspect, conditions, now)
             .await?;
         // The cached identity says whether the token is bound; an unbound bearer token on a
         // gateway without DPoP pays nothing more.
         if self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off {
-            let now = jsonwebtoken::get_current_timestamp();
             self.dpop.check(
                 &identity,
                 &presented.token,
-                presented.dpop,
+                presented.is_dpop(),
                 &sender.dpop,
                 route.dpop,
                 now,

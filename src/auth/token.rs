@@ -5,27 +5,44 @@
 
 use std::borrow::Cow;
 
-use crate::decision::rejection::{Rejection, TokenError};
+use crate::config::TokenRules;
+use crate::ground::rejection::{Rejection, TokenError};
 
-/// Where a token may come from, and how large it may be.
-#[derive(Debug, Clone)]
-pub struct TokenRules {
-    /// Accept `?access_token=` as well as the header.
-    pub allow_query: bool,
-    /// Longest token accepted, in bytes.
-    pub max_bytes: usize,
-    /// Read `Authorization: DPoP <token>` too (RFC 9449 §7.1); otherwise that scheme counts
-    /// as no credentials, like any other.
-    pub accept_dpop: bool,
+/// The scheme a token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` or the `access_token` query parameter (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1).
+    Dpop,
 }
 
-/// A token as presented.
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The `Authorization` header.
+    Header,
+    /// The `access_token` query parameter (RFC 6750 §2.3), when allowed.
+    Query,
+}
+
+/// The request's credential, read once: the decision, DPoP and the challenge's scheme all
+/// read this value, never the header again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Presented<'a> {
+pub struct Credential<'a> {
     /// The token.
     pub token: Cow<'a, str>,
-    /// Whether it came with the `DPoP` scheme rather than `Bearer` (or the query).
-    pub dpop: bool,
+    /// The scheme it came with.
+    pub scheme: Scheme,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl Credential<'_> {
+    /// Whether it came with the `DPoP` scheme.
+    pub fn is_dpop(&self) -> bool {
+        self.scheme == Scheme::Dpop
+    }
 }
 
 /// Takes the access token from a request's `Authorization` header values and query string.
@@ -41,7 +58,7 @@ pub fn extract<'a, I>(
     authorization: I,
     query: Option<&'a str>,
     rules: &TokenRules,
-) -> Result<Option<Presented<'a>>, Rejection>
+) -> Result<Option<Credential<'a>>, Rejection>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -60,25 +77,29 @@ where
         (true, Some(q)) => query_token(q)?,
         _ => None,
     };
-    let (token, dpop) = match (from_header, from_query) {
+    let (token, scheme, source) = match (from_header, from_query) {
         (Some(_), Some(_)) => {
             return Err(Rejection::InvalidRequest(
                 "The access token was sent in more than one way",
             ));
         }
-        (Some((t, dpop)), None) => (Cow::Borrowed(t), dpop),
-        (None, Some(t)) => (t, false),
+        (Some((t, scheme)), None) => (Cow::Borrowed(t), scheme, Source::Header),
+        (None, Some(t)) => (t, Scheme::Bearer, Source::Query),
         (None, None) => return Ok(None),
     };
     if token.len() > rules.max_bytes {
         return Err(Rejection::InvalidRequest("The access token is too large"));
     }
-    Ok(Some(Presented { token, dpop }))
+    Ok(Some(Credential {
+        token,
+        scheme,
+        source,
+    }))
 }
 
 /// `Bearer <token>` (or `DPoP <token>` when `dpop` is accepted) with the scheme matched
 /// case-insensitively (RFC 7235 §2.1); the flag says which.
-fn credentials(value: &[u8], dpop: bool) -> Result<Option<(&str, bool)>, Rejection> {
+fn credentials(value: &[u8], dpop: bool) -> Result<Option<(&str, Scheme)>, Rejection> {
     let value = std::str::from_utf8(value)
         .map_err(|_| Rejection::InvalidRequest("The Authorization header is not ASCII"))?;
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
@@ -94,7 +115,12 @@ fn credentials(value: &[u8], dpop: bool) -> Result<Option<(&str, bool)>, Rejecti
             "The Authorization header has no access token",
         ));
     }
-    Ok(Some((token, is_dpop)))
+    let scheme = if is_dpop {
+        Scheme::Dpop
+    } else {
+        Scheme::Bearer
+    };
+    Ok(Some((token, scheme)))
 }
 
 fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
@@ -102,7 +128,7 @@ fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
     for pair in query.split('&') {
         let (_, value) = pair.split_once('=').unwrap_or((pair, ""));
         // By its decoded name: `access%5Ftoken` is the same parameter to a backend.
-        if crate::proxy::query::decoded_name(pair) != "access_token" {
+        if crate::ground::query::decoded_name(pair) != "access_token" {
             continue;
         }
         if found.is_some() {
@@ -176,11 +202,11 @@ mod tests {
         let dpop = extract([b"dpop abc".as_slice()], None, &rules)
             .unwrap()
             .unwrap();
-        assert_eq!((dpop.token.as_ref(), dpop.dpop), ("abc", true));
+        assert_eq!((dpop.token.as_ref(), dpop.scheme), ("abc", Scheme::Dpop));
         let bearer = extract([b"Bearer abc".as_slice()], None, &rules)
             .unwrap()
             .unwrap();
-        assert!(!bearer.dpop);
+        assert_eq!(bearer.scheme, Scheme::Bearer);
     }
 
     #[test]

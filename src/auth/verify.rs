@@ -13,7 +13,7 @@ use crate::auth::identity::{ConditionClaims, Identity, NamedClaims, collect_scop
 use crate::auth::introspect::Introspector;
 use crate::auth::jwks::{KeyStore, MAX_KID_BYTES, VerifyKey};
 use crate::config::IssuerSettings;
-use crate::decision::rejection::{Rejection, TokenError};
+use crate::ground::rejection::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
 
 /// Token types accepted in `typ` (RFC 9068 §2.1 and RFC 7519 §5.1); any other value marks
@@ -166,8 +166,12 @@ impl Verifier {
     /// still published, a full verification otherwise. A token signed with a key the set
     /// does not hold yet is refused at once.
     pub fn verify(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
-        self.verify_jws(token, &ConditionClaims::default())
-            .map_err(Failure::into_rejection)
+        self.verify_jws(
+            token,
+            &ConditionClaims::default(),
+            crate::ground::clock::unix_now(),
+        )
+        .map_err(Failure::into_rejection)
     }
 
     /// Authenticates `token` as the gateway does: a JWS is verified locally (waiting,
@@ -180,24 +184,27 @@ impl Verifier {
         token: &str,
         introspect_always: bool,
         conditions: &ConditionClaims,
+        now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
         if !crate::auth::token::looks_like_jws(token) {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
             return match self.opaque_issuer {
-                Some(index) => self.introspect(index, token, false, conditions).await,
+                Some(index) => self.introspect(index, token, false, conditions, now).await,
                 // No issuer introspects: an opaque token is just malformed.
-                None => self.verify(token),
+                None => self
+                    .verify_jws(token, conditions, now)
+                    .map_err(Failure::into_rejection),
             };
         }
-        let identity = match self.verify_jws(token, conditions) {
+        let identity = match self.verify_jws(token, conditions, now) {
             Ok(identity) => identity,
             Err(Failure::Rejected(rejection)) => return Err(rejection),
             Err(Failure::KeyPending { mut fetched, wait }) => {
                 // A key rotation: the first tokens signed with the new key wait for the
                 // refetch they caused instead of being refused while it runs.
                 let _ = tokio::time::timeout(wait, fetched.changed()).await;
-                self.verify_jws(token, conditions)
+                self.verify_jws(token, conditions, now)
                     .map_err(Failure::into_rejection)?
             }
         };
@@ -208,7 +215,7 @@ impl Verifier {
             if self.issuers[index].introspector.is_none() {
                 return Err(Rejection::IntrospectionUnavailable);
             }
-            self.introspect(index, token, true, conditions).await?;
+            self.introspect(index, token, true, conditions, now).await?;
         }
         Ok(identity)
     }
@@ -220,6 +227,7 @@ impl Verifier {
         token: &str,
         fresh: bool,
         conditions: &ConditionClaims,
+        now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
         let issuer = &self.issuers[index];
         let introspector = issuer
@@ -232,7 +240,7 @@ impl Verifier {
                 audiences: &issuer.audiences,
                 leeway: issuer.leeway,
             };
-            claims::check(answer, &expected, now()).map_err(Rejection::InvalidToken)?;
+            claims::check(answer, &expected, now).map_err(Rejection::InvalidToken)?;
             // Cached answers keep the claims the policy read when they were made; after
             // a reload that reads others, a condition on them fails closed until the
             // answer ages out (`cache_max_seconds`).
@@ -245,22 +253,25 @@ impl Verifier {
         &self,
         token: &str,
         conditions: &ConditionClaims,
+        now: u64,
     ) -> Result<Arc<Identity>, Failure> {
         let Some(cache) = &self.cache else {
-            return self.verify_uncached(token, conditions).map(|c| c.identity);
+            return self
+                .verify_uncached(token, conditions, now)
+                .map(|c| c.identity);
         };
         if let Some(hit) = cache.get(token) {
             let issuer = &self.issuers[hit.issuer];
             let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
             // After a reload that reads other claims, the entry lacks them: verify again.
-            if now() <= hit.valid_until && key_current && hit.conditions == *conditions {
+            if now <= hit.valid_until && key_current && hit.conditions == *conditions {
                 self.metrics.token_cache_hit();
                 return Ok(hit.identity);
             }
             cache.remove(token);
         }
         self.metrics.token_cache_miss();
-        let verified = self.verify_uncached(token, conditions)?;
+        let verified = self.verify_uncached(token, conditions, now)?;
         cache.insert(Box::from(token), verified.clone());
         Ok(verified.identity)
     }
@@ -269,6 +280,7 @@ impl Verifier {
         &self,
         token: &str,
         conditions: &ConditionClaims,
+        now: u64,
     ) -> Result<Cached, Failure> {
         crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
@@ -342,7 +354,7 @@ impl Verifier {
             audiences: &issuer.audiences,
             leeway: issuer.leeway,
         };
-        let exp = claims::check(&claims, &expected, now()).map_err(invalid)?;
+        let exp = claims::check(&claims, &expected, now).map_err(invalid)?;
         let identity = self.identity(issuer, &claims, exp, conditions)?;
         Ok(Cached {
             bytes: entry_bytes(token, &identity),
@@ -423,8 +435,4 @@ fn claim_text(value: &Value) -> Option<String> {
         ),
         other => Some(other.to_string()),
     }
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
 }

@@ -10,6 +10,7 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use serde_saphyr::Spanned;
 
+use super::ConfigError;
 use super::file::{
     ConfigFile, DpopFile, IdentityHeadersFile, IntrospectionFile, IssuerFile, JwksFile,
     ProtectedResourceFile, ThreadsFile,
@@ -18,14 +19,14 @@ use super::settings::{
     DpopMode, DpopSettings, HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming,
     KeySource, ProtectedResource, Settings, Threads, TlsListener, UpstreamUrl,
 };
-use super::yaml::Pos;
-use super::{ConfigError, is_hmac};
-use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
-use crate::auth::token::TokenRules;
-use crate::proxy::host::HostRules;
-use crate::proxy::path::PathRules;
-use crate::proxy::query::QueryRules;
-use crate::proxy::upstream::UpstreamTimeouts;
+use crate::config::DEFAULT_SCOPE_CLAIMS;
+use crate::config::HostRules;
+use crate::config::TokenRules;
+use crate::config::UpstreamTimeouts;
+use crate::ground::alg::is_hmac;
+use crate::ground::path::PathRules;
+use crate::ground::query::QueryRules;
+use crate::ground::{Pos, Secret};
 
 /// Default bound of the verified-token cache: a quarter of a 256 MiB sidecar.
 const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -41,18 +42,12 @@ struct Problems<'a> {
 
 impl Problems<'_> {
     fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
-        let pos = Pos::of(spanned);
-        self.found.push(ConfigError {
-            file: format!("{}:{}:{}", self.file, pos.line, pos.column),
-            message: message.into(),
-        });
+        self.found
+            .push(ConfigError::at(self.file, Pos::of(spanned), message));
     }
 
     fn whole(&mut self, message: impl Into<String>) {
-        self.found.push(ConfigError {
-            file: self.file.to_owned(),
-            message: message.into(),
-        });
+        self.found.push(ConfigError::whole(self.file, message));
     }
 }
 
@@ -256,7 +251,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         ),
         upgrade_socket: file
             .upgrade_socket
-            .unwrap_or_else(crate::ops::runtime_dir::default_upgrade_socket),
+            .unwrap_or_else(crate::config::runtime_dir::default_upgrade_socket),
         realm: file.realm.unwrap_or_else(|| "scopegate".into()),
         log_format: file.log_format.unwrap_or_default(),
         access_log: file.access_log.unwrap_or(true),
@@ -588,7 +583,7 @@ fn read_secret(
         return None;
     }
     Some(KeySource::Hmac {
-        secret: secret.to_vec(),
+        secret: Secret::new(secret),
     })
 }
 
@@ -714,7 +709,7 @@ fn compile_introspection(
     Some(IntrospectionSettings {
         endpoint: i.endpoint.as_ref().map(|e| e.value.clone()),
         client_id: i.client_id.clone(),
-        client_secret,
+        client_secret: Secret::new(client_secret),
         auth_method: i.auth_method.unwrap_or_default(),
         timeout: Duration::from_millis(timeout),
         cache_max: Duration::from_secs(i.cache_max_seconds.unwrap_or(120)),

@@ -12,9 +12,9 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::proxy::host::AbsoluteForm;
-use crate::proxy::path::SegmentParameters;
-use crate::proxy::query::MethodOverride;
+use crate::config::AbsoluteForm;
+use crate::ground::path::SegmentParameters;
+use crate::ground::query::MethodOverride;
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
@@ -270,7 +270,7 @@ pub struct IssuerFile {
     /// Key set refresh and fetch bounds.
     pub jwks: Option<Spanned<JwksFile>>,
     /// DPoP for this issuer's tokens: `off`, `allowed` or `required`. Default `off`.
-    pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
+    pub dpop: Option<Spanned<crate::config::DpopMode>>,
     /// Accept an `http://` `jwks_uri` on a host other than loopback. Default `false`.
     pub insecure_allow_http_jwks_uri: Option<bool>,
 }

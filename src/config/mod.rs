@@ -5,35 +5,29 @@
 //! | [`file`](mod@file) | the YAML as written: strict serde types with positions |
 //! | [`compile`] | file → [`Settings`]: defaults, checks, secrets read; every error at once |
 //! | [`settings`] | what the gateway reads: durations, parsed names, resolved sources |
-//! | `yaml` | parser errors as `file:line:column: message` |
+//! | [`runtime_dir`] | the default upgrade socket's private folder |
+//! | [`cpus`] | how many worker threads `threads: auto` means in this container |
 //!
 //! `scopegate check` and `scopegate run` both call [`Settings::load`], so a file one
 //! accepts the other accepts too. Switches that weaken security say `insecure` in their
 //! name; every key's default is in README's configuration reference.
 
 pub mod compile;
+pub mod cpus;
 pub mod file;
+pub mod runtime_dir;
 pub mod settings;
-pub(crate) mod yaml;
 
 use std::path::Path;
 
-use jsonwebtoken::Algorithm;
-
 pub use settings::{
-    ClientAuthMethod, HeaderSettings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    LogFormat, ProtectedResource, Settings, Threads, Upstream, UpstreamUrl,
+    AbsoluteForm, ClientAuthMethod, DEFAULT_SCOPE_CLAIMS, DpopMode, DpopSettings, HeaderSettings,
+    HostRules, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource, LogFormat,
+    ProtectedResource, Settings, Threads, TokenRules, Upstream, UpstreamTimeouts, UpstreamUrl,
 };
 
-/// A problem found in the configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigError {
-    /// `path[:line:column]` of the problem.
-    pub file: String,
-    /// What is wrong, and a hint.
-    pub message: String,
-}
+/// A problem found in the configuration: where, and what to do about it.
+pub type ConfigError = crate::ground::Located;
 
 impl Settings {
     /// Reads, parses and compiles a configuration file; returns every problem found.
@@ -41,10 +35,10 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, Vec<ConfigError>> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError {
-                file: shown.clone(),
-                message: format!("cannot read the file: {e}"),
-            }]
+            vec![ConfigError::whole(
+                &shown,
+                format!("cannot read the file: {e}"),
+            )]
         })?;
         Settings::parse(&text, &shown, path.parent().unwrap_or(Path::new(".")))
     }
@@ -52,23 +46,15 @@ impl Settings {
     /// Parses and compiles configuration text; `shown` names it in messages and `base`
     /// is the folder relative paths start from.
     pub fn parse(text: &str, shown: &str, base: &Path) -> Result<Settings, Vec<ConfigError>> {
-        let file: file::ConfigFile = serde_saphyr::from_str(text).map_err(|e| {
-            vec![ConfigError {
-                file: yaml::located(shown, &e),
-                message: yaml::message(&e),
-            }]
-        })?;
+        let file: file::ConfigFile =
+            serde_saphyr::from_str(text).map_err(|e| vec![ConfigError::parse(shown, &e)])?;
         compile::compile(file, shown, base)
     }
 }
 
-/// Whether `alg` is one of the HMAC algorithms.
-pub fn is_hmac(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
-
 #[cfg(test)]
 mod tests {
+    use jsonwebtoken::Algorithm;
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -136,7 +122,7 @@ issuers:
     fn a_zero_header_timeout_is_an_error_at_its_value() {
         let text = format!("{MINIMAL}client_header_timeout_seconds: 0\n");
         let errs = parse(&text).unwrap_err();
-        assert!(errs[0].file.starts_with("c.yaml:8:32"), "{}", errs[0]);
+        assert!(errs[0].location().starts_with("c.yaml:8:32"), "{}", errs[0]);
         assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
     }
 
@@ -144,7 +130,7 @@ issuers:
     fn unknown_keys_are_errors_with_a_location() {
         let text = format!("{MINIMAL}lisen: 0.0.0.0:1\n");
         let errs = parse(&text).unwrap_err();
-        assert!(errs[0].file.starts_with("c.yaml:8:1"), "{}", errs[0]);
+        assert!(errs[0].location().starts_with("c.yaml:8:1"), "{}", errs[0]);
         assert!(errs[0].message.contains("lisen"), "{}", errs[0]);
     }
 
@@ -152,10 +138,10 @@ issuers:
     fn problems_found_after_parsing_carry_their_line_and_column() {
         let text = MINIMAL.replace("audiences: [api]", "audiences: []");
         let errs = parse(&text).unwrap_err();
-        assert_eq!(errs[0].file, "c.yaml:6:16", "{}", errs[0]);
+        assert_eq!(errs[0].location(), "c.yaml:6:16", "{}", errs[0]);
         let text = MINIMAL.replace("http://127.0.0.1:3000", "ftp://x");
         let errs = parse(&text).unwrap_err();
-        assert_eq!(errs[0].file, "c.yaml:2:11", "{}", errs[0]);
+        assert_eq!(errs[0].location(), "c.yaml:2:11", "{}", errs[0]);
     }
 
     #[test]
@@ -177,7 +163,7 @@ issuers:
         );
         let errs = Settings::parse(&text, "c.yaml", dir.path()).unwrap_err();
         assert!(errs[0].message.contains("at least 32"), "{}", errs[0]);
-        assert_eq!(errs[0].file, "c.yaml:8:23", "{}", errs[0]);
+        assert_eq!(errs[0].location(), "c.yaml:8:23", "{}", errs[0]);
         std::fs::write(dir.path().join("short"), [b'k'; 32]).unwrap();
         let ok = Settings::parse(&text, "c.yaml", dir.path()).unwrap();
         assert!(matches!(ok.issuers[0].keys, KeySource::Hmac { .. }));
@@ -231,7 +217,7 @@ issuers:
         assert_eq!(with("threads: 3").unwrap().threads, Threads::Fixed(3));
         assert_eq!(with("threads: auto").unwrap().threads, Threads::Auto);
         let errs = with("threads: many").unwrap_err();
-        assert_eq!(errs[0].file, "c.yaml:8:10", "{}", errs[0]);
+        assert_eq!(errs[0].location(), "c.yaml:8:10", "{}", errs[0]);
         assert!(errs[0].message.contains("neither a number nor auto"));
         let errs = with("threads: 0").unwrap_err();
         assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);

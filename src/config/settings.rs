@@ -11,12 +11,11 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
 pub use super::file::{ClientAuthMethod, LogFormat};
-pub use crate::auth::dpop::{DpopMode, DpopSettings};
-use crate::auth::token::TokenRules;
-use crate::proxy::host::HostRules;
-use crate::proxy::path::PathRules;
-use crate::proxy::query::QueryRules;
-use crate::proxy::upstream::UpstreamTimeouts;
+use serde::Deserialize;
+
+use crate::ground::Secret;
+use crate::ground::path::PathRules;
+use crate::ground::query::QueryRules;
 
 /// Everything `scopegate run` needs, checked.
 #[derive(Debug, Clone)]
@@ -102,7 +101,7 @@ pub struct ProtectedResource {
 pub enum Threads {
     /// This many.
     Fixed(usize),
-    /// As many as the container's CPU limit allows (`crate::ops::cpus`), decided at start-up.
+    /// As many as the container's CPU limit allows (`crate::config::cpus`), decided at start-up.
     Auto,
 }
 
@@ -189,7 +188,7 @@ pub struct IssuerSettings {
 }
 
 /// Where an issuer's verification keys come from.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum KeySource {
     /// Its JWK Set, fetched and refreshed.
     Jwks {
@@ -199,18 +198,8 @@ pub enum KeySource {
     /// A shared secret for its HS* algorithms, read from a file.
     Hmac {
         /// The secret (at least 32 bytes).
-        secret: Vec<u8>,
+        secret: Secret,
     },
-}
-
-impl std::fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeySource::Jwks { uri } => f.debug_struct("Jwks").field("uri", uri).finish(),
-            // A secret never reaches a log line, not even through `{:?}`.
-            KeySource::Hmac { .. } => f.write_str("Hmac { secret: <redacted> }"),
-        }
-    }
 }
 
 /// Bounds of an issuer's key set lifecycle.
@@ -233,14 +222,14 @@ pub struct JwksTiming {
 }
 
 /// Token introspection (RFC 7662) for one issuer.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct IntrospectionSettings {
     /// The endpoint; `None`: from discovery.
     pub endpoint: Option<String>,
     /// The gateway's client id.
     pub client_id: String,
     /// The client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// How the client authenticates.
     pub auth_method: ClientAuthMethod,
     /// Timeout of one call.
@@ -251,19 +240,6 @@ pub struct IntrospectionSettings {
     pub inactive_cache: Duration,
     /// Bytes of cached results, at most.
     pub cache_max_bytes: u64,
-}
-
-impl std::fmt::Debug for IntrospectionSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The secret never reaches a log line, not even through `{:?}`.
-        f.debug_struct("IntrospectionSettings")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("auth_method", &self.auth_method)
-            .field("timeout", &self.timeout)
-            .field("cache_max", &self.cache_max)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for JwksTiming {
@@ -305,3 +281,93 @@ pub struct HeaderSettings {
     /// names are always dropped).
     pub drop_underscore_headers: bool,
 }
+
+/// Whether DPoP is accepted or required, for an issuer or a route. Ordered: where an
+/// issuer and a route both say something, the stricter applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpopMode {
+    /// The `DPoP` scheme is not accepted; bearer tokens are.
+    #[default]
+    Off,
+    /// DPoP-bound tokens with proofs and plain bearer tokens are both accepted.
+    Allowed,
+    /// Only DPoP-bound tokens with proofs are accepted.
+    Required,
+}
+
+/// DPoP's settings, checked.
+#[derive(Debug, Clone)]
+pub struct DpopSettings {
+    /// Scheme and authority clients address the API with, e.g. `https://api.exampleco.com`;
+    /// `None`: DPoP is off everywhere.
+    pub public_url: Option<String>,
+    /// Algorithms a proof may be signed with.
+    pub algorithms: Vec<Algorithm>,
+    /// Seconds `iat` may differ from now.
+    pub iat_window: u64,
+    /// Most proofs the replay cache remembers.
+    pub replay_cache_entries: usize,
+    /// Server nonces: the shared secret and the window length in seconds.
+    pub nonce: Option<(Secret, u64)>,
+}
+
+/// Where a token may come from, and how large it may be.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    /// Accept `?access_token=` as well as the header.
+    pub allow_query: bool,
+    /// Longest token accepted, in bytes.
+    pub max_bytes: usize,
+    /// Read `Authorization: DPoP <token>` too (RFC 9449 §7.1); otherwise that scheme counts
+    /// as no credentials, like any other.
+    pub accept_dpop: bool,
+}
+
+/// What to do with an absolute-form request target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbsoluteForm {
+    /// Forward in origin-form with the target's authority as `Host`.
+    #[default]
+    Rewrite,
+    /// Refuse with 400.
+    Reject,
+}
+
+/// The operator's host rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRules {
+    /// Absolute-form targets.
+    pub absolute_form: AbsoluteForm,
+    /// Hosts served, lower-case: `name` (any port) or `name:port`. Empty: any host.
+    pub allowed: Vec<String>,
+}
+
+/// How long the gateway waits on the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// To establish a connection (TCP, and TLS for an `https` upstream).
+    pub connect: Duration,
+    /// For each read of the answer: a silent upstream is given up after this.
+    pub read: Duration,
+    /// For each write of the request.
+    pub write: Duration,
+    /// A pooled (kept-alive) connection unused for this long is closed.
+    pub idle: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        UpstreamTimeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(60),
+            write: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The claims whose union makes a token's scopes unless an issuer names others: OAuth's
+/// `scope` (RFC 8693 §4.2), `scp` (Okta, Entra ID) and `permissions` (Auth0 RBAC).
+pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];

@@ -7,11 +7,11 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | [`rejection`] | every refusal, and the one mapping to what a client sees |
-//! | [`reason`] | the closed `decision` and `reason` labels |
+//! | [`explain`] | `scopegate explain`: one request against a policy, step by step |
+//! | [`cases`] | `scopegate test`: decision-test files run through [`decide`] |
 
-pub mod reason;
-pub mod rejection;
+pub mod cases;
+pub mod explain;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -19,12 +19,14 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-pub use reason::{Outcome, Reason};
-pub use rejection::{Answer, ChallengeContext, DpopOffer, ProofError, Rejection, TokenError};
+pub use crate::ground::{
+    Answer, ChallengeContext, DpopOffer, Outcome, ProofError, Reason, Rejection, TokenError,
+};
 
+use crate::auth::RouteAuth;
 use crate::auth::identity::Identity;
-use crate::policy::{Policy, Route};
-use crate::proxy::path::PathRules;
+use crate::ground::path::PathRules;
+use crate::policy::Policy;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -33,6 +35,9 @@ pub struct Decision {
     pub route: Option<Arc<str>>,
     /// The normalized path when it differs from the one sent: the upstream gets this.
     pub rewritten_path: Option<String>,
+    /// The matched route's authentication facts (its DPoP mode names the challenge's
+    /// offer); the defaults when no route matched.
+    pub auth: RouteAuth,
     /// Forward, or answer with a rejection.
     pub verdict: Verdict,
 }
@@ -153,24 +158,26 @@ impl Verdict {
 /// (what it requires may change how the caller must prove who they are). It may wait on
 /// the network (token introspection, the refetch of a key set after a rotation), always
 /// bounded; the offline tools pass one that is ready at once and run the decision with
-/// [`now`].
-pub async fn decide<'p, F, Fut>(
+/// [`now`]. `clock` is the request's one reading of the time, in seconds since the epoch.
+pub async fn decide<F, Fut>(
     rules: &PathRules,
     method: &str,
     path: &str,
-    policy: &'p Policy,
+    policy: &Policy,
+    clock: u64,
     authenticate: F,
 ) -> Decision
 where
-    F: FnOnce(&'p Route) -> Fut,
+    F: FnOnce(RouteAuth) -> Fut,
     Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
 {
-    let path = match crate::proxy::path::normalize_with(path, rules) {
+    let path = match crate::ground::path::normalize_with(path, rules) {
         Ok(p) => p,
         Err(rejection) => {
             return Decision {
                 route: None,
                 rewritten_path: None,
+                auth: RouteAuth::default(),
                 verdict: Verdict::deny(rejection),
             };
         }
@@ -184,6 +191,7 @@ where
         return Decision {
             route: None,
             rewritten_path,
+            auth: RouteAuth::default(),
             verdict: if policy.dry_run {
                 verdict.dry_run()
             } else {
@@ -194,23 +202,21 @@ where
     let verdict = if route.is_public() {
         Verdict::Allow(Access::Public)
     } else {
-        match authenticate(route).await {
+        match authenticate(route.auth).await {
             Err(rejection) => Verdict::deny(rejection),
-            // The clock is read only for a route whose sign-in rule has a `max_age`.
-            Ok(identity) => {
-                match route.decide(&identity, route.reads_clock().then(unix_now).unwrap_or(0)) {
-                    Ok(()) => Verdict::Allow(Access::Authorized(identity)),
-                    Err(rejection) => Verdict::Deny {
-                        rejection,
-                        identity: Some(identity),
-                    },
-                }
-            }
+            Ok(identity) => match route.decide(&identity, clock) {
+                Ok(()) => Verdict::Allow(Access::Authorized(identity)),
+                Err(rejection) => Verdict::Deny {
+                    rejection,
+                    identity: Some(identity),
+                },
+            },
         }
     };
     Decision {
         route: Some(route.id.clone()),
         rewritten_path,
+        auth: route.auth,
         verdict: if route.dry_run {
             verdict.dry_run()
         } else {
@@ -233,11 +239,4 @@ pub fn now<T>(future: impl Future<Output = T>) -> T {
         Poll::Ready(value) => value,
         Poll::Pending => panic!("an offline decision waited on something"),
     }
-}
-
-/// Seconds since the epoch, for `auth_time` ages.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogFormat;
-use crate::decision::{Outcome, Reason};
+use crate::ground::{Outcome, Reason};
 
 /// The `target` of access lines, as log stacks filter on it.
 pub const TARGET: &str = "scopegate::access";

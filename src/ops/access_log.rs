@@ -215,7 +215,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::decision::{Outcome, Reason};
+    use crate::ground::{Outcome, Reason};
 
     /// A sink the test reads, and can hold shut to make the queue fill.
     #[derive(Clone, Default)]

@@ -3,7 +3,7 @@
 //! time (keys loaded, staleness, readiness) is computed then, not tracked.
 //!
 //! Labels come from closed sets only: route ids and issuer names from configuration,
-//! decisions and reasons from [`crate::decision::Outcome`] and [`crate::decision::Reason`]. Never a raw path, subject,
+//! decisions and reasons from [`crate::ground::Outcome`] and [`crate::ground::Reason`]. Never a raw path, subject,
 //! token or URL. Each gateway owns its registry, so several can live in one process.
 
 use std::time::Duration;
@@ -13,8 +13,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::decision::{Outcome, Reason};
-use crate::proxy::upstream::UpstreamFault;
+use crate::ground::UpstreamFault;
+use crate::ground::{Outcome, Reason};
 
 /// The gateway's metrics.
 #[derive(Clone)]

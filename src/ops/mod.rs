@@ -4,16 +4,12 @@
 //! |---|---|
 //! | [`access_log`] | the per-request line, queued to a writer thread of its own |
 //! | [`access_line`] | that line formatted by hand, text or JSON |
-//! | [`cpus`] | the CPUs the container may use (cgroup quota), for `threads: auto` |
 //! | [`metrics`] | every Prometheus metric, written through named methods |
 //! | [`log_filter`] | pingora's log lines held at `info`: no headers, no tokens |
-//! | [`runtime_dir`] | the default upgrade socket's private folder |
 //! | [`watch`] | one folder watcher (events, debounce, poll) for policy and certificates |
 
 pub mod access_line;
 pub mod access_log;
-pub mod cpus;
 pub mod log_filter;
 pub mod metrics;
-pub mod runtime_dir;
 pub mod watch;

@@ -16,8 +16,9 @@ use super::{
     Alternative, ClaimCondition, ClaimPath, ClaimTest, Introspect, METHODS, Policy, Requirement,
     Route, StepUp, TokenRequirement,
 };
+use crate::auth::RouteAuth;
 use crate::auth::identity::ConditionClaims;
-use crate::config::yaml::Pos;
+use crate::ground::Pos;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,7 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
                     column: l.column(),
                 })
                 .unwrap_or_default();
-            errors.push(pos, "", None, crate::config::yaml::message(&e));
+            errors.push(pos, "", None, crate::ground::located::message(&e));
             return Err(errors.list);
         }
     };
@@ -147,12 +148,14 @@ pub fn compile(bytes: &[u8], file: &str) -> Result<Policy, Vec<PolicyError>> {
                 template: r.path.value.clone(),
                 methods: names,
                 requirement,
-                introspect: match r.introspect.as_ref().map(|i| i.value) {
-                    Some(IntrospectFile::Always) => Introspect::Always,
-                    None => Introspect::Opaque,
+                auth: RouteAuth {
+                    introspect: match r.introspect.as_ref().map(|i| i.value) {
+                        Some(IntrospectFile::Always) => Introspect::Always,
+                        None => Introspect::Opaque,
+                    },
+                    dpop: r.dpop.as_ref().map(|d| d.value).unwrap_or_default(),
                 },
                 dry_run: r.dry_run.as_ref().map_or(dry_run, |d| d.value),
-                dpop: r.dpop.as_ref().map(|d| d.value).unwrap_or_default(),
                 pos: Pos::of(entry),
             });
         }
@@ -321,7 +324,7 @@ fn compile_template(r: &RouteEntry, at: &str, errors: &mut Errors) -> Option<Vec
         } else if *part == "." || *part == ".." {
             return fail(errors, "dot segments never reach the policy".into());
         } else {
-            match crate::proxy::path::normalize(&format!("/{part}")) {
+            match crate::ground::path::normalize(&format!("/{part}")) {
                 Ok(n) if n == format!("/{part}") || part.is_empty() => {
                     segments.push(Segment::Static(part.to_string()))
                 }

@@ -54,7 +54,7 @@ pub struct RouteEntry {
     /// DPoP on this route: `allowed` or `required` (RFC 9449); the stricter of this and
     /// the token issuer's setting applies. Default: the issuer's.
     #[serde(default)]
-    pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
+    pub dpop: Option<Spanned<crate::config::DpopMode>>,
     /// Free text for readers of the policy. Default: none.
     #[serde(default)]
     pub description: Option<String>,

@@ -4,9 +4,7 @@
 //! error at once), and `reload` watches the file and swaps in new versions. Matching and
 //! deciding are pure functions of a `Policy` snapshot.
 
-pub mod cases;
 mod compile;
-pub mod explain;
 pub mod file;
 pub mod openapi;
 pub mod reload;
@@ -22,8 +20,9 @@ pub use requirement::{
 use std::collections::BTreeSet;
 
 use crate::auth::identity::{ConditionClaims, Identity};
-use crate::config::yaml::Pos;
-use crate::decision::rejection::Rejection;
+pub use crate::auth::{Introspect, RouteAuth};
+use crate::ground::Pos;
+use crate::ground::rejection::Rejection;
 
 /// Methods a route may name.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -39,24 +38,12 @@ pub struct Route {
     pub methods: Vec<&'static str>,
     /// What it requires.
     pub requirement: Requirement,
-    /// When its tokens are introspected.
-    pub introspect: Introspect,
+    /// What authentication needs of it: introspection and DPoP.
+    pub auth: RouteAuth,
     /// Decide and count, but forward (its own `dry_run`, else the policy's).
     pub dry_run: bool,
-    /// Its DPoP setting (`Off`: the issuer's applies).
-    pub dpop: crate::auth::dpop::DpopMode,
     /// Where it is defined.
     pub pos: Pos,
-}
-
-/// When a route's tokens are checked with the authorization server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Introspect {
-    /// Opaque tokens only (a JWT is verified locally).
-    #[default]
-    Opaque,
-    /// Every token, on every request, uncached.
-    Always,
 }
 
 impl Route {
@@ -65,17 +52,6 @@ impl Route {
         match &self.requirement {
             Requirement::Public => Ok(()),
             Requirement::Token(requirement) => requirement.check(identity, now),
-        }
-    }
-
-    /// Whether deciding needs the time (a `max_age` to compare `auth_time` with).
-    pub fn reads_clock(&self) -> bool {
-        match &self.requirement {
-            Requirement::Token(t) => t
-                .authentication
-                .as_ref()
-                .is_some_and(|a| a.max_age.is_some()),
-            Requirement::Public => false,
         }
     }
 

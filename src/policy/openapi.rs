@@ -56,7 +56,7 @@ pub fn parse(text: &str) -> Result<OpenAPI, String> {
     // Through a JSON value: openapiv3's types lean on serde features (untagged and
     // flattened fields) that serde_json implements fully.
     let value: Value =
-        serde_saphyr::from_str(text).map_err(|e| crate::config::yaml::message(&e))?;
+        serde_saphyr::from_str(text).map_err(|e| crate::ground::located::message(&e))?;
     if !value
         .get("openapi")
         .and_then(Value::as_str)

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::auth::identity::Identity;
-use crate::decision::rejection::Rejection;
+use crate::ground::rejection::Rejection;
 
 /// What a route asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

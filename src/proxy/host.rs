@@ -8,30 +8,9 @@
 //!   refuses it instead;
 //! - with `hosts.allowed` set, any other host is refused with 421.
 
+use crate::config::{AbsoluteForm, HostRules};
+use crate::ground::rejection::Rejection;
 use pingora::protocols::http::authority::{RawTargetAuthority, raw_target_authority};
-use serde::Deserialize;
-
-use crate::decision::rejection::Rejection;
-
-/// What to do with an absolute-form request target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AbsoluteForm {
-    /// Forward in origin-form with the target's authority as `Host`.
-    #[default]
-    Rewrite,
-    /// Refuse with 400.
-    Reject,
-}
-
-/// The operator's host rules.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostRules {
-    /// Absolute-form targets.
-    pub absolute_form: AbsoluteForm,
-    /// Hosts served, lower-case: `name` (any port) or `name:port`. Empty: any host.
-    pub allowed: Vec<String>,
-}
 
 /// The request's host, as the gateway will forward it.
 #[derive(Debug, Clone, PartialEq, Eq)]

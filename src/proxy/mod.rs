@@ -3,13 +3,11 @@
 //! | file | job |
 //! |---|---|
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
-//! | [`path`] | one normalization of the request path, refused where ambiguous |
 //! | [`connections`] | the cap on concurrent client connections |
 //! | [`header_clock`] | the deadline on a whole request header |
 //! | [`headers`] | strip client identity headers, set the verified ones |
 //! | [`metadata`] | RFC 9728 protected-resource metadata, from the live policy |
 //! | [`host`] | one `Host`, absolute-form targets, the hosts served |
-//! | [`query`] | `_method` and stray `access_token` query parameters |
 //! | [`upstream`] | upstream timeouts, and the answer to an upstream fault |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
@@ -20,8 +18,6 @@ pub mod header_clock;
 pub mod headers;
 pub mod host;
 pub mod metadata;
-pub mod path;
 pub mod phases;
-pub mod query;
 pub mod tls;
 pub mod upstream;

@@ -13,20 +13,24 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::cnf::ClientCert;
 use crate::auth::dpop::{DpopHeader, DpopRequest};
+use crate::auth::token::Credential;
 use crate::auth::{Authenticator, Sender};
-use crate::config::Upstream;
-use crate::decision::{self, Access, Answer, ChallengeContext, Decision, Outcome, Reason, Verdict};
+use crate::config::{HostRules, Upstream, UpstreamTimeouts};
+use crate::decision::{self, Access, Decision, Verdict};
+use crate::ground::clock::unix_now;
+use crate::ground::path::PathRules;
+use crate::ground::query::{self, QueryRules};
+use crate::ground::{Answer, ChallengeContext, Outcome, Reason, Rejection};
 use crate::ops::access_line::AccessEntry;
 use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
+use crate::policy::Policy;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
-use crate::proxy::host::{self, HostRules, TargetHost};
+use crate::proxy::host::{self, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
-use crate::proxy::path::PathRules;
-use crate::proxy::query::{self, QueryRules};
-use crate::proxy::upstream::{self, UpstreamTimeouts};
+use crate::proxy::upstream;
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -105,59 +109,28 @@ impl ProxyHttp for Gateway {
         }
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
-        let client_cert = self.client_cert(session);
-        let req = session.req_header();
-        if let Err(rejection) = self.check_target(req, ctx) {
+        if let Err(rejection) = self.check_target(session.req_header(), ctx) {
             return self.refuse(session, ctx, rejection).await;
         }
-        let req = session.req_header();
-        if let Some(metadata) = &self.metadata
-            && req.uri.path() == metadata.path()
-        {
-            let method = req.method.clone();
+        if let Some(metadata) = self.metadata_request(session.req_header()) {
             ctx.stage = Stage::Served(Reason::ResourceMetadata);
-            self.serve_metadata(session, &method, metadata.document(&policy))
+            self.serve_metadata(session, metadata.document(&policy))
                 .await?;
             return Ok(true);
         }
-        let mut offer = None;
-        let conditions = policy.condition_claims();
-        let (method, path) = (req.method.as_str(), req.uri.path());
-        let decision = decision::decide(&self.paths, method, path, &policy, |route| {
-            offer = self.auth.dpop.offer(route.dpop);
-            let authorization = req.headers.get_all(http::header::AUTHORIZATION);
-            let proofs = req.headers.get_all("dpop");
-            let sender = Sender {
-                dpop: DpopRequest {
-                    method: req.method.as_str(),
-                    path: req.uri.path(),
-                    proof: DpopHeader::from_values(proofs.iter().map(HeaderValue::as_bytes)),
-                },
-                client_cert,
-            };
-            async move {
-                self.auth
-                    .authenticate(
-                        authorization.iter().map(HeaderValue::as_bytes),
-                        req.uri.query(),
-                        route,
-                        conditions,
-                        &sender,
-                    )
-                    .await
-            }
-        })
-        .await;
+        let client_cert = self.client_cert(session);
+        let req = session.req_header();
+        let credential = self.auth.credential(
+            req.headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            req.uri.query(),
+        );
+        let decision = self.decide(&policy, req, &credential, client_cert).await;
         self.metrics
             .decided(decision.verdict.outcome(), ctx.started.elapsed());
-        let answer = decision.verdict.rejection().map(|rejection| {
-            let used_dpop = req
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().get(..5))
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "));
-            rejection.answer_with(&self.challenge, offer, used_dpop)
-        });
+        let answer = self.answer(&decision, &credential);
         ctx.stage = Stage::Decided(decision);
         match answer {
             None => Ok(false),
@@ -178,7 +151,7 @@ impl ProxyHttp for Gateway {
             self.upstream.tls,
             self.upstream.host.clone(),
         );
-        self.timeouts.apply(&mut peer);
+        upstream::apply_timeouts(&self.timeouts, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -312,7 +285,7 @@ impl ProxyHttp for Gateway {
                 }
             }
             None if *e.etype() == ErrorType::HTTPStatus(413) => {
-                let answer = decision::Rejection::PayloadTooLarge.answer(&self.challenge);
+                let answer = Rejection::PayloadTooLarge.answer(&self.challenge);
                 if session.response_written().is_none()
                     && self.reject(session, answer).await.is_ok()
                 {
@@ -358,6 +331,65 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The decision for `req`, with its `credential` read once: the policy's route, then
+    /// (on a protected route) authentication with the request's one clock reading.
+    async fn decide(
+        &self,
+        policy: &Policy,
+        req: &RequestHeader,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
+        client_cert: Option<ClientCert>,
+    ) -> Decision {
+        let now = unix_now();
+        let conditions = policy.condition_claims();
+        let (method, path) = (req.method.as_str(), req.uri.path());
+        decision::decide(&self.paths, method, path, policy, now, |route| {
+            // Built only for a protected route: a public one never reads the proof.
+            let sender = Sender {
+                dpop: DpopRequest {
+                    method,
+                    path,
+                    proof: DpopHeader::from_values(
+                        req.headers
+                            .get_all("dpop")
+                            .iter()
+                            .map(HeaderValue::as_bytes),
+                    ),
+                },
+                client_cert,
+            };
+            async move {
+                self.auth
+                    .authenticate(credential, route, conditions, &sender, now)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// What a refused request gets: the challenge offers DPoP as the matched route allows
+    /// it, and names the scheme the credential came with.
+    fn answer(
+        &self,
+        decision: &Decision,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
+    ) -> Option<Answer> {
+        let rejection = decision.verdict.rejection()?;
+        let offer = decision
+            .route
+            .as_ref()
+            .and_then(|_| self.auth.dpop.offer(decision.auth.dpop));
+        let used_dpop = matches!(credential, Ok(Some(c)) if c.is_dpop());
+        Some(rejection.answer_with(&self.challenge, offer, used_dpop))
+    }
+
+    /// The RFC 9728 document, when `req` asks for it.
+    fn metadata_request(&self, req: &RequestHeader) -> Option<&ResourceMetadata> {
+        self.metadata
+            .as_ref()
+            .filter(|metadata| req.uri.path() == metadata.path())
+    }
+
     /// The connection's client certificate (RFC 8705), or the one a trusted proxy
     /// forwarded.
     fn client_cert(&self, session: &Session) -> Option<ClientCert> {
@@ -373,11 +405,7 @@ impl Gateway {
     }
 
     /// The host and query checks that come before the policy.
-    fn check_target(
-        &self,
-        req: &RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<(), decision::Rejection> {
+    fn check_target(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), Rejection> {
         ctx.target_host = host::check(
             &self.hosts,
             req.raw_path(),
@@ -396,7 +424,7 @@ impl Gateway {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
-            return Err(decision::Rejection::PayloadTooLarge);
+            return Err(Rejection::PayloadTooLarge);
         }
         Ok(())
     }
@@ -406,12 +434,13 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        rejection: decision::Rejection,
+        rejection: Rejection,
     ) -> Result<bool> {
         let answer = rejection.answer(&self.challenge);
         ctx.stage = Stage::Decided(Decision {
             route: None,
             rewritten_path: None,
+            auth: Default::default(),
             verdict: Verdict::Deny {
                 rejection,
                 identity: None,
@@ -446,12 +475,8 @@ impl Gateway {
     }
 
     /// Serves the protected-resource metadata (RFC 9728 §3.2): `GET` or `HEAD` only.
-    async fn serve_metadata(
-        &self,
-        session: &mut Session,
-        method: &http::Method,
-        document: Bytes,
-    ) -> Result<()> {
+    async fn serve_metadata(&self, session: &mut Session, document: Bytes) -> Result<()> {
+        let method = &session.req_header().method;
         if method != http::Method::GET && method != http::Method::HEAD {
             let mut resp = ResponseHeader::build(405, Some(3))?;
             resp.insert_header(http::header::ALLOW, "GET, HEAD")?;

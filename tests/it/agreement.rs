@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use scopegate::decision::Outcome;
-use scopegate::policy::cases::read_case_file;
-use scopegate::policy::explain::explain_for;
-use scopegate::proxy::path::PathRules;
+use scopegate::decision::cases::read_case_file;
+use scopegate::decision::explain::explain_for;
+use scopegate::ground::path::PathRules;
 
 use crate::harness::*;
 

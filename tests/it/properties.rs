@@ -2,7 +2,7 @@
 //! the header plan, over generated inputs.
 
 use proptest::prelude::*;
-use scopegate::proxy::path::{PathRules, SegmentParameters, normalize_with};
+use scopegate::ground::path::{PathRules, SegmentParameters, normalize_with};
 
 /// Paths built from the pieces that make readings differ: dots, slashes, `;`, escapes of
 /// dot, slash, backslash and percent, and plain names.

@@ -272,6 +272,7 @@ fn introspect(
         &token,
         false,
         &ConditionClaims::default(),
+        scopegate::ground::clock::unix_now(),
     ))
 }
 

@@ -4,7 +4,8 @@
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 use proptest::prelude::*;
-use scopegate::auth::token::{self, TokenRules};
+use scopegate::auth::token;
+use scopegate::config::TokenRules;
 use scopegate::decision::{Reason, Rejection, TokenError};
 use serde_json::{Value, json};
 
@@ -113,7 +114,7 @@ proptest! {
             Ok(Some(presented)) => {
                 prop_assert!(headers.len() <= 1, "two headers gave a token");
                 prop_assert!(presented.token.len() <= rules.max_bytes);
-                prop_assert!(rules.accept_dpop || !presented.dpop);
+                prop_assert!(rules.accept_dpop || !presented.is_dpop());
                 if (!rules.allow_query || query.is_none()) && let Some(value) = headers.first() {
                     // The token is the header's bytes after the scheme, verbatim.
                     let value = std::str::from_utf8(value).expect("a token came from UTF-8");
@@ -160,7 +161,7 @@ proptest! {
         } else {
             let presented = got.expect("a valid credential").expect("a token");
             prop_assert_eq!(&*presented.token, t.as_str());
-            prop_assert_eq!(presented.dpop, dpop);
+            prop_assert_eq!(presented.is_dpop(), dpop);
             prop_assert!(token::check_syntax(&presented.token).is_ok());
         }
         // The same token in the query (when allowed) is the same token.

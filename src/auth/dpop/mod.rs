@@ -18,28 +18,12 @@ pub mod replay;
 
 use std::sync::Arc;
 
-use jsonwebtoken::Algorithm;
-use serde::Deserialize;
-
 use crate::auth::identity::Identity;
-use crate::decision::rejection::{DpopOffer, ProofError, Rejection};
+pub use crate::config::{DpopMode, DpopSettings};
+use crate::ground::rejection::{DpopOffer, ProofError, Rejection};
 use nonce::Nonces;
 use proof::{ProofRules, ProofTarget};
 use replay::ReplayCache;
-
-/// Whether DPoP is accepted or required, for an issuer or a route. Ordered: where an
-/// issuer and a route both say something, the stricter applies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DpopMode {
-    /// The `DPoP` scheme is not accepted; bearer tokens are.
-    #[default]
-    Off,
-    /// DPoP-bound tokens with proofs and plain bearer tokens are both accepted.
-    Allowed,
-    /// Only DPoP-bound tokens with proofs are accepted.
-    Required,
-}
 
 /// The `DPoP` header values of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,22 +57,6 @@ pub struct DpopRequest<'a> {
     pub path: &'a str,
     /// The `DPoP` header.
     pub proof: DpopHeader<'a>,
-}
-
-/// DPoP's settings, checked.
-#[derive(Debug, Clone)]
-pub struct DpopSettings {
-    /// Scheme and authority clients address the API with, e.g. `https://api.exampleco.com`;
-    /// `None`: DPoP is off everywhere.
-    pub public_url: Option<String>,
-    /// Algorithms a proof may be signed with.
-    pub algorithms: Vec<Algorithm>,
-    /// Seconds `iat` may differ from now.
-    pub iat_window: u64,
-    /// Most proofs the replay cache remembers.
-    pub replay_cache_entries: usize,
-    /// Server nonces: the shared secret and the window length in seconds.
-    pub nonce: Option<(Vec<u8>, u64)>,
 }
 
 /// DPoP enforcement for every issuer and route.
@@ -128,7 +96,7 @@ impl DpopGuard {
             },
             replay: ReplayCache::new(settings.replay_cache_entries, settings.iat_window),
             nonces: settings.nonce.as_ref().map(|(secret, window)| {
-                Nonces::new(secret, std::time::Duration::from_secs(*window))
+                Nonces::new(secret.expose(), std::time::Duration::from_secs(*window))
             }),
             issuers,
             weakest,

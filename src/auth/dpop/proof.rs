@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::htu;
 use crate::auth::jws::SignatureKey;
-use crate::decision::rejection::ProofError;
+use crate::ground::rejection::ProofError;
 
 /// Longest proof accepted, in bytes: an RSA-4096 key in the header and a nonce fit in 2 KiB.
 pub const MAX_PROOF_BYTES: usize = 4096;
@@ -85,7 +85,7 @@ pub fn check(
         .cloned()
         .and_then(|a| serde_json::from_value::<Algorithm>(a).ok())
         .ok_or(ProofError::DisallowedAlgorithm)?;
-    if crate::config::is_hmac(alg) || !rules.algorithms.contains(&alg) {
+    if crate::ground::alg::is_hmac(alg) || !rules.algorithms.contains(&alg) {
         return Err(ProofError::DisallowedAlgorithm);
     }
     if header.contains_key("crit") {

@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::decision::rejection::Rejection;
+use crate::ground::rejection::Rejection;
 
 /// What `;` segment parameters (RFC 3986 §3.3) may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -6,10 +6,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Alternative, Policy, Requirement, StepUp};
 use crate::auth::identity::Identity;
 use crate::decision::{self, Outcome, Reason, Rejection};
-use crate::proxy::path::PathRules;
+use crate::ground::path::PathRules;
+use crate::policy::{Alternative, Policy, Requirement, StepUp};
 
 /// The decision for one request, with everything that led to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +68,15 @@ pub fn explain_for(
 ) -> Explanation {
     let caller = caller.map(|c| c.map(Arc::new));
     let path = path.split('?').next().unwrap_or(path);
-    let decision = decision::now(decision::decide(rules, method, path, policy, |_route| {
-        std::future::ready(caller.clone().unwrap_or(Err(Rejection::MissingToken)))
-    }));
+    let clock = crate::ground::clock::unix_now();
+    let decision = decision::now(decision::decide(
+        rules,
+        method,
+        path,
+        policy,
+        clock,
+        |_route| std::future::ready(caller.clone().unwrap_or(Err(Rejection::MissingToken))),
+    ));
     let route = decision
         .route
         .as_deref()
@@ -201,7 +207,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        super::super::compile(include_bytes!("../../policies/timesheets.yaml"), "t.yaml").unwrap()
+        crate::policy::compile(include_bytes!("../../policies/timesheets.yaml"), "t.yaml").unwrap()
     }
 
     #[test]
@@ -285,7 +291,7 @@ mod tests {
                 && shown.contains("sign-in:         acr one of [mfa] and signed in at most 900 s ago\n"),
             "{shown}"
         );
-        let dry = super::super::compile(
+        let dry = crate::policy::compile(
             b"version: 1\ndry_run: true\nroutes:\n  - {id: a, methods: [GET], path: /a, scopes: [x]}\n",
             "d.yaml",
         )

@@ -7,9 +7,9 @@ use serde_saphyr::Spanned;
 
 use super::explain::explain_for;
 use crate::auth::identity::Identity;
-use crate::config::yaml::Pos;
 use crate::decision::{Outcome, Reason, Rejection};
-use crate::proxy::path::PathRules;
+use crate::ground::Pos;
+use crate::ground::path::PathRules;
 
 /// A decision-test file.
 #[derive(Debug, Deserialize)]
@@ -105,9 +105,7 @@ impl Caller {
     pub fn identity_claims(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut claims = self.claims.clone();
         if let Some(age) = self.auth_age {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::ground::clock::unix_now();
             claims.insert("auth_time".into(), now.saturating_sub(age).into());
         }
         claims
@@ -131,8 +129,8 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
     let parsed: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
         vec![format!(
             "{}: {}",
-            crate::config::yaml::located(&shown, &e),
-            crate::config::yaml::message(&e)
+            crate::ground::Located::parse(&shown, &e).location(),
+            crate::ground::located::message(&e)
         )]
     })?;
     if parsed.version != 1 {
@@ -275,7 +273,7 @@ pub fn run_case_file_against(file: &Path, policy: Option<&Path>, rules: &PathRul
             return report;
         }
     };
-    let policy = match super::load(policy.unwrap_or(&set.policy)) {
+    let policy = match crate::policy::load(policy.unwrap_or(&set.policy)) {
         Ok(p) => p,
         Err(errors) => {
             report

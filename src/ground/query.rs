@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::decision::rejection::Rejection;
+use crate::ground::rejection::Rejection;
 
 /// What to do with a `_method` query parameter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

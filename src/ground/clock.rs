@@ -1,0 +1,12 @@
+//! The wall clock, read once per request and handed down: every check of one request
+//! (`exp`, `nbf`, `iat`, `auth_time`, a DPoP proof's `iat`, a nonce's window) sees the
+//! same second.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (0 for a clock set before it).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
