@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use super::jwks::FetchError;
+use super::fetch::{self, FetchError};
 
 /// Largest metadata document read.
 const MAX_METADATA_BYTES: usize = 256 * 1024;
@@ -75,26 +75,11 @@ fn checked(metadata: Metadata, issuer: &str) -> Result<Metadata, FetchError> {
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Metadata, FetchError> {
-    let transport = |e: reqwest::Error| FetchError::Transport(e.without_url().to_string());
-    let mut response = client
+    let request = client
         .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(transport)?;
-    if !response.status().is_success() {
-        return Err(FetchError::Status(response.status().as_u16()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_METADATA_BYTES {
-            return Err(FetchError::Invalid(format!(
-                "metadata larger than {MAX_METADATA_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|e| FetchError::Invalid(e.to_string()))
+        .header(reqwest::header::ACCEPT, "application/json");
+    let fetched = fetch::bounded(request, MAX_METADATA_BYTES).await?;
+    serde_json::from_slice(&fetched.body).map_err(|e| FetchError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -95,14 +95,7 @@ impl Introspector {
         discovered: Arc<Endpoints>,
         metrics: Metrics,
     ) -> Introspector {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            // A redirect would send the client secret and the token somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client's settings are valid");
+        let client = super::fetch::client(settings.timeout);
         let estimated = (settings.cache_max_bytes / 1024).max(64) as usize;
         Introspector {
             label: label.to_owned(),
@@ -254,24 +247,10 @@ impl Introspector {
                 request.form(&body)
             }
         };
-        let failed = |e: reqwest::Error| CallError::Failed(e.without_url().to_string());
-        let mut response = request.send().await.map_err(failed)?;
-        if !response.status().is_success() {
-            return Err(CallError::Failed(format!(
-                "the server answered {}",
-                response.status().as_u16()
-            )));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(CallError::Failed(format!(
-                    "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body)
+        let fetched = super::fetch::bounded(request, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| CallError::Failed(e.to_string()))?;
+        serde_json::from_slice(&fetched.body)
             .map_err(|e| CallError::Failed(format!("the answer is not a JSON object: {e}")))
     }
 }

@@ -9,6 +9,7 @@
 //! | [`jwks`] | key sets per issuer: fetch, refresh, unknown `kid`, staleness |
 //! | [`verify`] | token → [`identity::Identity`], and the verified-token cache |
 //! | [`introspect`] | opaque tokens by introspection (RFC 7662), cached, single-flight |
+//! | [`fetch`] | the one bounded, redirect-free HTTP fetch from an authorization server |
 //! | [`discovery`] | an issuer's metadata (RFC 8414, OpenID Connect Discovery) |
 //! | [`identity`] | the verified caller and its upstream header values |
 //! | [`dpop`] | DPoP proofs, replay cache and nonces (RFC 9449) |
@@ -20,6 +21,7 @@ pub mod claims;
 pub mod cnf;
 pub mod discovery;
 pub mod dpop;
+pub mod fetch;
 pub mod identity;
 pub mod introspect;
 pub mod jwks;

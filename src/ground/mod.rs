@@ -4,7 +4,8 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | [`rejection`] | every refusal, and the one exhaustive mapping to what a client sees |
+//! | [`rejection`] | every refusal: status, challenge kind, reason label (one exhaustive mapping) |
+//! | [`answer`] | a refusal written out: challenges, nonce, body |
 //! | [`reason`] | the closed `decision` and `reason` labels of metrics and logs |
 //! | [`fault`] | the closed label of an upstream failure |
 //! | [`path`] | path normalization and its refusals (one reading of a path for all) |
@@ -16,6 +17,7 @@
 //! | [`clock`] | the wall clock, read once per request |
 
 pub mod alg;
+pub mod answer;
 pub mod clock;
 pub mod fault;
 pub mod located;
@@ -25,8 +27,9 @@ pub mod reason;
 pub mod rejection;
 pub mod secret;
 
+pub use answer::{Answer, ChallengeContext};
 pub use fault::UpstreamFault;
 pub use located::{Located, Pos};
 pub use reason::{Outcome, Reason};
-pub use rejection::{Answer, ChallengeContext, DpopOffer, ProofError, Rejection, TokenError};
+pub use rejection::{DpopOffer, ProofError, Rejection, TokenError};
 pub use secret::Secret;

@@ -4,6 +4,8 @@
 //! Both enums are matched without a wildcard wherever they are read, so a new variant makes
 //! the compiler point at every place that must answer it.
 
+#![deny(clippy::wildcard_enum_match_arm)]
+
 /// The metric `decision` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
