@@ -5,26 +5,33 @@
 //! | step | what happens | where |
 //! |---|---|---|
 //! | 1 | pingora hands the request to the proxy phases | [`proxy::phases`] |
-//! | 2 | normalize the path; reject ambiguous ones (400) | [`proxy::path`] |
+//! | 2 | read the credential once ([`auth::token::Credential`]); normalize the path, refusing ambiguous ones (400) | [`ground::path`] |
 //! | 3 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
-//! | 4 | take the token from the request and verify it with cached keys, or introspect it → identity | [`auth`] |
+//! | 4 | verify the token with cached keys, or introspect it → identity | [`auth`] |
 //! | 4b | a bound token (`cnf`): its DPoP proof or client certificate | `auth::dpop`, `auth::cnf` |
 //! | 5 | one of the route's requirement sets (scopes, claim conditions), then its sign-in rule (`acr`, `auth_time`) → a [`decision::Verdict`]; a dry-run route forwards what it would refuse | [`policy::requirement`], [`decision`] |
-//! | 6 | a refusal's status, challenge and body, from one exhaustive mapping | [`decision::rejection`] |
+//! | 6 | a refusal's status, challenge and body, from one exhaustive mapping | [`ground::rejection`], [`ground::answer`] |
 //! | 7 | strip client identity headers, set verified ones, forward | [`proxy::headers`] |
 //! | 8 | one metrics update and one log line | [`ops::metrics`] |
 //!
 //! Steps 2–5 are one function, [`decision::decide`], which `scopegate explain` and
 //! `scopegate test` run too, with a given identity in place of a verified token.
 //!
-//! The layers, each a folder: [`config`] (the settings file, parsed then compiled),
-//! [`auth`] (tokens, keys, verification, identity), [`policy`] (routes and what they
-//! require), [`decision`] (the verdict and the answer), [`proxy`] (pingora: phases, paths,
-//! headers, admin listener, TLS), [`ops`] (metrics, file watching) and [`server`] (settings
-//! mapped onto pingora). Background services keep the JWKS fresh
-//! ([`auth::jwks::JwksRefresher`]) and reload the policy ([`policy::reload::PolicyWatcher`]).
-//! Only [`proxy`] and [`server`] know pingora; `demo` (cargo feature `demo`, on by default)
-//! is the built-in development authorization server and backend.
+//! The layers, each a folder, top to bottom; a layer imports only the layers below it
+//! (`scripts/layers` prints the graph and fails on an upward import):
+//!
+//! | layer | job | knows pingora |
+//! |---|---|---|
+//! | `main.rs` | the CLI | |
+//! | `demo` | the built-in development authorization server and backend (cargo feature `demo`) | |
+//! | [`server`] | settings mapped onto pingora's server, services and listeners | yes |
+//! | [`proxy`] | pingora's phases, the header plan, metadata, connection guards, TLS, admin | yes |
+//! | [`decision`] | `decide()`: route + authentication + requirement → verdict; `explain`, `test` | no |
+//! | [`policy`] | routes: YAML types, compile, match, live reload | its reloader is a `BackgroundService` |
+//! | [`auth`] | who is calling: credential, JWS, key sets, discovery, introspection, DPoP, cnf | its JWKS refresher is a `BackgroundService` |
+//! | [`ops`] | metrics (named methods, closed labels), the access log, file watching | no |
+//! | [`config`] | `scopegate.yaml` → [`config::Settings`]: every compiled setting type | no |
+//! | [`ground`] | what all share: refusals and their answers, outcome labels, path and query readers, located errors, `Secret`, algorithm names, the clock | no |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -120,7 +120,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
                     .dpop
                     .algorithms
                     .iter()
-                    .map(|a| format!("{a:?}"))
+                    .map(|&a| crate::ground::alg::name(a).to_owned())
                     .collect(),
                 None => Vec::new(),
             };

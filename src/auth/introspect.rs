@@ -21,7 +21,7 @@ use super::identity::Identity;
 use super::jwks::Endpoints;
 use crate::config::{ClientAuthMethod, IntrospectionSettings};
 use crate::ground::{Rejection, TokenError};
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{IntrospectionResult, Metrics};
 
 /// Largest introspection answer read; an answer is a small JSON object.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -165,10 +165,10 @@ impl Introspector {
         let started = Instant::now();
         let result = self.call(token).await;
         let outcome = match &result {
-            Ok(c) if c.get("active") == Some(&Value::Bool(true)) => "active",
-            Ok(_) => "inactive",
-            Err(CallError::NoEndpoint) => "no_endpoint",
-            Err(CallError::Failed(_)) => "error",
+            Ok(c) if c.get("active") == Some(&Value::Bool(true)) => IntrospectionResult::Active,
+            Ok(_) => IntrospectionResult::Inactive,
+            Err(CallError::NoEndpoint) => IntrospectionResult::NoEndpoint,
+            Err(CallError::Failed(_)) => IntrospectionResult::Error,
         };
         self.metrics
             .introspection_call(&self.label, outcome, started.elapsed());

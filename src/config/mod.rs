@@ -223,4 +223,44 @@ issuers:
         assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
         assert!(!with("access_log: false").unwrap().access_log);
     }
+
+    #[test]
+    fn a_whole_settings_value_formatted_with_debug_holds_no_secret_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let hmac = "Zq8Xv1Lw3Rt7Yp5Nm2Kc9Hd4Fg6Js0Aa1";
+        let client = "Qe4Wr6Ty8Ui0Op2As4Df6Gh8Jk0Lz2Xc";
+        let nonce = "Mn3Bv5Cx7Zl9Kj1Hg3Fd5Sa7Po9Iu1Yt3";
+        std::fs::write(dir.path().join("hmac"), hmac).unwrap();
+        std::fs::write(dir.path().join("client"), client).unwrap();
+        std::fs::write(dir.path().join("nonce"), nonce).unwrap();
+        let text = format!(
+            "{MINIMAL}  - issuer: https://hmac.example/
+    audiences: [api]
+    algorithms: [HS256]
+    hmac_secret_file: hmac
+    introspection:
+      endpoint: https://hmac.example/introspect
+      client_id: gw
+      client_secret_file: client
+dpop:
+  public_url: https://api.example
+  nonce:
+    secret_file: nonce
+"
+        );
+        let settings = Settings::parse(&text, "c.yaml", dir.path()).unwrap();
+        let shown = format!("{settings:?} {settings:#?}");
+        for secret in [hmac, client, nonce] {
+            // Any 8-byte run of a secret would be a leak.
+            for window in secret.as_bytes().windows(8) {
+                let piece = std::str::from_utf8(window).unwrap();
+                assert!(!shown.contains(piece), "{piece:?} of a secret in {shown}");
+                // Bytes held as `Vec<u8>` would print as numbers.
+                let numbers = format!("{window:?}");
+                let numbers = numbers.trim_matches(|c| c == '[' || c == ']');
+                assert!(!shown.contains(numbers), "{numbers} of a secret in {shown}");
+            }
+        }
+        assert!(shown.contains("<redacted>"));
+    }
 }

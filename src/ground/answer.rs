@@ -1,6 +1,6 @@
 //! What a client sees for a refusal: status, `WWW-Authenticate` challenges (RFC 6750 §3,
 //! RFC 9449 §7.1, RFC 9470 §3), `DPoP-Nonce`, `Retry-After` and the JSON body. The one
-//! rendering of [`Rejection::shape`]; nothing else writes a refusal.
+//! rendering of `Rejection::shape`; nothing else writes a refusal.
 
 #![deny(clippy::wildcard_enum_match_arm)]
 

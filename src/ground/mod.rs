@@ -10,7 +10,6 @@
 //! | [`fault`] | the closed label of an upstream failure |
 //! | [`path`] | path normalization and its refusals (one reading of a path for all) |
 //! | [`query`] | query parameter rules: refused, removed, and names as backends read them |
-//! | [`host`] | the host allowlist and absolute-form targets |
 //! | [`located`] | `file:line:column` errors for configuration, policy, decision tests, OpenAPI |
 //! | [`secret`] | secret bytes whose `Debug` and `Display` redact |
 //! | [`alg`] | JOSE algorithm names and families |

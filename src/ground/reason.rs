@@ -118,7 +118,7 @@ pub enum Reason {
     ResourceMetadata,
     /// The request's host is not one `hosts.allowed` lists.
     UnknownHost,
-    /// The request body is over `limits.max_request_body_bytes`.
+    /// The request body is over `max_request_body_bytes`.
     BodyTooLarge,
 }
 

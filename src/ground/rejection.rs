@@ -224,7 +224,7 @@ pub enum Rejection {
     /// The request names a host this gateway does not serve (`hosts.allowed`).
     #[error("This host is not served here")]
     MisdirectedRequest,
-    /// The request body is larger than `limits.max_request_body_bytes`.
+    /// The request body is larger than `max_request_body_bytes`.
     #[error("The request body is too large")]
     PayloadTooLarge,
     /// The upstream could not be reached, reset the connection or sent a broken answer.

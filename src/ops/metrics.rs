@@ -276,8 +276,9 @@ impl Metrics {
 
     /// Pre-seeds an introspecting issuer's series.
     pub fn introspecting_issuer(&self, label: &str) {
-        for result in ["active", "inactive", "error", "no_endpoint"] {
-            self.introspection_calls.with_label_values(&[label, result]);
+        for result in IntrospectionResult::ALL {
+            self.introspection_calls
+                .with_label_values(&[label, result.as_str()]);
         }
         for result in ["hit", "miss"] {
             self.introspection_cache.with_label_values(&[label, result]);
@@ -285,9 +286,9 @@ impl Metrics {
     }
 
     /// One call to an introspection endpoint ended with `result` after `elapsed`.
-    pub fn introspection_call(&self, label: &str, result: &str, elapsed: Duration) {
+    pub fn introspection_call(&self, label: &str, result: IntrospectionResult, elapsed: Duration) {
         self.introspection_calls
-            .with_label_values(&[label, result])
+            .with_label_values(&[label, result.as_str()])
             .inc();
         self.introspection_duration
             .with_label_values(&[label])
@@ -449,4 +450,36 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+/// How one call to an introspection endpoint ended: the `result` label, a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectionResult {
+    /// `active: true`.
+    Active,
+    /// Any other answer.
+    Inactive,
+    /// Timeout, refused connection, non-2xx, not JSON.
+    Error,
+    /// No endpoint known yet (discovery has not answered).
+    NoEndpoint,
+}
+
+impl IntrospectionResult {
+    /// Every result, for pre-seeding metric series.
+    pub const ALL: [IntrospectionResult; 4] = [
+        IntrospectionResult::Active,
+        IntrospectionResult::Inactive,
+        IntrospectionResult::Error,
+        IntrospectionResult::NoEndpoint,
+    ];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntrospectionResult::Active => "active",
+            IntrospectionResult::Inactive => "inactive",
+            IntrospectionResult::Error => "error",
+            IntrospectionResult::NoEndpoint => "no_endpoint",
+        }
+    }
 }

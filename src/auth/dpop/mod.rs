@@ -82,7 +82,7 @@ impl DpopGuard {
         let algs = settings
             .algorithms
             .iter()
-            .map(|a| format!("{a:?}"))
+            .map(|&a| crate::ground::alg::name(a))
             .collect::<Vec<_>>()
             .join(" ");
         DpopGuard {
