@@ -147,9 +147,12 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         hosts: settings.hosts.clone(),
         query: settings.query,
         timeouts: settings.upstream_timeouts,
+        upstream_h2: settings.upstream_protocol == crate::config::UpstreamProtocol::H2,
         max_body_bytes: settings.max_request_body_bytes,
     };
-    let app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    app.server_options = Some(crate::proxy::http2::server_options(&settings.http2));
+    app.h2_options = Some(crate::proxy::http2::h2_options(&settings.http2));
     let app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
     let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
     let mut proxy = Service::new("scopegate".into(), app);
@@ -163,6 +166,10 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         let mut tls_settings = TlsSettings::intermediate("", "")
             .map_err(|e| StartError(vec![format!("listen_tls: {e}")]))?;
         tls_settings.set_cert_resolver(cert.clone());
+        if settings.http2.tls {
+            // ALPN offers `h2` first and `http/1.1` beside it.
+            tls_settings.enable_h2();
+        }
         if let Some(ca) = &tls.client_ca {
             let verifier = crate::proxy::tls::client_verifier(ca)
                 .map_err(|e| StartError(vec![format!("listen_tls.client_ca_file: {e}")]))?;

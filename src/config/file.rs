@@ -32,6 +32,12 @@ pub struct ConfigFile {
     pub upstream: Spanned<String>,
     /// PEM bundle of the authorities trusted for an `https` upstream. Default: system roots.
     pub upstream_ca_file: Option<PathBuf>,
+    /// The protocol spoken to the upstream: `http1`, or `h2` (by ALPN over `https`, with
+    /// prior knowledge (h2c) over `http`; what a gRPC backend needs). Default `http1`.
+    pub upstream_protocol: Option<UpstreamProtocol>,
+    /// HTTP/2 from clients. Default: offered by ALPN on `listen_tls`, h2c off.
+    #[serde(default)]
+    pub http2: Http2File,
     /// Policy file, relative to this file's folder. Required.
     pub policy: PathBuf,
     /// Worker threads of the proxy: a number, or `auto` (the container's CPU limit).
@@ -167,6 +173,34 @@ pub struct NonceFile {
     pub secret_file: Spanned<PathBuf>,
     /// Seconds per nonce window. Default `60`.
     pub window_seconds: Option<Spanned<u64>>,
+}
+
+/// HTTP/2 from clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2File {
+    /// The plain listener accepts HTTP/2 with prior knowledge (h2c), as meshes and gRPC
+    /// clients inside a cluster send it. Default `false`.
+    pub h2c: Option<bool>,
+    /// `listen_tls` offers `h2` beside `http/1.1` by ALPN. Default `true`.
+    pub tls: Option<bool>,
+    /// Streams one connection may have open at once. Default `100`.
+    pub max_concurrent_streams: Option<Spanned<u32>>,
+    /// Largest decoded header list of one request, in bytes. Default `65536`.
+    pub max_header_list_bytes: Option<Spanned<u32>>,
+    /// An HTTP/2 connection with no stream open for this long is closed. Default `60`.
+    pub idle_timeout_seconds: Option<Spanned<u64>>,
+}
+
+/// The protocol spoken to the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1.
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) over plain TCP.
+    H2,
 }
 
 /// Upstream timeouts in seconds; each at least 1.

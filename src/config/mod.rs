@@ -22,8 +22,9 @@ use std::path::Path;
 
 pub use settings::{
     AbsoluteForm, ClientAuthMethod, DEFAULT_SCOPE_CLAIMS, DpopMode, DpopSettings, HeaderSettings,
-    HostRules, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource, LogFormat,
-    ProtectedResource, Settings, Threads, TokenRules, Upstream, UpstreamTimeouts, UpstreamUrl,
+    HostRules, Http2Settings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
+    LogFormat, ProtectedResource, Settings, Threads, TokenRules, Upstream, UpstreamProtocol,
+    UpstreamTimeouts, UpstreamUrl,
 };
 
 /// A problem found in the configuration: where, and what to do about it.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-pub use super::file::{ClientAuthMethod, LogFormat};
+pub use super::file::{ClientAuthMethod, LogFormat, UpstreamProtocol};
 use serde::Deserialize;
 
 use crate::ground::Secret;
@@ -70,6 +70,10 @@ pub struct Settings {
     pub query: QueryRules,
     /// How long the upstream is waited for.
     pub upstream_timeouts: UpstreamTimeouts,
+    /// The protocol spoken to the upstream.
+    pub upstream_protocol: UpstreamProtocol,
+    /// HTTP/2 from clients.
+    pub http2: Http2Settings,
     /// Longest a client may take to send a whole request header.
     pub client_header_timeout: Duration,
     /// Most client connections open at once.
@@ -371,3 +375,18 @@ impl Default for UpstreamTimeouts {
 /// The claims whose union makes a token's scopes unless an issuer names others: OAuth's
 /// `scope` (RFC 8693 §4.2), `scp` (Okta, Entra ID) and `permissions` (Auth0 RBAC).
 pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+
+/// HTTP/2 from clients, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Settings {
+    /// The plain listener accepts h2c with prior knowledge.
+    pub h2c: bool,
+    /// The TLS listener offers `h2` by ALPN.
+    pub tls: bool,
+    /// Streams open at once per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list of one request, in bytes.
+    pub max_header_list_bytes: u32,
+    /// An idle HTTP/2 connection is closed after this long.
+    pub idle_timeout: Duration,
+}

@@ -159,6 +159,9 @@ admin_listen: {admin}
 upstream: {upstream}
 policy: {policy}
 upgrade_socket: {socket}
+# HTTP/2 with prior knowledge too, as meshes and gRPC clients send it.
+http2:
+  h2c: true
 # A demo stops at once; production keeps serving while load balancers notice.
 grace_period_seconds: 0
 graceful_shutdown_timeout_seconds: 1

@@ -23,6 +23,10 @@ pub struct Answer {
     pub dpop_nonce: Option<String>,
     /// The JSON body, `application/json`; answers are never cached (`no-store`).
     pub body: Vec<u8>,
+    /// The gRPC status for a gRPC client ([`Rejection::grpc_status`]).
+    pub grpc_status: u8,
+    /// The error description, for `grpc-message`.
+    pub description: String,
 }
 
 /// What challenges name besides the error, fixed by configuration.
@@ -130,6 +134,8 @@ impl Rejection {
             dpop_nonce,
             retry_after,
             body: serde_json::to_vec(&body).expect("a JSON object of strings serializes"),
+            grpc_status: self.grpc_status(),
+            description,
         }
     }
 }

@@ -274,6 +274,32 @@ impl Rejection {
         }
     }
 
+    /// The gRPC status a gRPC client gets instead of the HTTP status (gRPC's
+    /// `statuscodes.md`): 401 → 16 UNAUTHENTICATED, 403 → 7 PERMISSION_DENIED, 400 → 3
+    /// INVALID_ARGUMENT, 413 → 8 RESOURCE_EXHAUSTED, 503 and 502 and 421 → 14 UNAVAILABLE
+    /// (another try, or another replica, may succeed), 504 → 4 DEADLINE_EXCEEDED.
+    pub fn grpc_status(&self) -> u8 {
+        match self {
+            Rejection::MissingToken
+            | Rejection::InvalidToken(_)
+            | Rejection::InsufficientAuthentication { .. }
+            | Rejection::InvalidDpopProof(_)
+            | Rejection::UseDpopNonce { .. }
+            | Rejection::DpopRequired
+            | Rejection::BoundTokenAsBearer => 16,
+            Rejection::InsufficientScope { .. }
+            | Rejection::ClaimMismatch { .. }
+            | Rejection::NoRoute => 7,
+            Rejection::InvalidRequest(_) | Rejection::AmbiguousPath(_) => 3,
+            Rejection::PayloadTooLarge => 8,
+            Rejection::KeysUnavailable
+            | Rejection::IntrospectionUnavailable
+            | Rejection::MisdirectedRequest
+            | Rejection::BadGateway => 14,
+            Rejection::GatewayTimeout => 4,
+        }
+    }
+
     /// HTTP status of the answer.
     pub fn status(&self) -> u16 {
         self.shape().0

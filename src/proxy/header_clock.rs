@@ -38,6 +38,13 @@ const HEADER: u8 = 0;
 const STOPPED: u8 = 1;
 /// A request is over; the next one's first byte starts the clock again.
 const NEXT: u8 = 2;
+/// The connection speaks HTTP/2 with prior knowledge (h2c): many headers share it and its
+/// sessions give the phases no stream to stop a clock with, so it is never timed here;
+/// `h2`'s header-list bound and the idle timeout of `http2.*` bound it instead.
+const H2C: u8 = 3;
+
+/// The client preface of HTTP/2 with prior knowledge (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Wraps the proxy application: each HTTP/1 connection's stream gets a [`HeaderClock`].
 pub struct HeaderDeadline<A> {
@@ -87,6 +94,8 @@ pub struct HeaderClock {
     phase: AtomicU8,
     deadline: Pin<Box<Sleep>>,
     metrics: Metrics,
+    /// Nothing was read yet: the first bytes tell HTTP/1 from h2c.
+    first_read: bool,
 }
 
 impl HeaderClock {
@@ -97,6 +106,7 @@ impl HeaderClock {
             phase: AtomicU8::new(HEADER),
             deadline: Box::pin(tokio::time::sleep(limit)),
             metrics,
+            first_read: true,
         }
     }
 
@@ -130,6 +140,13 @@ impl AsyncRead for HeaderClock {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         let read = buf.filled().len() > before;
+        if this.first_read && read {
+            this.first_read = false;
+            let got = &buf.filled()[before..];
+            if got.len() >= H2_PREFACE.len() && got.starts_with(H2_PREFACE) {
+                this.phase.store(H2C, Ordering::Relaxed);
+            }
+        }
         match this.phase.load(Ordering::Relaxed) {
             NEXT if read => {
                 this.phase.store(HEADER, Ordering::Relaxed);

@@ -5,6 +5,8 @@
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
 //! | [`connections`] | the cap on concurrent client connections |
 //! | [`header_clock`] | the deadline on a whole request header |
+//! | [`grpc`] | refusals of gRPC and gRPC-Web requests, as gRPC: trailers-only with `grpc-status` |
+//! | [`http2`] | h2c on the plain listener and the bounds of every HTTP/2 connection |
 //! | [`headers`] | strip client identity headers, set the verified ones |
 //! | [`metadata`] | RFC 9728 protected-resource metadata, from the live policy |
 //! | [`host`] | one `Host`, absolute-form targets, the hosts served |
@@ -14,9 +16,11 @@
 
 pub mod admin;
 pub mod connections;
+pub mod grpc;
 pub mod header_clock;
 pub mod headers;
 pub mod host;
+pub mod http2;
 pub mod metadata;
 pub mod phases;
 pub mod tls;

@@ -26,6 +26,7 @@ use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
 use crate::policy::Policy;
 use crate::policy::reload::PolicyStore;
+use crate::proxy::grpc::{self, GrpcKind};
 use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, TargetHost};
@@ -63,6 +64,8 @@ pub struct Gateway {
     pub query: QueryRules,
     /// How long the upstream is waited for.
     pub timeouts: UpstreamTimeouts,
+    /// Speak HTTP/2 to the upstream (h2 by ALPN over TLS, h2c otherwise).
+    pub upstream_h2: bool,
     /// Largest request body forwarded, in bytes.
     pub max_body_bytes: u64,
 }
@@ -152,6 +155,9 @@ impl ProxyHttp for Gateway {
             self.upstream.host.clone(),
         );
         upstream::apply_timeouts(&self.timeouts, &mut peer);
+        if self.upstream_h2 {
+            peer.options.alpn = pingora::protocols::ALPN::H2;
+        }
         Ok(Box::new(peer))
     }
 
@@ -454,6 +460,10 @@ impl Gateway {
     /// Writes a rejection with header and body separately, so the connection stays open
     /// (`respond_error_with_body` would close it).
     async fn reject(&self, session: &mut Session, answer: Answer) -> Result<()> {
+        let grpc = GrpcKind::of(session.req_header().headers.get(http::header::CONTENT_TYPE));
+        if let Some(kind) = grpc {
+            return self.reject_grpc(session, answer, kind).await;
+        }
         let body = Bytes::from(answer.body);
         let mut resp = ResponseHeader::build(answer.status, Some(5))?;
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
@@ -472,6 +482,41 @@ impl Gateway {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
         }
         self.write_answer(session, resp, body).await
+    }
+
+    /// A refusal as gRPC: trailers-only, `grpc-status` and `grpc-message` in the one header
+    /// block, the challenges beside them.
+    async fn reject_grpc(
+        &self,
+        session: &mut Session,
+        answer: Answer,
+        kind: GrpcKind,
+    ) -> Result<()> {
+        let mut resp = ResponseHeader::build(200, Some(8))?;
+        resp.insert_header(http::header::CONTENT_TYPE, kind.content_type())?;
+        resp.insert_header("grpc-status", answer.grpc_status.to_string())?;
+        resp.insert_header("grpc-message", grpc::message(&answer.description))?;
+        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        if session.req_header().version != http::Version::HTTP_2 {
+            // gRPC-Web over HTTP/1.1: an empty body, delimited.
+            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        }
+        if let Some(challenge) = answer.challenge {
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(challenge) = answer.dpop_challenge {
+            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+        }
+        if let Some(nonce) = answer.dpop_nonce {
+            resp.insert_header("dpop-nonce", nonce)?;
+        }
+        if !session.is_body_empty() {
+            // A streaming call's body may never end: not read. HTTP/2 resets the stream;
+            // an HTTP/1.1 connection is closed after the answer.
+            session.set_keepalive(None);
+        }
+        // Headers with END_STREAM: the trailers-only form (gRPC over HTTP/2, §Responses).
+        session.write_response_header(Box::new(resp), true).await
     }
 
     /// Serves the protected-resource metadata (RFC 9728 §3.2): `GET` or `HEAD` only.

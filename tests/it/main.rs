@@ -17,6 +17,7 @@ mod hardening_paths;
 mod hardening_requests;
 mod hardening_upstream;
 mod headers;
+mod http2;
 mod introspection;
 mod jwks;
 mod lifecycle;

@@ -27,5 +27,11 @@ pub const GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REALM: &str = "scopegate";
 /// `threads`.
 pub const THREADS: usize = 1;
+/// `http2.max_concurrent_streams`: pingora's own bound.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// `http2.max_header_list_bytes`: pingora's own bound.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+/// `http2.idle_timeout_seconds`.
+pub const H2_IDLE_TIMEOUT_SECONDS: u64 = 60;
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 pub const MIN_HMAC_SECRET: usize = 32;

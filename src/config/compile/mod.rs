@@ -9,7 +9,9 @@ use serde_saphyr::Spanned;
 
 use super::ConfigError;
 use super::file::{ConfigFile, ThreadsFile};
-use super::settings::{DpopMode, HeaderSettings, Settings, Threads, TlsListener, UpstreamUrl};
+use super::settings::{
+    DpopMode, HeaderSettings, Http2Settings, Settings, Threads, TlsListener, UpstreamUrl,
+};
 use crate::config::HostRules;
 use crate::config::TokenRules;
 use crate::config::UpstreamTimeouts;
@@ -240,6 +242,28 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         return Err(p.found);
     };
     let allow_query = file.token.insecure_allow_query_parameter.unwrap_or(false);
+    let http2 = Http2Settings {
+        h2c: file.http2.h2c.unwrap_or(false),
+        tls: file.http2.tls.unwrap_or(true),
+        max_concurrent_streams: p.positive(
+            file.http2.max_concurrent_streams.as_ref(),
+            defaults::H2_MAX_CONCURRENT_STREAMS,
+            "http2.max_concurrent_streams",
+        ),
+        max_header_list_bytes: p.positive(
+            file.http2.max_header_list_bytes.as_ref(),
+            defaults::H2_MAX_HEADER_LIST_BYTES,
+            "http2.max_header_list_bytes",
+        ),
+        idle_timeout: Duration::from_secs(p.positive(
+            file.http2.idle_timeout_seconds.as_ref(),
+            defaults::H2_IDLE_TIMEOUT_SECONDS,
+            "http2.idle_timeout_seconds",
+        )),
+    };
+    if !p.found.is_empty() {
+        return Err(p.found);
+    }
     Ok(Settings {
         listen,
         listen_tls,
@@ -277,6 +301,8 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         protected_resource,
         token_cache_max_bytes: cache_bytes,
         upstream_timeouts,
+        upstream_protocol: file.upstream_protocol.unwrap_or_default(),
+        http2,
         client_header_timeout,
         max_connections,
         max_request_body_bytes: file
