@@ -172,8 +172,9 @@ impl Verifier {
 
     /// Authenticates `token` as the gateway does: a JWS is verified locally (waiting,
     /// bounded, for the refetch its unknown `kid` caused), anything else is introspected at
-    /// the first issuer that has introspection. With `introspect_always` a JWS is also
-    /// introspected, uncached, at its own issuer. The identity keeps the claims
+    /// the first issuer that has introspection. With `introspect_always` the
+    /// introspection is uncached (asked every time), and a JWS is also introspected, at
+    /// its own issuer. The identity keeps the claims
     /// `conditions` names, for the policy's claim conditions.
     pub async fn authenticate(
         &self,
@@ -185,7 +186,13 @@ impl Verifier {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
             return match self.opaque_issuer {
-                Some(index) => self.introspect(index, token, false, conditions).await,
+                // A route that introspects always asks the server every time, opaque
+                // tokens included: a revocation must bite at once, not when the cached
+                // answer ages out.
+                Some(index) => {
+                    self.introspect(index, token, introspect_always, conditions)
+                        .await
+                }
                 // No issuer introspects: an opaque token is just malformed.
                 None => self.verify(token),
             };
@@ -362,7 +369,7 @@ impl Verifier {
         exp: u64,
         conditions: &ConditionClaims,
     ) -> Result<Identity, Rejection> {
-        let named = NamedClaims::read(claims)?;
+        let named = NamedClaims::read(claims, now(), issuer.leeway)?;
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
