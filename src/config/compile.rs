@@ -800,6 +800,7 @@ fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
     ] = [
         ("subject", &h.subject, "x-auth-subject"),
         ("issuer", &h.issuer, "x-auth-issuer"),
@@ -811,6 +812,7 @@ fn compile_headers(
             &h.cert_thumbprint,
             "x-auth-cert-thumbprint",
         ),
+        ("dry_run", &h.dry_run, "x-scopegate-dry-run"),
     ]
     .map(|(key, value, default)| name(&format!("identity_headers.{key}"), value.as_ref(), default));
     let mut claims = Vec::new();
@@ -832,6 +834,7 @@ fn compile_headers(
         Some(client_id),
         Some(key_thumbprint),
         Some(cert_thumbprint),
+        Some(dry_run),
         true,
     ) = (
         subject,
@@ -840,6 +843,7 @@ fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
         ok,
     )
     else {
@@ -852,6 +856,7 @@ fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
         claims,
         strip: stripped,
         forward_authorization,

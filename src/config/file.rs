@@ -312,6 +312,9 @@ pub struct IdentityHeadersFile {
     pub key_thumbprint: Option<Spanned<String>>,
     /// The client certificate thumbprint (`cnf.x5t#S256`). Default `X-Auth-Cert-Thumbprint`.
     pub cert_thumbprint: Option<Spanned<String>>,
+    /// Set only on a request a dry-run route forwards although it would refuse it, to the
+    /// refusal's reason. Default `X-Scopegate-Dry-Run`.
+    pub dry_run: Option<Spanned<String>>,
     /// Claim name → header name, e.g. `https://api.exampleco.com/email: X-Auth-Email`.
     /// Default: none.
     #[serde(default)]

@@ -295,6 +295,8 @@ pub struct HeaderSettings {
     pub key_thumbprint: HeaderName,
     /// Header for the client certificate thumbprint.
     pub cert_thumbprint: HeaderName,
+    /// Header marking a dry-run refusal that is forwarded, with its reason.
+    pub dry_run: HeaderName,
     /// Claim → header, in claim-name order.
     pub claims: Vec<(String, HeaderName)>,
     /// Further headers removed before forwarding.
