@@ -116,12 +116,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         headers: HeaderPlan::new(&settings.headers),
         metadata: settings.protected_resource.as_ref().map(|r| {
             let dpop_algorithms = match &settings.dpop.public_url {
-                Some(_) => settings
-                    .dpop
-                    .algorithms
-                    .iter()
-                    .map(|a| format!("{a:?}"))
-                    .collect(),
+                Some(_) => crate::auth::jws::advertised_names(&settings.dpop.algorithms),
                 None => Vec::new(),
             };
             let dpop_required = settings

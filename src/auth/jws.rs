@@ -13,6 +13,100 @@ use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use crate::decision::rejection::TokenError;
 
+/// RFC 9864's fully-specified name of EdDSA with Ed25519, which current JOSE libraries
+/// sign with instead of the deprecated, polymorphic `EdDSA`.
+pub const ED25519: &str = "Ed25519";
+
+/// The algorithm a JOSE `alg` name (a header's, a JWK's or the configuration's) stands for:
+/// every name jsonwebtoken knows, and [`ED25519`], read as `EdDSA`. The two are one here:
+/// the only EdDSA keys scopegate uses are Ed25519 keys (a JWKS key of another curve is
+/// left out), so `Ed25519` can never reach a key `EdDSA` could not.
+pub fn algorithm_named(name: &str) -> Option<Algorithm> {
+    if name == ED25519 {
+        Some(Algorithm::EdDSA)
+    } else {
+        name.parse().ok()
+    }
+}
+
+/// The names `algorithms` are advertised under (DPoP's `algs`, the resource metadata's
+/// `dpop_signing_alg_values_supported`): each algorithm's name, and EdDSA under its
+/// fully-specified name first and its deprecated one after (RFC 9864 §2), so clients of
+/// either generation find theirs.
+pub fn advertised_names(algorithms: &[Algorithm]) -> Vec<String> {
+    let mut names = Vec::new();
+    for alg in algorithms {
+        if *alg == Algorithm::EdDSA {
+            names.push(ED25519.to_owned());
+        }
+        let name = format!("{alg:?}");
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    #[test]
+    fn ed25519_is_eddsa_and_both_names_are_advertised() {
+        assert_eq!(algorithm_named("Ed25519"), Some(Algorithm::EdDSA));
+        assert_eq!(algorithm_named("EdDSA"), Some(Algorithm::EdDSA));
+        assert_eq!(algorithm_named("ed25519"), None);
+        assert_eq!(algorithm_named("none"), None);
+        assert_eq!(
+            advertised_names(&[Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256]),
+            ["ES256", "Ed25519", "EdDSA", "RS256"]
+        );
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"Ed25519","kid":"k"}"#),
+            b64("{}")
+        );
+        let header = decode_header(&token).unwrap();
+        assert_eq!(
+            (header.alg, header.kid.as_deref()),
+            (Algorithm::EdDSA, Some("k"))
+        );
+        let unknown = format!("{}.{}.c2ln", b64(r#"{"alg":"Ed448"}"#), b64("{}"));
+        assert!(decode_header(&unknown).is_err());
+    }
+}
+
+/// jsonwebtoken's reading of a compact JWS's header, with an `alg` of [`ED25519`] read as
+/// `EdDSA` (jsonwebtoken does not know the name). Only a header jsonwebtoken refuses
+/// pays for the second reading.
+pub fn decode_header(token: &str) -> jsonwebtoken::errors::Result<jsonwebtoken::Header> {
+    let refused = match jsonwebtoken::decode_header(token) {
+        Ok(header) => return Ok(header),
+        Err(e) => e,
+    };
+    let head = token.split('.').next().unwrap_or_default();
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else {
+        return Err(refused);
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut header) if header.get("alg").and_then(|a| a.as_str()) == Some(ED25519) => {
+            header["alg"] = "EdDSA".into();
+            serde_json::from_value(header).map_err(|_| refused)
+        }
+        _ => Err(refused),
+    }
+}
+
+/// A JWK (of a key set, or a DPoP proof's header) with `alg: Ed25519` renamed `EdDSA`,
+/// which jsonwebtoken's JWK type reads (it would take the new name for an unknown one).
+pub fn jwk_with_known_alg(mut jwk: serde_json::Value) -> serde_json::Value {
+    if jwk.get("alg").and_then(|a| a.as_str()) == Some(ED25519) {
+        jwk["alg"] = "EdDSA".into();
+    }
+    jwk
+}
+
 /// A key ready to check signatures with, for the algorithms it may be used with.
 pub struct SignatureKey {
     decoding: DecodingKey,

@@ -351,10 +351,10 @@ fn compile_issuer(
         );
         ok = false;
     }
-    let algorithms = issuer
-        .algorithms
-        .as_ref()
-        .map_or_else(|| vec![Algorithm::RS256], |a| a.value.clone());
+    let algorithms = issuer.algorithms.as_ref().map_or_else(
+        || vec![Algorithm::RS256],
+        |a| a.value.iter().map(|n| n.0).collect(),
+    );
     if let Some(a) = &issuer.algorithms
         && a.value.is_empty()
     {
@@ -475,8 +475,9 @@ fn compile_issuer(
 }
 
 /// The DPoP proof algorithms accepted unless configured: every asymmetric one the common
-/// issuers' clients sign with.
-const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
+/// issuers' clients sign with (`EdDSA` under both its names, see
+/// [`crate::auth::jws::ED25519`]). The demo's token endpoint accepts the same.
+pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::EdDSA,
@@ -506,12 +507,12 @@ fn compile_dpop(p: &mut Problems, d: &DpopFile, base: &Path) -> Option<DpopSetti
             }
         },
     };
-    let algorithms = d
-        .algorithms
-        .as_ref()
-        .map_or_else(|| DEFAULT_DPOP_ALGORITHMS.to_vec(), |a| a.value.clone());
+    let algorithms = d.algorithms.as_ref().map_or_else(
+        || DEFAULT_DPOP_ALGORITHMS.to_vec(),
+        |a| a.value.iter().map(|n| n.0).collect(),
+    );
     if let Some(a) = &d.algorithms
-        && (a.value.is_empty() || a.value.iter().any(|alg| is_hmac(*alg)))
+        && (a.value.is_empty() || a.value.iter().any(|alg| is_hmac(alg.0)))
     {
         p.at(
             a,

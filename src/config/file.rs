@@ -149,8 +149,10 @@ pub enum ClientAuthMethod {
 pub struct DpopFile {
     /// Scheme and authority clients address the API with. Required for DPoP.
     pub public_url: Option<Spanned<String>>,
-    /// Algorithms a proof may be signed with. Default `[ES256, ES384, EdDSA, PS256, RS256]`.
-    pub algorithms: Option<Spanned<Vec<Algorithm>>>,
+    /// Algorithms a proof may be signed with (`Ed25519` and `EdDSA` name one algorithm).
+    /// Default `[ES256, ES384, EdDSA, PS256, RS256]`, advertised as
+    /// `ES256 ES384 Ed25519 EdDSA PS256 RS256`.
+    pub algorithms: Option<Spanned<Vec<AlgorithmName>>>,
     /// Seconds a proof's `iat` may differ from now. Default `60`.
     pub iat_window_seconds: Option<Spanned<u64>>,
     /// Most proofs the replay cache remembers. Default `100000`.
@@ -259,8 +261,9 @@ pub struct IssuerFile {
     /// Opaque tokens (and routes with `introspect: always`) checked by introspection.
     /// Default: none.
     pub introspection: Option<Spanned<IntrospectionFile>>,
-    /// Algorithms accepted from this issuer. Default `[RS256]`.
-    pub algorithms: Option<Spanned<Vec<Algorithm>>>,
+    /// Algorithms accepted from this issuer (`Ed25519` and `EdDSA` name one algorithm).
+    /// Default `[RS256]`.
+    pub algorithms: Option<Spanned<Vec<AlgorithmName>>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Default `30`.
     pub leeway_seconds: Option<u64>,
     /// Claims whose union makes the token's scopes. Default `[scope, scp, permissions]`.
@@ -341,4 +344,22 @@ pub struct TokenCacheFile {
     pub max_entries: Option<Spanned<u64>>,
     /// Most bytes the cached tokens and identities take. Default `67108864` (64 MiB).
     pub max_bytes: Option<Spanned<u64>>,
+}
+
+/// A JOSE algorithm name as the configuration writes it: jsonwebtoken's names, and
+/// `Ed25519` (RFC 9864) for EdDSA on Ed25519 keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlgorithmName(pub Algorithm);
+
+impl<'de> Deserialize<'de> for AlgorithmName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        crate::auth::jws::algorithm_named(&name)
+            .map(AlgorithmName)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown algorithm \"{name}\" (expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, Ed25519, EdDSA, HS256, HS384, HS512)"
+                ))
+            })
+    }
 }

@@ -115,7 +115,7 @@ fn with_dpop_on_the_metadata_names_its_algorithms_and_whether_it_is_required() {
         .json();
     assert_eq!(
         doc["dpop_signing_alg_values_supported"],
-        serde_json::json!(["ES256", "EdDSA"])
+        serde_json::json!(["ES256", "Ed25519", "EdDSA"])
     );
     assert_eq!(doc["dpop_bound_access_tokens_required"], true);
 }
