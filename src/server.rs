@@ -77,6 +77,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
                 store: store.clone(),
                 uri: uri.clone(),
                 discover,
+                insecure_allow_http: issuer.insecure_allow_http,
             });
         }
     }
@@ -197,6 +198,7 @@ struct KeySourceTask {
     store: Arc<KeyStore>,
     uri: Option<String>,
     discover: Option<String>,
+    insecure_allow_http: bool,
 }
 
 impl KeySourceTask {
@@ -205,6 +207,7 @@ impl KeySourceTask {
             self.store.clone(),
             self.uri.clone(),
             self.discover.clone(),
+            self.insecure_allow_http,
             metrics.clone(),
         )
     }

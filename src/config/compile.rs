@@ -20,6 +20,7 @@ use super::settings::{
 };
 use super::yaml::Pos;
 use super::{ConfigError, is_hmac};
+use crate::auth::discovery::{fetch_url_problem, is_loopback_url};
 use crate::auth::identity::DEFAULT_SCOPE_CLAIMS;
 use crate::auth::token::TokenRules;
 use crate::proxy::host::HostRules;
@@ -365,6 +366,25 @@ fn compile_issuer(
         ok = false;
     }
     let hmac = algorithms.iter().any(|a| is_hmac(*a));
+    let insecure_http = issuer.insecure_allow_http.unwrap_or(false);
+    if let Some(old) = &issuer.insecure_allow_http_jwks_uri {
+        p.at(
+            old,
+            format!("{at}.insecure_allow_http_jwks_uri: renamed insecure_allow_http, which covers every URL fetched for the issuer (metadata, jwks_uri, introspection endpoint)"),
+        );
+        ok = false;
+    }
+    // One rule for every URL the gateway fetches from for this issuer.
+    let fetch_url = |p: &mut Problems, key: &str, url: &Spanned<String>| match fetch_url_problem(
+        &url.value,
+        insecure_http,
+    ) {
+        None => true,
+        Some(why) => {
+            p.at(url, format!("{at}.{key}: {why}"));
+            false
+        }
+    };
     let keys = match (&issuer.hmac_secret_file, hmac, &issuer.jwks_uri) {
         (None, true, _) => {
             let where_ = issuer.algorithms.as_ref();
@@ -386,29 +406,9 @@ fn compile_issuer(
         }
         (Some(file), true, _) => read_secret(p, &format!("{at}.hmac_secret_file"), file, base),
         (None, false, None) => Some(KeySource::Jwks { uri: None }),
-        (None, false, Some(uri)) => {
-            let plain_remote = uri.value.starts_with("http://") && !is_loopback_url(&uri.value);
-            if plain_remote && !issuer.insecure_allow_http_jwks_uri.unwrap_or(false) {
-                p.at(
-                    uri,
-                    format!(
-                        "{at}.jwks_uri: \"{}\" is plain http to another host: anyone on the path could replace the keys (use https, or set insecure_allow_http_jwks_uri: true)",
-                        uri.value
-                    ),
-                );
-                None
-            } else if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
-                Some(KeySource::Jwks {
-                    uri: Some(uri.value.clone()),
-                })
-            } else {
-                p.at(
-                    uri,
-                    format!("{at}.jwks_uri: \"{}\" is not an http(s) URL", uri.value),
-                );
-                None
-            }
-        }
+        (None, false, Some(uri)) => fetch_url(p, "jwks_uri", uri).then(|| KeySource::Jwks {
+            uri: Some(uri.value.clone()),
+        }),
     };
     let scope_claims = issuer.scope_claims.as_ref().map_or_else(
         || DEFAULT_SCOPE_CLAIMS.map(String::from).to_vec(),
@@ -421,6 +421,15 @@ fn compile_issuer(
         ok = false;
     }
     let jwks = compile_jwks(p, &at, issuer.jwks.as_ref());
+    if let Some(endpoint) = issuer
+        .introspection
+        .as_ref()
+        .and_then(|i| i.value.endpoint.as_ref())
+        && is_url(&endpoint.value)
+        && !fetch_url(p, "introspection.endpoint", endpoint)
+    {
+        ok = false;
+    }
     let introspection = issuer
         .introspection
         .as_ref()
@@ -452,6 +461,9 @@ fn compile_issuer(
             ),
         );
         ok = false;
+    } else if discovery && !fetch_url(p, "issuer", &issuer.issuer) {
+        // Its metadata is read from the issuer's own URL.
+        ok = false;
     }
     let (Some(keys), Some(jwks), true) = (keys, jwks, ok) else {
         return None;
@@ -471,6 +483,7 @@ fn compile_issuer(
         scope_claims,
         jwks,
         dpop: issuer.dpop.as_ref().map_or(DpopMode::Off, |d| d.value),
+        insecure_allow_http: insecure_http,
     })
 }
 
@@ -752,6 +765,16 @@ fn compile_protected_resource(
         );
         return None;
     };
+    if scheme != "https" && !(scheme == "http" && is_loopback_url(&r.resource.value)) {
+        p.at(
+            &r.resource,
+            format!(
+                "protected_resource.resource: \"{}\" must be an https URL (RFC 9728 §1.2); plain http only on loopback",
+                r.resource.value
+            ),
+        );
+        return None;
+    }
     if uri.query().is_some() || r.resource.value.contains('#') {
         p.at(
             &r.resource,
@@ -873,23 +896,6 @@ fn identity_header(name: &str) -> Result<HeaderName, &'static str> {
         return Err("cannot carry identity");
     }
     Ok(parsed)
-}
-
-/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain http
-/// there never crosses a network.
-fn is_loopback_url(url: &str) -> bool {
-    let Some(host) = url
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-    else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).

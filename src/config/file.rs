@@ -274,8 +274,12 @@ pub struct IssuerFile {
     pub jwks: Option<Spanned<JwksFile>>,
     /// DPoP for this issuer's tokens: `off`, `allowed` or `required`. Default `off`.
     pub dpop: Option<Spanned<crate::auth::dpop::DpopMode>>,
-    /// Accept an `http://` `jwks_uri` on a host other than loopback. Default `false`.
-    pub insecure_allow_http_jwks_uri: Option<bool>,
+    /// Fetch this issuer's metadata, key set and introspection endpoint over plain
+    /// `http://` on a host other than loopback. Default `false`.
+    pub insecure_allow_http: Option<bool>,
+    /// Renamed `insecure_allow_http` (which covers every URL fetched for the issuer);
+    /// refused with a hint.
+    pub insecure_allow_http_jwks_uri: Option<Spanned<bool>>,
 }
 
 /// Bounds of an issuer's key set lifecycle, in seconds.

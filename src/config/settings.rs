@@ -186,6 +186,9 @@ pub struct IssuerSettings {
     pub jwks: JwksTiming,
     /// DPoP for its tokens.
     pub dpop: DpopMode,
+    /// Plain `http://` is allowed off loopback for every URL fetched for it (metadata, key
+    /// set, introspection).
+    pub insecure_allow_http: bool,
 }
 
 /// Where an issuer's verification keys come from.
