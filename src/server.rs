@@ -23,7 +23,7 @@ use crate::proxy::header_clock::HeaderDeadline;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::phases::Gateway;
-use crate::proxy::tls::{CertWatcher, ReloadingCert};
+use crate::proxy::tls::{CertWatcher, ReloadingCert, TlsHandshake};
 
 /// Why the gateway could not start; each line names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -146,11 +146,9 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         max_body_bytes: settings.max_request_body_bytes,
     };
     let app = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
-    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
-    let mut proxy = Service::new("scopegate".into(), app);
-    proxy.add_tcp(&settings.listen.to_string());
+    let mut app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
     let mut cert_watcher = None;
+    let mut tls_address = None;
     if let Some(tls) = &settings.listen_tls {
         let cert = Arc::new(
             ReloadingCert::load(&tls.cert, &tls.key)
@@ -164,8 +162,23 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
                 .map_err(|e| StartError(vec![format!("listen_tls.client_ca_file: {e}")]))?;
             tls_settings.set_client_cert_verifier(verifier);
         }
-        proxy.add_tls_with_settings(&tls.address.to_string(), None, tls_settings);
+        // The handshake happens inside the connection cap and under the header clock, not
+        // in pingora's accept loop (fixed 60 s, before any of ours runs): the listener is
+        // plain TCP and `TlsHandshake` terminates TLS for its connections.
+        app = app.with_tls(TlsHandshake::new(
+            tls_settings,
+            tls.address,
+            tls.handshake_timeout,
+            metrics.clone(),
+        ));
+        tls_address = Some(tls.address);
         cert_watcher = Some(CertWatcher::new(cert));
+    }
+    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
+    let mut proxy = Service::new("scopegate".into(), app);
+    proxy.add_tcp(&settings.listen.to_string());
+    if let Some(address) = tls_address {
+        proxy.add_tcp(&address.to_string());
     }
     server.add_service(proxy);
 

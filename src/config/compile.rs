@@ -81,13 +81,36 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
     );
     let listen_tls = file.listen_tls.as_ref().and_then(|tls| {
         let address = address(&mut p, "listen_tls.address", Some(&tls.value.address), "")?;
+        let handshake = tls.value.handshake_timeout_seconds.as_ref();
+        if let Some(t) = handshake
+            && t.value == 0
+        {
+            p.at(
+                t,
+                "listen_tls.handshake_timeout_seconds: must be at least 1",
+            );
+        }
         Some(TlsListener {
             address,
             cert: base.join(&tls.value.cert),
             key: base.join(&tls.value.key),
             client_ca: tls.value.client_ca_file.as_ref().map(|f| base.join(f)),
+            handshake_timeout: Duration::from_secs(handshake.map_or(10, |t| t.value)),
         })
     });
+    // The TLS listener's connections are told apart from the plain one's by the address
+    // they were accepted on (`proxy::tls::TlsHandshake`): the two may not share a port.
+    if let (Some(plain), Some(tls), Some(spanned)) = (listen, &listen_tls, &file.listen_tls)
+        && plain.port() == tls.address.port()
+    {
+        p.at(
+            &spanned.value.address,
+            format!(
+                "listen_tls.address: \"{}\" shares its port with listen ({plain}); give it another",
+                tls.address
+            ),
+        );
+    }
     let upstream = match split_upstream_url(&file.upstream.value) {
         Ok(u) => Some(u),
         Err(e) => {

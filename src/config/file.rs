@@ -222,6 +222,9 @@ pub struct TlsListenerFile {
     /// PEM authorities client certificates are verified against; set, the listener asks
     /// for a client certificate (optional for the client). Default: none.
     pub client_ca_file: Option<PathBuf>,
+    /// Longest a client may take to complete the TLS handshake, from the accept.
+    /// Default `10`.
+    pub handshake_timeout_seconds: Option<Spanned<u64>>,
 }
 
 /// `threads:` as written: a count, or a word (only `auto` is accepted).

@@ -117,6 +117,8 @@ pub struct TlsListener {
     pub key: PathBuf,
     /// Authorities client certificates are verified against; `None`: none is asked for.
     pub client_ca: Option<PathBuf>,
+    /// Longest a TLS handshake may take, from the accept.
+    pub handshake_timeout: Duration,
 }
 
 /// The upstream's URL, checked for shape only: a configuration can be checked where its
