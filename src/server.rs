@@ -145,6 +145,17 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         timeouts: settings.upstream_timeouts,
         max_body_bytes: settings.max_request_body_bytes,
     };
+    if let (Some(metadata), Some(resource)) = (&gateway.metadata, &settings.protected_resource) {
+        let snapshot = policy.snapshot();
+        let uncovered = metadata.uncovered_routes(&snapshot);
+        if !uncovered.is_empty() {
+            tracing::warn!(
+                resource = %resource.resource,
+                routes = ?uncovered,
+                "protected routes lie outside the resource identifier's path: clients that check the metadata a challenge names against the URL they called refuse it there; use an identifier that covers every route (often the origin)"
+            );
+        }
+    }
     let app = pingora::proxy::http_proxy(&server.configuration, gateway);
     let mut app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
     let mut cert_watcher = None;

@@ -761,7 +761,10 @@ fn compile_introspection(
 }
 
 /// RFC 9728 §3.1: the metadata lives at the resource's origin, under
-/// `/.well-known/oauth-protected-resource` followed by the resource's path.
+/// `/.well-known/oauth-protected-resource` followed by the resource's path, with only a
+/// slash right after the host removed (`https://h/` → `…/oauth-protected-resource`,
+/// `https://h/a/` → `…/oauth-protected-resource/a/`: RFC 8414's rule of dropping every
+/// trailing slash is not this one).
 fn compile_protected_resource(
     p: &mut Problems,
     spanned: &Spanned<ProtectedResourceFile>,
@@ -805,10 +808,14 @@ fn compile_protected_resource(
         );
         return None;
     }
-    let suffix = uri.path().trim_end_matches('/');
+    let suffix = match uri.path() {
+        "/" => "",
+        path => path,
+    };
     let path = format!("/.well-known/oauth-protected-resource{suffix}");
     Some(ProtectedResource {
         resource: r.resource.value.clone(),
+        resource_path: suffix.to_owned(),
         authorization_servers: r
             .authorization_servers
             .clone()

@@ -158,6 +158,31 @@ issuers:
         assert!(resource("http://127.0.0.1:8080/timesheets").is_ok());
     }
 
+    #[test]
+    fn the_metadata_location_removes_only_a_slash_right_after_the_host() {
+        let at = |resource: &str| {
+            let r = parse(&format!(
+                "{MINIMAL}protected_resource:\n  resource: {resource}\n"
+            ))
+            .unwrap()
+            .protected_resource
+            .unwrap();
+            (r.path, r.url)
+        };
+        let wk = "/.well-known/oauth-protected-resource";
+        for (resource, path) in [
+            ("https://h.example", wk.to_owned()),
+            ("https://h.example/", wk.to_owned()),
+            ("https://h.example/a", format!("{wk}/a")),
+            ("https://h.example/a/", format!("{wk}/a/")),
+            ("https://h.example/a/b/", format!("{wk}/a/b/")),
+        ] {
+            let (served, url) = at(resource);
+            assert_eq!(served, path, "{resource}");
+            assert_eq!(url, format!("https://h.example{path}"), "{resource}");
+        }
+    }
+
     fn tempfile_secret() -> std::path::PathBuf {
         let path =
             std::env::temp_dir().join(format!("scopegate-test-secret-{}", std::process::id()));

@@ -84,6 +84,9 @@ pub struct Settings {
 pub struct ProtectedResource {
     /// The resource identifier.
     pub resource: String,
+    /// Its path, `""` for an origin: the routes a challenge's metadata covers for clients
+    /// that accept a resource identifier that is a path prefix of the URL they called.
+    pub resource_path: String,
     /// The authorization servers listed.
     pub authorization_servers: Vec<String>,
     /// Human-readable name.
