@@ -1198,6 +1198,45 @@ fn the_demo_lets_a_manager_approve_and_stops_an_employee() {
 }
 
 #[test]
+fn the_demo_gateway_shows_the_app_where_to_sign_in() {
+    let demo = Demo::start();
+    let origin = format!("http://{}", demo.gateway);
+    let bare = raw(
+        demo.gateway,
+        "GET /timesheets HTTP/1.1\r\nHost: demo\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(bare.status, 401);
+    let named = format!(r#"resource_metadata="{origin}/.well-known/oauth-protected-resource""#);
+    let challenges: Vec<&str> = bare
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(
+        challenges.iter().all(|c| c.ends_with(&named)),
+        "{challenges:?}"
+    );
+    let (status, doc) = demo.call("GET", "/.well-known/oauth-protected-resource", None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["resource"], origin.as_str());
+    assert_eq!(
+        doc["authorization_servers"],
+        serde_json::json!([format!("{}/", demo.authz)])
+    );
+    assert!(
+        doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "Ed25519"),
+        "{doc}"
+    );
+}
+
+#[test]
 fn a_wrong_one_time_code_gets_no_token() {
     let demo = Demo::start();
     let (code, stdout, stderr) = demo.cli(&[
