@@ -597,7 +597,9 @@ identity_headers:
                 format!("    jwks_uri: \"{}\"\n", spec.jwks_uri)
             },
             issuer_extra = spec.issuer_extra,
-            extra = spec.extra,
+            // `{gateway}` in the extra settings is the gateway's own URL (a resource
+            // identifier, a DPoP public URL), known only once its port is chosen.
+            extra = spec.extra.replace("{gateway}", &format!("http://{addr}")),
         );
         std::fs::write(dir.path().join("scopegate.yaml"), config).unwrap();
         Gateway::spawn(dir, addr, admin, &[], rust_log)

@@ -17,6 +17,8 @@ mod hardening_paths;
 mod hardening_requests;
 mod hardening_upstream;
 mod headers;
+#[cfg(feature = "demo")]
+mod interop;
 mod introspection;
 mod jwks;
 mod lifecycle;
