@@ -114,10 +114,8 @@ issuers:
         let secret = tempfile_secret();
         // Discovered from a plain-http issuer on another host: its metadata, and so its
         // keys, would come in clear.
-        let discovered = format!(
-            "version: 1\nupstream: http://127.0.0.1:1\npolicy: p.yaml\nissuers:\n  - issuer: http://idp.internal.example/realms/x\n    audiences: [api]\n"
-        );
-        let errs = parse(&discovered).unwrap_err();
+        let discovered = "version: 1\nupstream: http://127.0.0.1:1\npolicy: p.yaml\nissuers:\n  - issuer: http://idp.internal.example/realms/x\n    audiences: [api]\n";
+        let errs = parse(discovered).unwrap_err();
         assert!(
             errs[0].message.contains("issuers[0].issuer")
                 && errs[0].message.contains("insecure_allow_http"),
