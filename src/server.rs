@@ -23,7 +23,7 @@ use crate::proxy::header_clock::HeaderDeadline;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::phases::Gateway;
-use crate::proxy::tls::{CertWatcher, ReloadingCert};
+use crate::proxy::tls::{CertWatcher, ReloadingCert, TlsHandshake};
 
 /// Why the gateway could not start; each line names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
                 store: store.clone(),
                 uri: uri.clone(),
                 discover,
+                insecure_allow_http: issuer.insecure_allow_http,
             });
         }
     }
@@ -116,12 +117,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         headers: HeaderPlan::new(&settings.headers),
         metadata: settings.protected_resource.as_ref().map(|r| {
             let dpop_algorithms = match &settings.dpop.public_url {
-                Some(_) => settings
-                    .dpop
-                    .algorithms
-                    .iter()
-                    .map(|&a| crate::ground::alg::name(a).to_owned())
-                    .collect(),
+                Some(_) => crate::auth::jws::advertised_names(&settings.dpop.algorithms),
                 None => Vec::new(),
             };
             let dpop_required = settings
@@ -150,14 +146,23 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         upstream_h2: settings.upstream_protocol == crate::config::UpstreamProtocol::H2,
         max_body_bytes: settings.max_request_body_bytes,
     };
+    if let (Some(metadata), Some(resource)) = (&gateway.metadata, &settings.protected_resource) {
+        let snapshot = policy.snapshot();
+        let uncovered = metadata.uncovered_routes(&snapshot);
+        if !uncovered.is_empty() {
+            tracing::warn!(
+                resource = %resource.resource,
+                routes = ?uncovered,
+                "protected routes lie outside the resource identifier's path: clients that check the metadata a challenge names against the URL they called refuse it there; use an identifier that covers every route (often the origin)"
+            );
+        }
+    }
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     app.server_options = Some(crate::proxy::http2::server_options(&settings.http2));
     app.h2_options = Some(crate::proxy::http2::h2_options(&settings.http2));
-    let app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
-    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
-    let mut proxy = Service::new("scopegate".into(), app);
-    proxy.add_tcp(&settings.listen.to_string());
+    let mut app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
     let mut cert_watcher = None;
+    let mut tls_address = None;
     if let Some(tls) = &settings.listen_tls {
         let cert = Arc::new(
             ReloadingCert::load(&tls.cert, &tls.key)
@@ -175,8 +180,23 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
                 .map_err(|e| StartError(vec![format!("listen_tls.client_ca_file: {e}")]))?;
             tls_settings.set_client_cert_verifier(verifier);
         }
-        proxy.add_tls_with_settings(&tls.address.to_string(), None, tls_settings);
+        // The handshake happens inside the connection cap and under the header clock, not
+        // in pingora's accept loop (fixed 60 s, before any of ours runs): the listener is
+        // plain TCP and `TlsHandshake` terminates TLS for its connections.
+        app = app.with_tls(TlsHandshake::new(
+            tls_settings,
+            tls.address,
+            tls.handshake_timeout,
+            metrics.clone(),
+        ));
+        tls_address = Some(tls.address);
         cert_watcher = Some(CertWatcher::new(cert));
+    }
+    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
+    let mut proxy = Service::new("scopegate".into(), app);
+    proxy.add_tcp(&settings.listen.to_string());
+    if let Some(address) = tls_address {
+        proxy.add_tcp(&address.to_string());
     }
     server.add_service(proxy);
 
@@ -209,6 +229,7 @@ struct KeySourceTask {
     store: Arc<KeyStore>,
     uri: Option<String>,
     discover: Option<String>,
+    insecure_allow_http: bool,
 }
 
 impl KeySourceTask {
@@ -217,6 +238,7 @@ impl KeySourceTask {
             self.store.clone(),
             self.uri.clone(),
             self.discover.clone(),
+            self.insecure_allow_http,
             metrics.clone(),
         )
     }

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use super::fetch::{self, FetchError};
 
+pub use crate::ground::url::{fetch_url_problem, is_loopback_url};
+
 /// Largest metadata document read.
 const MAX_METADATA_BYTES: usize = 256 * 1024;
 
@@ -42,19 +44,34 @@ pub fn metadata_urls(issuer: &str) -> Vec<String> {
     urls
 }
 
-/// Reads and checks `issuer`'s metadata, trying each location in turn.
-pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Metadata, FetchError> {
+/// Reads and checks `issuer`'s metadata, trying each location in turn; the endpoints it
+/// names must pass [`fetch_url_problem`] (with `insecure_allow_http`, the issuer's switch)
+/// as configured ones must, so a plain-http document cannot lead the gateway to fetch
+/// keys or send tokens in clear.
+pub async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+    insecure_allow_http: bool,
+) -> Result<Metadata, FetchError> {
     let mut last = FetchError::Invalid("no metadata location".into());
     for url in metadata_urls(issuer) {
+        // The configuration check refused such an issuer; this guards other callers.
+        if let Some(why) = fetch_url_problem(&url, insecure_allow_http) {
+            return Err(FetchError::Invalid(format!("the metadata location {why}")));
+        }
         match fetch(client, &url).await {
-            Ok(metadata) => return checked(metadata, issuer),
+            Ok(metadata) => return checked(metadata, issuer, insecure_allow_http),
             Err(e) => last = e,
         }
     }
     Err(last)
 }
 
-fn checked(metadata: Metadata, issuer: &str) -> Result<Metadata, FetchError> {
+fn checked(
+    metadata: Metadata,
+    issuer: &str,
+    insecure_allow_http: bool,
+) -> Result<Metadata, FetchError> {
     if metadata.issuer != issuer {
         return Err(FetchError::Invalid(format!(
             "the metadata names issuer \"{}\", not the configured \"{issuer}\"",
@@ -65,9 +82,9 @@ fn checked(metadata: Metadata, issuer: &str) -> Result<Metadata, FetchError> {
         .into_iter()
         .flatten()
     {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+        if let Some(why) = fetch_url_problem(url, insecure_allow_http) {
             return Err(FetchError::Invalid(format!(
-                "the metadata's endpoint \"{url}\" is not an http(s) URL"
+                "the metadata's endpoint {why}"
             )));
         }
     }
@@ -111,9 +128,42 @@ mod tests {
             jwks_uri: Some("https://tenant.example/jwks".into()),
             introspection_endpoint: None,
         };
-        assert!(checked(m("https://tenant.example/"), "https://tenant.example/").is_ok());
+        let ok = |m: Metadata, issuer: &str| checked(m, issuer, false).is_ok();
+        assert!(ok(m("https://tenant.example/"), "https://tenant.example/"));
         // Even a trailing slash is another issuer: `iss` is compared exactly.
-        assert!(checked(m("https://tenant.example"), "https://tenant.example/").is_err());
-        assert!(checked(m("https://evil.example/"), "https://tenant.example/").is_err());
+        assert!(!ok(m("https://tenant.example"), "https://tenant.example/"));
+        assert!(!ok(m("https://evil.example/"), "https://tenant.example/"));
+    }
+
+    #[test]
+    fn discovered_endpoints_follow_the_rule_for_configured_ones() {
+        let with = |jwks: &str, introspection: Option<&str>| Metadata {
+            issuer: "https://tenant.example/".into(),
+            jwks_uri: Some(jwks.into()),
+            introspection_endpoint: introspection.map(Into::into),
+        };
+        let check = |m: Metadata, insecure: bool| checked(m, "https://tenant.example/", insecure);
+        assert!(check(with("http://tenant.example/jwks", None), false).is_err());
+        assert!(
+            check(
+                with(
+                    "https://tenant.example/jwks",
+                    Some("http://as.internal/introspect")
+                ),
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                with("http://127.0.0.1:9/jwks", Some("http://[::1]:9/i")),
+                false
+            )
+            .is_ok()
+        );
+        assert!(check(with("http://tenant.example/jwks", None), true).is_ok());
+        assert!(check(with("ftp://tenant.example/jwks", None), true).is_err());
+        assert!(fetch_url_problem("http://localhost:8080/x", false).is_none());
+        assert!(fetch_url_problem("http://idp.internal.example/", false).is_some());
     }
 }

@@ -222,9 +222,13 @@ impl Identity {
     /// An identity that no token stands behind, built from the claims a decision test or
     /// `scopegate explain` gives: the scopes of the usual scope claims, `sub`,
     /// `client_id`/`azp`, `acr`, `auth_time` and every claim for the conditions. Claims of
-    /// the wrong type refuse it as the gateway refuses such a token.
+    /// the wrong type, or an `auth_time` in the future (beyond [`OFFLINE_LEEWAY`]), refuse
+    /// it as the gateway refuses such a token.
     pub fn offline_from_claims(claims: &Claims) -> Result<Identity, Rejection> {
-        let named = NamedClaims::read(claims)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let named = NamedClaims::read(claims, now, OFFLINE_LEEWAY)?;
         let scopes = collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS);
         let base = Identity::offline(&scopes);
         Ok(Identity {
@@ -272,9 +276,17 @@ pub struct NamedClaims {
     pub auth_time: Option<u64>,
 }
 
+/// The leeway the offline tools allow a future `auth_time`: the issuers' default
+/// `leeway_seconds`.
+pub const OFFLINE_LEEWAY: u64 = 30;
+
 impl NamedClaims {
-    /// Reads them, or refuses the token for one of the wrong type.
-    pub fn read(claims: &Claims) -> Result<NamedClaims, Rejection> {
+    /// Reads them at `now`, or refuses the token for one of the wrong type, or for an
+    /// `auth_time` later than `now` plus `leeway` (RFC 9068 §2.2.1 makes it a past
+    /// instant): read as a sign-in "just now", it would pass every `max_age` until long
+    /// after, and an issuer that writes milliseconds would disable step-up for the
+    /// token's whole life.
+    pub fn read(claims: &Claims, now: u64, leeway: u64) -> Result<NamedClaims, Rejection> {
         let bad = || Rejection::InvalidToken(TokenError::BadClaims);
         let text = |name: &str| match claims.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -287,6 +299,9 @@ impl NamedClaims {
             None | Some(Value::Null) => None,
             Some(v) => Some(numeric_date(v).ok_or_else(bad)?),
         };
+        if auth_time.is_some_and(|at| at > now.saturating_add(leeway)) {
+            return Err(Rejection::InvalidToken(TokenError::FutureAuthTime));
+        }
         Ok(NamedClaims {
             subject,
             client_id: client_id.or(azp),
@@ -400,6 +415,37 @@ mod tests {
             0,
         );
         assert!(smuggled.is_err());
+    }
+
+    #[test]
+    fn an_auth_time_beyond_the_leeway_is_an_invalid_token() {
+        let at = |auth_time: serde_json::Value| {
+            NamedClaims::read(
+                &claims(serde_json::json!({"auth_time": auth_time})),
+                1000,
+                30,
+            )
+            .map(|n| n.auth_time)
+        };
+        assert_eq!(at(1000.into()), Ok(Some(1000)));
+        assert_eq!(at(1030.into()), Ok(Some(1030)));
+        // Milliseconds, as some issuers write them, are far in the future.
+        for future in [1031, 1_000_000] {
+            assert_eq!(
+                at(future.into()),
+                Err(Rejection::InvalidToken(TokenError::FutureAuthTime)),
+                "{future}"
+            );
+        }
+        let refused = Rejection::InvalidToken(TokenError::FutureAuthTime);
+        assert_eq!(refused.status(), 401);
+        assert!(
+            refused
+                .answer(&Default::default())
+                .challenge
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
     }
 
     #[test]

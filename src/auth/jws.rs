@@ -13,6 +13,68 @@ use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use crate::ground::rejection::TokenError;
 
+pub use crate::ground::alg::{ED25519, advertised_names, algorithm_named};
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    #[test]
+    fn ed25519_is_eddsa_and_both_names_are_advertised() {
+        assert_eq!(algorithm_named("Ed25519"), Some(Algorithm::EdDSA));
+        assert_eq!(algorithm_named("EdDSA"), Some(Algorithm::EdDSA));
+        assert_eq!(algorithm_named("ed25519"), None);
+        assert_eq!(algorithm_named("none"), None);
+        assert_eq!(
+            advertised_names(&[Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256]),
+            ["ES256", "Ed25519", "EdDSA", "RS256"]
+        );
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"Ed25519","kid":"k"}"#),
+            b64("{}")
+        );
+        let header = decode_header(&token).unwrap();
+        assert_eq!(
+            (header.alg, header.kid.as_deref()),
+            (Algorithm::EdDSA, Some("k"))
+        );
+        let unknown = format!("{}.{}.c2ln", b64(r#"{"alg":"Ed448"}"#), b64("{}"));
+        assert!(decode_header(&unknown).is_err());
+    }
+}
+
+/// jsonwebtoken's reading of a compact JWS's header, with an `alg` of [`ED25519`] read as
+/// `EdDSA` (jsonwebtoken does not know the name). Only a header jsonwebtoken refuses
+/// pays for the second reading.
+pub fn decode_header(token: &str) -> jsonwebtoken::errors::Result<jsonwebtoken::Header> {
+    let refused = match jsonwebtoken::decode_header(token) {
+        Ok(header) => return Ok(header),
+        Err(e) => e,
+    };
+    let head = token.split('.').next().unwrap_or_default();
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else {
+        return Err(refused);
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut header) if header.get("alg").and_then(|a| a.as_str()) == Some(ED25519) => {
+            header["alg"] = "EdDSA".into();
+            serde_json::from_value(header).map_err(|_| refused)
+        }
+        _ => Err(refused),
+    }
+}
+
+/// A JWK (of a key set, or a DPoP proof's header) with `alg: Ed25519` renamed `EdDSA`,
+/// which jsonwebtoken's JWK type reads (it would take the new name for an unknown one).
+pub fn jwk_with_known_alg(mut jwk: serde_json::Value) -> serde_json::Value {
+    if jwk.get("alg").and_then(|a| a.as_str()) == Some(ED25519) {
+        jwk["alg"] = "EdDSA".into();
+    }
+    jwk
+}
+
 /// A key ready to check signatures with, for the algorithms it may be used with.
 pub struct SignatureKey {
     decoding: DecodingKey,

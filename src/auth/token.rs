@@ -127,8 +127,9 @@ fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
     let mut found = None;
     for pair in query.split('&') {
         let (_, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // By its decoded name: `access%5Ftoken` is the same parameter to a backend.
-        if crate::ground::query::decoded_name(pair) != "access_token" {
+        // By its decoded name as PHP reads it: `access%5Ftoken` and `access.token` are the
+        // same parameter to a backend.
+        if crate::ground::query::parameter_name(pair) != "access_token" {
             continue;
         }
         if found.is_some() {
@@ -139,6 +140,13 @@ fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
         let decoded = percent_encoding::percent_decode_str(value)
             .decode_utf8()
             .map_err(|_| Rejection::InvalidRequest("The access_token parameter is not UTF-8"))?;
+        // An empty token is a malformed request (RFC 6750 §3.1 `invalid_request`), as an
+        // empty `Bearer` is: both are answered alike.
+        if decoded.is_empty() {
+            return Err(Rejection::InvalidRequest(
+                "The access_token parameter has no access token",
+            ));
+        }
         found = Some(decoded);
     }
     Ok(found)
@@ -279,5 +287,27 @@ mod tests {
         assert_eq!(encoded.unwrap_err().status(), 400);
         let twice = extract([], Some("access_token=a&access%5ftoken=b"), &rules);
         assert_eq!(twice.unwrap_err().status(), 400);
+        let php = extract([b"Bearer abc".as_slice()], Some("access.token=abc"), &rules);
+        assert_eq!(php.unwrap_err().status(), 400);
+        let twice = extract([], Some("access_token=a&access+token=b"), &rules);
+        assert_eq!(twice.unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn an_empty_query_token_is_answered_as_an_empty_bearer() {
+        let rules = TokenRules {
+            allow_query: true,
+            ..RULES
+        };
+        let bearer = extract([b"Bearer".as_slice()], None, &rules).unwrap_err();
+        for q in ["access_token=", "access_token", "x=1&access_token=&y=2"] {
+            let query = extract([], Some(q), &rules).unwrap_err();
+            assert_eq!(
+                (query.status(), query.reason()),
+                (bearer.status(), bearer.reason()),
+                "{q}"
+            );
+        }
+        assert_eq!(bearer.status(), 400);
     }
 }

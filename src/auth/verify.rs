@@ -176,8 +176,9 @@ impl Verifier {
 
     /// Authenticates `token` as the gateway does: a JWS is verified locally (waiting,
     /// bounded, for the refetch its unknown `kid` caused), anything else is introspected at
-    /// the first issuer that has introspection. With `introspect_always` a JWS is also
-    /// introspected, uncached, at its own issuer. The identity keeps the claims
+    /// the first issuer that has introspection. With `introspect_always` the
+    /// introspection is uncached (asked every time), and a JWS is also introspected, at
+    /// its own issuer. The identity keeps the claims
     /// `conditions` names, for the policy's claim conditions.
     pub async fn authenticate(
         &self,
@@ -190,7 +191,13 @@ impl Verifier {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
             return match self.opaque_issuer {
-                Some(index) => self.introspect(index, token, false, conditions, now).await,
+                // A route that introspects always asks the server every time, opaque
+                // tokens included: a revocation must bite at once, not when the cached
+                // answer ages out.
+                Some(index) => {
+                    self.introspect(index, token, introspect_always, conditions, now)
+                        .await
+                }
                 // No issuer introspects: an opaque token is just malformed.
                 None => self
                     .verify_jws(token, conditions, now)
@@ -244,7 +251,7 @@ impl Verifier {
             // Cached answers keep the claims the policy read when they were made; after
             // a reload that reads others, a condition on them fails closed until the
             // answer ages out (`cache_max_seconds`).
-            self.identity(issuer, answer, exp, conditions)
+            self.identity(issuer, answer, exp, conditions, now)
         };
         introspector.introspect(token, fresh, &build).await
     }
@@ -284,7 +291,7 @@ impl Verifier {
     ) -> Result<Cached, Failure> {
         crate::auth::token::check_syntax(token)?;
         let invalid = Rejection::InvalidToken;
-        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+        let header = crate::auth::jws::decode_header(token).map_err(|e| {
             invalid(match e.kind() {
                 ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
                     TokenError::DisallowedAlgorithm
@@ -355,7 +362,7 @@ impl Verifier {
             leeway: issuer.leeway,
         };
         let exp = claims::check(&claims, &expected, now).map_err(invalid)?;
-        let identity = self.identity(issuer, &claims, exp, conditions)?;
+        let identity = self.identity(issuer, &claims, exp, conditions, now)?;
         Ok(Cached {
             bytes: entry_bytes(token, &identity),
             identity: Arc::new(identity),
@@ -373,8 +380,9 @@ impl Verifier {
         claims: &Claims,
         exp: u64,
         conditions: &ConditionClaims,
+        now: u64,
     ) -> Result<Identity, Rejection> {
-        let named = NamedClaims::read(claims)?;
+        let named = NamedClaims::read(claims, now, issuer.leeway)?;
         let mut mapped = Vec::with_capacity(self.claim_names.len());
         for name in &self.claim_names {
             if let Some(value) = claims.get(&**name).and_then(claim_text) {
@@ -413,7 +421,7 @@ fn names_unknown_algorithm(token: &str) -> bool {
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(header)) => match header.get("alg") {
-            Some(Value::String(alg)) => alg.parse::<jsonwebtoken::Algorithm>().is_err(),
+            Some(Value::String(alg)) => crate::auth::jws::algorithm_named(alg).is_none(),
             _ => false,
         },
         _ => false,

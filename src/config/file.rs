@@ -155,8 +155,10 @@ pub enum ClientAuthMethod {
 pub struct DpopFile {
     /// Scheme and authority clients address the API with. Required for DPoP.
     pub public_url: Option<Spanned<String>>,
-    /// Algorithms a proof may be signed with. Default `[ES256, ES384, EdDSA, PS256, RS256]`.
-    pub algorithms: Option<Spanned<Vec<Algorithm>>>,
+    /// Algorithms a proof may be signed with (`Ed25519` and `EdDSA` name one algorithm).
+    /// Default `[ES256, ES384, EdDSA, PS256, RS256]`, advertised as
+    /// `ES256 ES384 Ed25519 EdDSA PS256 RS256`.
+    pub algorithms: Option<Spanned<Vec<AlgorithmName>>>,
     /// Seconds a proof's `iat` may differ from now. Default `60`.
     pub iat_window_seconds: Option<Spanned<u64>>,
     /// Most proofs the replay cache remembers. Default `100000`.
@@ -254,6 +256,9 @@ pub struct TlsListenerFile {
     /// PEM authorities client certificates are verified against; set, the listener asks
     /// for a client certificate (optional for the client). Default: none.
     pub client_ca_file: Option<PathBuf>,
+    /// Longest a client may take to complete the TLS handshake, from the accept.
+    /// Default `10`.
+    pub handshake_timeout_seconds: Option<Spanned<u64>>,
 }
 
 /// `threads:` as written: a count, or a word (only `auto` is accepted).
@@ -293,8 +298,9 @@ pub struct IssuerFile {
     /// Opaque tokens (and routes with `introspect: always`) checked by introspection.
     /// Default: none.
     pub introspection: Option<Spanned<IntrospectionFile>>,
-    /// Algorithms accepted from this issuer. Default `[RS256]`.
-    pub algorithms: Option<Spanned<Vec<Algorithm>>>,
+    /// Algorithms accepted from this issuer (`Ed25519` and `EdDSA` name one algorithm).
+    /// Default `[RS256]`.
+    pub algorithms: Option<Spanned<Vec<AlgorithmName>>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Default `30`.
     pub leeway_seconds: Option<u64>,
     /// Claims whose union makes the token's scopes. Default `[scope, scp, permissions]`.
@@ -305,8 +311,12 @@ pub struct IssuerFile {
     pub jwks: Option<Spanned<JwksFile>>,
     /// DPoP for this issuer's tokens: `off`, `allowed` or `required`. Default `off`.
     pub dpop: Option<Spanned<crate::config::DpopMode>>,
-    /// Accept an `http://` `jwks_uri` on a host other than loopback. Default `false`.
-    pub insecure_allow_http_jwks_uri: Option<bool>,
+    /// Fetch this issuer's metadata, key set and introspection endpoint over plain
+    /// `http://` on a host other than loopback. Default `false`.
+    pub insecure_allow_http: Option<bool>,
+    /// Renamed `insecure_allow_http` (which covers every URL fetched for the issuer);
+    /// refused with a hint.
+    pub insecure_allow_http_jwks_uri: Option<Spanned<bool>>,
 }
 
 /// Bounds of an issuer's key set lifecycle, in seconds.
@@ -346,6 +356,9 @@ pub struct IdentityHeadersFile {
     pub key_thumbprint: Option<Spanned<String>>,
     /// The client certificate thumbprint (`cnf.x5t#S256`). Default `X-Auth-Cert-Thumbprint`.
     pub cert_thumbprint: Option<Spanned<String>>,
+    /// Set only on a request a dry-run route forwards although it would refuse it, to the
+    /// refusal's reason. Default `X-Scopegate-Dry-Run`.
+    pub dry_run: Option<Spanned<String>>,
     /// Claim name → header name, e.g. `https://api.exampleco.com/email: X-Auth-Email`.
     /// Default: none.
     #[serde(default)]
@@ -372,4 +385,22 @@ pub struct TokenCacheFile {
     pub max_entries: Option<Spanned<u64>>,
     /// Most bytes the cached tokens and identities take. Default `67108864` (64 MiB).
     pub max_bytes: Option<Spanned<u64>>,
+}
+
+/// A JOSE algorithm name as the configuration writes it: jsonwebtoken's names, and
+/// `Ed25519` (RFC 9864) for EdDSA on Ed25519 keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlgorithmName(pub Algorithm);
+
+impl<'de> Deserialize<'de> for AlgorithmName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        crate::ground::alg::algorithm_named(&name)
+            .map(AlgorithmName)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown algorithm \"{name}\" (expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, Ed25519, EdDSA, HS256, HS384, HS512)"
+                ))
+            })
+    }
 }

@@ -97,6 +97,85 @@ issuers:
     }
 
     #[test]
+    fn every_url_fetched_for_an_issuer_follows_one_rule() {
+        let secret = tempfile_secret();
+        // Discovered from a plain-http issuer on another host: its metadata, and so its
+        // keys, would come in clear.
+        let discovered = "version: 1\nupstream: http://127.0.0.1:1\npolicy: p.yaml\nissuers:\n  - issuer: http://idp.internal.example/realms/x\n    audiences: [api]\n";
+        let errs = parse(discovered).unwrap_err();
+        assert!(
+            errs[0].message.contains("issuers[0].issuer")
+                && errs[0].message.contains("insecure_allow_http"),
+            "{}",
+            errs[0]
+        );
+        let opted_in = discovered.replace(
+            "    audiences: [api]\n",
+            "    audiences: [api]\n    insecure_allow_http: true\n",
+        );
+        assert!(parse(&opted_in).is_ok());
+        // An introspection endpoint in clear would carry the client secret and the tokens.
+        let introspecting = format!(
+            "{MINIMAL}    introspection:\n      endpoint: http://as.internal.example/introspect\n      client_id: gw\n      client_secret_file: {}\n",
+            secret.display()
+        );
+        let errs = parse(&introspecting).unwrap_err();
+        assert!(
+            errs[0].message.contains("introspection.endpoint"),
+            "{}",
+            errs[0]
+        );
+        let local = introspecting.replace("http://as.internal.example", "http://127.0.0.1:9");
+        assert!(parse(&local).is_ok(), "{:?}", parse(&local).err());
+        // The resource identifier is https, or http on loopback only.
+        let resource = |url: &str| {
+            parse(&format!(
+                "{MINIMAL}protected_resource:\n  resource: {url}\n"
+            ))
+        };
+        let errs = resource("http://api.exampleco.com/timesheets").unwrap_err();
+        assert!(
+            errs[0].message.contains("must be an https URL"),
+            "{}",
+            errs[0]
+        );
+        assert!(resource("https://api.exampleco.com/timesheets").is_ok());
+        assert!(resource("http://127.0.0.1:8080/timesheets").is_ok());
+    }
+
+    #[test]
+    fn the_metadata_location_removes_only_a_slash_right_after_the_host() {
+        let at = |resource: &str| {
+            let r = parse(&format!(
+                "{MINIMAL}protected_resource:\n  resource: {resource}\n"
+            ))
+            .unwrap()
+            .protected_resource
+            .unwrap();
+            (r.path, r.url)
+        };
+        let wk = "/.well-known/oauth-protected-resource";
+        for (resource, path) in [
+            ("https://h.example", wk.to_owned()),
+            ("https://h.example/", wk.to_owned()),
+            ("https://h.example/a", format!("{wk}/a")),
+            ("https://h.example/a/", format!("{wk}/a/")),
+            ("https://h.example/a/b/", format!("{wk}/a/b/")),
+        ] {
+            let (served, url) = at(resource);
+            assert_eq!(served, path, "{resource}");
+            assert_eq!(url, format!("https://h.example{path}"), "{resource}");
+        }
+    }
+
+    fn tempfile_secret() -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("scopegate-test-secret-{}", std::process::id()));
+        std::fs::write(&path, "a-client-secret\n").unwrap();
+        path
+    }
+
+    #[test]
     fn plain_http_key_urls_need_loopback_or_an_insecure_switch() {
         let remote = MINIMAL.replace(
             "https://tenant.example/.well",
@@ -104,15 +183,26 @@ issuers:
         );
         let errs = parse(&remote).unwrap_err();
         assert!(
-            errs[0].message.contains("insecure_allow_http_jwks_uri"),
+            errs[0].message.contains("insecure_allow_http: true"),
             "{}",
             errs[0]
         );
         let allowed = remote.replace(
             "    audiences: [api]\n",
-            "    audiences: [api]\n    insecure_allow_http_jwks_uri: true\n",
+            "    audiences: [api]\n    insecure_allow_http: true\n",
         );
         assert!(parse(&allowed).is_ok());
+        // The old name says where the switch went instead of widening silently.
+        let old = remote.replace(
+            "    audiences: [api]\n",
+            "    audiences: [api]\n    insecure_allow_http_jwks_uri: true\n",
+        );
+        let errs = parse(&old).unwrap_err();
+        assert!(
+            errs[0].message.contains("renamed insecure_allow_http"),
+            "{}",
+            errs[0]
+        );
         for local in ["http://127.0.0.1:8", "http://localhost:8", "http://[::1]:8"] {
             let text = MINIMAL.replace("https://tenant.example", local);
             assert!(parse(&text).is_ok(), "{local}");

@@ -87,6 +87,9 @@ pub struct Settings {
 pub struct ProtectedResource {
     /// The resource identifier.
     pub resource: String,
+    /// Its path, `""` for an origin: the routes a challenge's metadata covers for clients
+    /// that accept a resource identifier that is a path prefix of the URL they called.
+    pub resource_path: String,
     /// The authorization servers listed.
     pub authorization_servers: Vec<String>,
     /// Human-readable name.
@@ -120,6 +123,8 @@ pub struct TlsListener {
     pub key: PathBuf,
     /// Authorities client certificates are verified against; `None`: none is asked for.
     pub client_ca: Option<PathBuf>,
+    /// Longest a TLS handshake may take, from the accept.
+    pub handshake_timeout: Duration,
 }
 
 /// The upstream's URL, checked for shape only: a configuration can be checked where its
@@ -189,6 +194,9 @@ pub struct IssuerSettings {
     pub jwks: JwksTiming,
     /// DPoP for its tokens.
     pub dpop: DpopMode,
+    /// Plain `http://` is allowed off loopback for every URL fetched for it (metadata, key
+    /// set, introspection).
+    pub insecure_allow_http: bool,
 }
 
 /// Where an issuer's verification keys come from.
@@ -275,6 +283,8 @@ pub struct HeaderSettings {
     pub key_thumbprint: HeaderName,
     /// Header for the client certificate thumbprint.
     pub cert_thumbprint: HeaderName,
+    /// Header marking a dry-run refusal that is forwarded, with its reason.
+    pub dry_run: HeaderName,
     /// Claim → header, in claim-name order.
     pub claims: Vec<(String, HeaderName)>,
     /// Further headers removed before forwarding.

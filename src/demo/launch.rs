@@ -189,6 +189,11 @@ identity_headers:
     {email_claim}: X-Auth-Email
 dpop:
   public_url: {public_url}
+# RFC 9728: the app that knows only the API's URL finds where to sign in. Every
+# challenge names this document; the identifier (the origin) covers every route.
+protected_resource:
+  resource: {public_url}
+  resource_name: ExampleCo Timesheets (demo)
 ",
         public_url = q(&url(args.listen)),
         listen = q(&args.listen.to_string()),

@@ -30,6 +30,40 @@ pub fn name(alg: Algorithm) -> &'static str {
     }
 }
 
+/// RFC 9864's fully-specified name of EdDSA with Ed25519, which current JOSE libraries
+/// sign with instead of the deprecated, polymorphic `EdDSA`.
+pub const ED25519: &str = "Ed25519";
+
+/// The algorithm a JOSE `alg` name (a header's, a JWK's or the configuration's) stands for:
+/// every name jsonwebtoken knows, and [`ED25519`], read as `EdDSA`. The two are one here:
+/// the only EdDSA keys scopegate uses are Ed25519 keys (a JWKS key of another curve is
+/// left out), so `Ed25519` can never reach a key `EdDSA` could not.
+pub fn algorithm_named(name: &str) -> Option<Algorithm> {
+    if name == ED25519 {
+        Some(Algorithm::EdDSA)
+    } else {
+        name.parse().ok()
+    }
+}
+
+/// The names `algorithms` are advertised under (DPoP's `algs`, the resource metadata's
+/// `dpop_signing_alg_values_supported`): each algorithm's name, and EdDSA under its
+/// fully-specified name first and its deprecated one after (RFC 9864 §2), so clients of
+/// either generation find theirs.
+pub fn advertised_names(algorithms: &[Algorithm]) -> Vec<String> {
+    let mut names = Vec::new();
+    for alg in algorithms {
+        if *alg == Algorithm::EdDSA {
+            names.push(ED25519.to_owned());
+        }
+        let name = name(*alg).to_owned();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

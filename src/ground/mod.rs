@@ -14,6 +14,7 @@
 //! | [`secret`] | secret bytes whose `Debug` and `Display` redact |
 //! | [`alg`] | JOSE algorithm names and families |
 //! | [`clock`] | the wall clock, read once per request |
+//! | [`url`] | the rule for every URL fetched: https, loopback, or an explicit opt-in |
 
 pub mod alg;
 pub mod answer;
@@ -25,6 +26,7 @@ pub mod query;
 pub mod reason;
 pub mod rejection;
 pub mod secret;
+pub mod url;
 
 pub use answer::{Answer, ChallengeContext};
 pub use fault::UpstreamFault;

@@ -1,5 +1,5 @@
 //! Query parameters a backend could act on after the decision, read by their decoded names
-//! (`%5Fmethod` is `_method`):
+//! (`%5Fmethod` is `_method`) as PHP maps them (`.method` and `_method[]` are `_method`):
 //!
 //! - `_method` (Rails, Laravel and Symfony take it as the method of a POST): refused by
 //!   default, or removed ([`MethodOverride::Strip`]); the form-body `_method` field is not
@@ -48,11 +48,45 @@ pub fn decoded_name(pair: &str) -> Cow<'_, str> {
     )
 }
 
+/// A query parameter's name as PHP reads it (Laravel and Symfony take their parameters
+/// from it): decoded (see [`decoded_name`]), leading spaces dropped, and `.`, space and an
+/// unclosed `[` turned into `_`; a `[…]` suffix makes an array of the name before it.
+/// `?.method=`, `?%2Emethod=`, `?_method[]=` and `?access+token=` are then `_method` and
+/// `access_token`. A name no PHP mapping changes is its decoded name, so comparing this
+/// one covers every other reading too.
+pub fn parameter_name(pair: &str) -> Cow<'_, str> {
+    let decoded = decoded_name(pair);
+    if !decoded.contains(['.', ' ', '[']) {
+        return decoded;
+    }
+    let name = decoded.trim_start_matches(' ');
+    // PHP keeps the name before a `[` that a `]` closes later on, and reads the rest
+    // as array keys.
+    let (name, array) = match name.find('[') {
+        Some(open) if name[open..].contains(']') => (&name[..open], true),
+        _ => (name, false),
+    };
+    let mut mapped = String::with_capacity(name.len());
+    let mut bracket = false;
+    for c in name.chars() {
+        match c {
+            '.' | ' ' if !bracket => mapped.push('_'),
+            // Only the first unclosed `[` becomes `_`; PHP copies what follows as it is.
+            '[' if !bracket && !array => {
+                mapped.push('_');
+                bracket = true;
+            }
+            c => mapped.push(c),
+        }
+    }
+    Cow::Owned(mapped)
+}
+
 /// Checks a query string; returns the query to forward when a parameter was removed.
 pub fn check(query: &str, rules: &QueryRules) -> Result<Option<String>, Rejection> {
     let mut stripped = false;
     for pair in query.split('&') {
-        match &*decoded_name(pair) {
+        match &*parameter_name(pair) {
             "_method" => match rules.method_override {
                 MethodOverride::Reject => {
                     return Err(Rejection::InvalidRequest(
@@ -74,7 +108,7 @@ pub fn check(query: &str, rules: &QueryRules) -> Result<Option<String>, Rejectio
     }
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|pair| decoded_name(pair) != "_method")
+        .filter(|pair| parameter_name(pair) != "_method")
         .collect();
     Ok(Some(kept.join("&")))
 }
@@ -97,6 +131,47 @@ mod tests {
         assert_eq!(
             check("a=1&_method=DELETE&b=2", &strip),
             Ok(Some("a=1&b=2".into()))
+        );
+    }
+
+    #[test]
+    fn names_are_compared_as_php_reads_them() {
+        let rules = QueryRules::default();
+        for q in [
+            ".method=DELETE",
+            "%2Emethod=DELETE",
+            "[method=DELETE",
+            "_method[]=DELETE",
+            "_method[x]=DELETE",
+            "a=1&%20%20.method=PUT",
+            "access.token=t",
+            "access+token=t",
+            "access%20token=t",
+            "access[token=t",
+            "access_token[0]=t",
+        ] {
+            assert_eq!(check(q, &rules).unwrap_err().status(), 400, "{q}");
+        }
+        // PHP drops leading spaces: `+method` is `method`.
+        for q in [
+            "x.method=1",
+            "method=1",
+            "+method=1",
+            "access-token=t",
+            "access[token]=t",
+            "a.b[c=1",
+        ] {
+            assert_eq!(check(q, &rules), Ok(None), "{q}");
+        }
+        assert_eq!(parameter_name("a.b[c.d=1"), "a_b_c.d");
+        assert_eq!(parameter_name("a.b=1"), "a_b");
+        let strip = QueryRules {
+            method_override: MethodOverride::Strip,
+            ..rules
+        };
+        assert_eq!(
+            check("a=1&.method=DELETE&_method[]=PUT&b.c=2", &strip),
+            Ok(Some("a=1&b.c=2".into()))
         );
     }
 

@@ -45,6 +45,9 @@ pub enum TokenError {
     /// A required claim (`exp`, `iss`, `aud`) is missing, or a claim has the wrong type.
     #[error("The access token lacks a required claim")]
     BadClaims,
+    /// `auth_time` is in the future (beyond the leeway): the sign-in has not happened.
+    #[error("The access token's auth_time is in the future")]
+    FutureAuthTime,
     /// The authorization server says the token is not active (RFC 7662 §2.2: revoked,
     /// expired, or never issued).
     #[error("The access token is not active")]
@@ -59,7 +62,9 @@ impl TokenError {
     /// The metric `reason` label.
     pub fn reason(self) -> Reason {
         match self {
-            TokenError::Malformed | TokenError::BadClaims => Reason::InvalidToken,
+            TokenError::Malformed | TokenError::BadClaims | TokenError::FutureAuthTime => {
+                Reason::InvalidToken
+            }
             TokenError::Expired => Reason::TokenExpired,
             TokenError::NotYetValid => Reason::TokenNotYetValid,
             TokenError::UnknownIssuer => Reason::UnknownIssuer,

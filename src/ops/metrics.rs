@@ -72,6 +72,8 @@ pub struct Metrics {
     connections_refused: IntCounter,
     /// `scopegate_client_header_timeouts_total`: connections closed for a slow header.
     header_timeouts: IntCounter,
+    /// `scopegate_tls_handshake_timeouts_total`: connections closed for a slow handshake.
+    handshake_timeouts: IntCounter,
 }
 
 impl Default for Metrics {
@@ -202,6 +204,12 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(header_timeouts.clone()));
+        let handshake_timeouts = IntCounter::new(
+            "scopegate_tls_handshake_timeouts_total",
+            "Client connections closed because their TLS handshake took longer than listen_tls.handshake_timeout_seconds.",
+        )
+        .expect("valid metric");
+        reg(Box::new(handshake_timeouts.clone()));
         let ready = IntGauge::new(
             "scopegate_ready",
             "1 when the policy is loaded and every issuer has usable keys.",
@@ -246,6 +254,7 @@ impl Metrics {
             connections,
             connections_refused,
             header_timeouts,
+            handshake_timeouts,
             registry,
             requests,
             auth_duration_allow,
@@ -396,6 +405,11 @@ impl Metrics {
     /// A client connection was closed: its request header took too long.
     pub fn client_header_timed_out(&self) {
         self.header_timeouts.inc();
+    }
+
+    /// A client connection was closed: its TLS handshake took too long.
+    pub fn tls_handshake_timed_out(&self) {
+        self.handshake_timeouts.inc();
     }
 
     /// The upstream failed an allowed request.

@@ -9,6 +9,14 @@
 //! phases tell it when a header is complete ([`HeaderClock::header_read`]) and when a request
 //! is over ([`HeaderClock::request_done`]), so a slow request body or a long answer is never
 //! cut by it.
+//!
+//! On the TLS listener the handshake is done here too, not in pingora's accept loop (which
+//! gives every handshake a fixed 60 s before any application code runs): the clock wraps
+//! the raw TCP stream from the accept, so the handshake counts toward the header's time,
+//! the connection already holds its `max_connections` permit, and
+//! [`crate::proxy::tls::TlsHandshake`] bounds the handshake by its own setting. The phases
+//! reach the clock through a second [`HeaderClock`] around the TLS stream that shares its
+//! state and times nothing itself.
 
 use std::fmt;
 use std::io;
@@ -31,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::ops::metrics::Metrics;
+use crate::proxy::tls::TlsHandshake;
 
 /// The clock is running: the header has not been read yet.
 const HEADER: u8 = 0;
@@ -38,12 +47,12 @@ const HEADER: u8 = 0;
 const STOPPED: u8 = 1;
 /// A request is over; the next one's first byte starts the clock again.
 const NEXT: u8 = 2;
-/// The connection speaks HTTP/2 with prior knowledge (h2c): many headers share it and its
-/// sessions give the phases no stream to stop a clock with, so it is never timed here;
-/// `h2`'s header-list bound and the idle timeout of `http2.*` bound it instead.
-const H2C: u8 = 3;
+/// Never timed (an HTTP/2 connection, whose headers pingora's h2 timeouts bound).
+const OFF: u8 = 3;
 
-/// The client preface of HTTP/2 with prior knowledge (RFC 9113 §3.4).
+/// The client preface of HTTP/2 with prior knowledge (h2c, RFC 9113 §3.4): such a
+/// connection multiplexes many headers and is never timed here either; `h2`'s header-list
+/// bound and `http2.idle_timeout_seconds` bound it instead.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Wraps the proxy application: each HTTP/1 connection's stream gets a [`HeaderClock`].
@@ -51,6 +60,8 @@ pub struct HeaderDeadline<A> {
     inner: Arc<A>,
     limit: Duration,
     metrics: Metrics,
+    /// The TLS listener's handshake, done here for its connections.
+    tls: Option<TlsHandshake>,
 }
 
 impl<A> HeaderDeadline<A> {
@@ -60,7 +71,14 @@ impl<A> HeaderDeadline<A> {
             inner: Arc::new(inner),
             limit,
             metrics,
+            tls: None,
         }
+    }
+
+    /// Also terminates TLS for the connections `tls` serves, under the same clock.
+    pub fn with_tls(mut self, tls: TlsHandshake) -> HeaderDeadline<A> {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -71,12 +89,30 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        if let Some(tls) = self.tls.as_ref().filter(|tls| tls.serves(&stream)) {
+            // The clock starts at the accept, under the handshake.
+            let phase = Arc::new(AtomicU8::new(HEADER));
+            let raw = HeaderClock::timed(stream, self.limit, phase.clone(), self.metrics.clone());
+            let secured = tls.accept(raw).await?;
+            if matches!(secured.selected_alpn_proto(), Some(ALPN::H2)) {
+                phase.store(OFF, Ordering::Relaxed);
+                return self.inner.process_new(Box::new(secured), shutdown).await;
+            }
+            let carrier = HeaderClock::carrier(Box::new(secured), self.limit, phase);
+            return self.inner.process_new(Box::new(carrier), shutdown).await;
+        }
         // HTTP/2 multiplexes many headers on one stream, and its sessions give the phases no
         // stream to stop the clock with: it is left to pingora's own h2 timeouts.
         let stream: Stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             stream
         } else {
-            Box::new(HeaderClock::new(stream, self.limit, self.metrics.clone()))
+            let phase = Arc::new(AtomicU8::new(HEADER));
+            Box::new(HeaderClock::timed(
+                stream,
+                self.limit,
+                phase,
+                self.metrics.clone(),
+            ))
         };
         self.inner.process_new(stream, shutdown).await
     }
@@ -90,23 +126,39 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
 pub struct HeaderClock {
     inner: Stream,
     limit: Duration,
-    /// [`HEADER`], [`STOPPED`] or [`NEXT`]; written by the phases through `&self`.
-    phase: AtomicU8,
-    deadline: Pin<Box<Sleep>>,
-    metrics: Metrics,
+    /// [`HEADER`], [`STOPPED`], [`NEXT`] or [`OFF`]; written by the phases through `&self`,
+    /// shared by the timed raw stream and the carrier above a TLS layer.
+    phase: Arc<AtomicU8>,
+    /// The deadline, on the stream whose reads are timed; `None` on a carrier.
+    deadline: Option<Pin<Box<Sleep>>>,
+    metrics: Option<Metrics>,
     /// Nothing was read yet: the first bytes tell HTTP/1 from h2c.
     first_read: bool,
 }
 
 impl HeaderClock {
-    fn new(inner: Stream, limit: Duration, metrics: Metrics) -> HeaderClock {
+    /// A stream whose reads are timed, the clock running from now.
+    fn timed(inner: Stream, limit: Duration, phase: Arc<AtomicU8>, metrics: Metrics) -> Self {
         HeaderClock {
             inner,
             limit,
-            phase: AtomicU8::new(HEADER),
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            metrics,
+            phase,
+            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+            metrics: Some(metrics),
             first_read: true,
+        }
+    }
+
+    /// The TLS stream above a timed raw stream: it times nothing, and lets the phases
+    /// (which see only the outermost stream) drive the clock beneath.
+    fn carrier(inner: Stream, limit: Duration, phase: Arc<AtomicU8>) -> Self {
+        HeaderClock {
+            inner,
+            limit,
+            phase,
+            deadline: None,
+            metrics: None,
+            first_read: false,
         }
     }
 
@@ -142,22 +194,26 @@ impl AsyncRead for HeaderClock {
         let read = buf.filled().len() > before;
         if this.first_read && read {
             this.first_read = false;
-            let got = &buf.filled()[before..];
-            if got.len() >= H2_PREFACE.len() && got.starts_with(H2_PREFACE) {
-                this.phase.store(H2C, Ordering::Relaxed);
+            if buf.filled()[before..].starts_with(H2_PREFACE) {
+                this.phase.store(OFF, Ordering::Relaxed);
             }
         }
+        let Some(deadline) = this.deadline.as_mut() else {
+            return polled;
+        };
         match this.phase.load(Ordering::Relaxed) {
             NEXT if read => {
                 this.phase.store(HEADER, Ordering::Relaxed);
                 let limit = this.limit;
-                this.deadline.as_mut().reset(Instant::now() + limit);
+                deadline.as_mut().reset(Instant::now() + limit);
                 polled
             }
             // Whatever the read brought, a header past its deadline ends the connection;
             // while the read waits, the deadline wakes it.
-            HEADER if this.deadline.as_mut().poll(cx).is_ready() => {
-                this.metrics.client_header_timed_out();
+            HEADER if deadline.as_mut().poll(cx).is_ready() => {
+                if let Some(metrics) = &this.metrics {
+                    metrics.client_header_timed_out();
+                }
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "request header not received in time",

@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::auth::identity::Identity;
 use crate::config::HeaderSettings;
+use crate::decision::Reason;
 
 /// Headers that would let a client change the method or path a backend acts on after the
 /// decision; they never reach the upstream.
@@ -75,6 +76,7 @@ pub struct HeaderPlan {
     client_id: PlannedName,
     key_thumbprint: PlannedName,
     cert_thumbprint: PlannedName,
+    dry_run: PlannedName,
     /// Claim name → header name, in the verifier's claim order.
     claims: Vec<(String, PlannedName)>,
     /// Drop every header whose name has an underscore, not only the lookalikes.
@@ -97,6 +99,7 @@ impl HeaderPlan {
             &h.client_id,
             &h.key_thumbprint,
             &h.cert_thumbprint,
+            &h.dry_run,
         ]
         .into_iter()
         .chain(h.strip.iter())
@@ -117,6 +120,7 @@ impl HeaderPlan {
             client_id: PlannedName::new(h.client_id.clone()),
             key_thumbprint: PlannedName::new(h.key_thumbprint.clone()),
             cert_thumbprint: PlannedName::new(h.cert_thumbprint.clone()),
+            dry_run: PlannedName::new(h.dry_run.clone()),
             claims,
             drop_underscore: h.drop_underscore_headers,
         }
@@ -148,6 +152,14 @@ impl HeaderPlan {
                 headers.set(header, value.clone());
             }
         }
+    }
+
+    /// Marks a request a dry-run route forwards although it would refuse it: the dry-run
+    /// header (stripped from every client request by [`HeaderPlan::apply`]) names the
+    /// refusal's reason, so a backend that trusts the identity headers can tell "allowed"
+    /// from "would have been refused".
+    pub fn mark_dry_run(&self, headers: &mut impl HeaderSink, reason: Reason) {
+        headers.set(&self.dry_run, HeaderValue::from_static(reason.as_str()));
     }
 
     /// Removes the strip-listed headers the request carries. A request has a handful of
@@ -221,6 +233,24 @@ issuers: [{{issuer: i, audiences: [a], jwks_uri: http://127.0.0.1:1/jwks}}]
         );
         h.forward_authorization = forward_authorization;
         HeaderPlan::new(&h)
+    }
+
+    #[test]
+    fn the_dry_run_mark_is_stripped_from_clients_and_set_only_when_asked() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-scopegate-dry-run", "authorized".parse().unwrap());
+        h.insert("X_Scopegate_Dry_Run", "authorized".parse().unwrap());
+        let plan = plan(true);
+        plan.apply(&mut h, None);
+        assert!(h.get("x-scopegate-dry-run").is_none());
+        assert!(h.get("x_scopegate_dry_run").is_none());
+        plan.mark_dry_run(&mut h, Reason::InsufficientScope);
+        assert_eq!(h["x-scopegate-dry-run"], "insufficient_scope");
+        let renamed = HeaderPlan::new(&settings("identity_headers: {dry_run: X-Policy-Dry-Run}\n"));
+        let mut h = http::HeaderMap::new();
+        h.insert("x-policy-dry-run", "no_route".parse().unwrap());
+        renamed.apply(&mut h, None);
+        assert!(h.is_empty());
     }
 
     #[test]

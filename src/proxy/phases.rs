@@ -211,6 +211,9 @@ impl ProxyHttp for Gateway {
             }
         };
         self.headers.apply(upstream_request, identity);
+        if let Some(would) = decision.verdict.dry_run_rejection() {
+            self.headers.mark_dry_run(upstream_request, would.reason());
+        }
         Ok(())
     }
 

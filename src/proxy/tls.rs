@@ -1,9 +1,12 @@
 //! The TLS listener's certificate: loaded at start-up and re-read when the files change
-//! (a renewed Kubernetes Secret swaps its mounted files), without a restart.
+//! (a renewed Kubernetes Secret swaps its mounted files), without a restart; and its
+//! handshake ([`TlsHandshake`]), bounded from the accept.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -16,6 +19,11 @@ use pingora::tls::{
 };
 use sha2::{Digest, Sha256};
 
+use pingora::listeners::tls::{Acceptor, TlsSettings};
+use pingora::protocols::tls::TlsStream;
+use pingora::protocols::{IO, Stream};
+
+use crate::ops::metrics::Metrics;
 use crate::ops::watch::FolderWatch;
 
 /// Serves the current certificate to every handshake; swapped when the files change.
@@ -138,5 +146,92 @@ impl BackgroundService for CertWatcher {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+/// The TLS listener's handshake, done by the gateway rather than pingora's accept loop, so
+/// that a connection holds its `max_connections` permit and its header clock from the
+/// accept on, and a client that never finishes the handshake (or never sends a
+/// ClientHello) is cut off after `handshake_timeout_seconds` rather than pingora's fixed
+/// 60 s. The listener itself is a plain TCP one; its connections are told apart by the
+/// local address they were accepted on.
+pub struct TlsHandshake {
+    acceptor: Acceptor,
+    address: SocketAddr,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+impl TlsHandshake {
+    /// Handshakes with `settings` for connections accepted on `address`, each within
+    /// `timeout`.
+    pub fn new(
+        settings: TlsSettings,
+        address: SocketAddr,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> TlsHandshake {
+        TlsHandshake {
+            acceptor: settings.build(),
+            address,
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Whether `stream` was accepted on the TLS listener's address.
+    pub fn serves(&self, stream: &Stream) -> bool {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        local.is_some_and(|local| same_listener(self.address, local))
+    }
+
+    /// The TLS stream over `raw`, or `None` (the connection is dropped) when the handshake
+    /// fails or takes longer than the timeout.
+    pub async fn accept<S: IO + 'static>(&self, raw: S) -> Option<TlsStream<S>> {
+        match tokio::time::timeout(self.timeout, self.acceptor.tls_handshake(raw)).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                self.metrics.tls_handshake_timed_out();
+                None
+            }
+        }
+    }
+}
+
+/// Whether a connection accepted at `local` came from the listener bound to `listener`:
+/// the same port, and the same address unless the listener takes every address.
+fn same_listener(listener: SocketAddr, local: SocketAddr) -> bool {
+    let unmapped = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    listener.port() == local.port()
+        && (listener.ip().is_unspecified() || unmapped(listener.ip()) == unmapped(local.ip()))
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_told_apart_by_the_address_they_were_accepted_on() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(same_listener(at("0.0.0.0:8443"), at("10.0.0.7:8443")));
+        assert!(same_listener(
+            at("[::]:8443"),
+            at("[::ffff:127.0.0.1]:8443")
+        ));
+        assert!(same_listener(
+            at("127.0.0.1:8443"),
+            at("[::ffff:127.0.0.1]:8443")
+        ));
+        assert!(!same_listener(at("0.0.0.0:8443"), at("10.0.0.7:8080")));
+        assert!(!same_listener(at("127.0.0.2:8080"), at("127.0.0.1:8080")));
     }
 }

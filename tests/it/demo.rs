@@ -1198,6 +1198,45 @@ fn the_demo_lets_a_manager_approve_and_stops_an_employee() {
 }
 
 #[test]
+fn the_demo_gateway_shows_the_app_where_to_sign_in() {
+    let demo = Demo::start();
+    let origin = format!("http://{}", demo.gateway);
+    let bare = raw(
+        demo.gateway,
+        "GET /timesheets HTTP/1.1\r\nHost: demo\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(bare.status, 401);
+    let named = format!(r#"resource_metadata="{origin}/.well-known/oauth-protected-resource""#);
+    let challenges: Vec<&str> = bare
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(
+        challenges.iter().all(|c| c.ends_with(&named)),
+        "{challenges:?}"
+    );
+    let (status, doc) = demo.call("GET", "/.well-known/oauth-protected-resource", None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["resource"], origin.as_str());
+    assert_eq!(
+        doc["authorization_servers"],
+        serde_json::json!([format!("{}/", demo.authz)])
+    );
+    assert!(
+        doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "Ed25519"),
+        "{doc}"
+    );
+}
+
+#[test]
 fn a_wrong_one_time_code_gets_no_token() {
     let demo = Demo::start();
     let (code, stdout, stderr) = demo.cli(&[
@@ -1417,4 +1456,74 @@ fn demo_revoke_takes_a_token_that_begins_with_a_hyphen() {
         "http://127.0.0.1:1",
     ]);
     assert!(!out.contains("unexpected argument"), "{out}");
+}
+
+/// A DPoP proof for the demo's token endpoint, signed by `key` under the header's `alg`
+/// name (`Ed25519` for an Ed25519 key, as RFC 9864 names it).
+fn token_endpoint_proof(
+    auth: &AuthServer,
+    key: &jsonwebtoken::EncodingKey,
+    sign_as: jsonwebtoken::Algorithm,
+    alg: &str,
+    jwk: &jsonwebtoken::jwk::Jwk,
+) -> String {
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
+    let claims = serde_json::json!({
+        "jti": format!("token-proof-{alg}"),
+        "htm": "POST",
+        "htu": auth.token_endpoint(),
+        "iat": jsonwebtoken::get_current_timestamp(),
+    });
+    let message = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, sign_as).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn the_token_endpoint_takes_every_proof_algorithm_the_gateway_advertises() {
+    use jsonwebtoken::Algorithm;
+    use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+    scopegate::install_crypto_provider();
+    let auth = auth_server().await;
+    let p384 = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+    )
+    .unwrap();
+    let es384 = jsonwebtoken::EncodingKey::from_ec_der(p384.to_pkcs8v1().unwrap().as_ref());
+    let ed_pem = std::fs::read(crate::harness::fixture("ed25519.pem")).unwrap();
+    let ed = jsonwebtoken::EncodingKey::from_ed_pem(&ed_pem).unwrap();
+    for (key, sign_as, alg) in [
+        (&es384, Algorithm::ES384, "ES384"),
+        (&ed, Algorithm::EdDSA, "Ed25519"),
+        (&ed, Algorithm::EdDSA, "EdDSA"),
+    ] {
+        let jwk = Jwk::from_encoding_key(key, sign_as).unwrap();
+        let proof = token_endpoint_proof(&auth, key, sign_as, alg, &jwk);
+        let (code, verifier) = code_for(&auth, "alice", "read:timesheets").await;
+        let r = http()
+            .post(auth.token_endpoint())
+            .header("DPoP", proof)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", MOBILE_REDIRECT_URI),
+                ("client_id", MOBILE_CLIENT_ID),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{alg}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["token_type"], "DPoP", "{alg}");
+        let c = verified_claims(&auth, body["access_token"].as_str().unwrap()).await;
+        assert_eq!(
+            c["cnf"]["jkt"],
+            jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
+            "{alg}"
+        );
+    }
 }

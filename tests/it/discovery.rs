@@ -72,3 +72,28 @@ fn metadata_that_names_another_issuer_is_refused_and_the_gateway_stays_unready()
     assert_eq!(gw.call("GET", "/healthz", "").status, 200);
     assert_eq!(upstream.count(), 1);
 }
+
+#[test]
+fn metadata_naming_a_plain_http_key_set_on_another_host_is_refused_at_discovery() {
+    let key = TestKey::rsa();
+    let jwks = JwksServer::start(&[&key]);
+    let upstream = Upstream::start();
+    // The metadata is read over loopback, but names a key set anyone on the path to
+    // another host could swap.
+    let auth = AuthServer::start("http://keys.exampleco.test/.well-known/jwks.json");
+    let policy = timesheets_policy();
+    let spec = spec_without_key_set(&jwks, &upstream, &policy, "");
+    let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
+    gw.wait_for(
+        || gw.log().contains("is plain http to another host"),
+        "the refused discovery to be logged",
+    );
+    assert_eq!(gw.admin_get("/readyz").0, 503);
+    let mut claims = claims("read:timesheets");
+    claims["iss"] = json!(auth.issuer());
+    assert_eq!(
+        gw.call("GET", "/timesheets", &key.sign(&claims)).status,
+        503
+    );
+    assert_eq!(upstream.count(), 0);
+}

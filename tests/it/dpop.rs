@@ -236,7 +236,7 @@ fn where_dpop_is_allowed_bearer_tokens_still_pass_and_challenges_offer_both() {
         challenges(&missing),
         [
             r#"Bearer realm="scopegate""#,
-            r#"DPoP realm="scopegate", algs="ES256 ES384 EdDSA PS256 RS256""#
+            r#"DPoP realm="scopegate", algs="ES256 ES384 Ed25519 EdDSA PS256 RS256""#
         ]
     );
     // An unbound token with the DPoP scheme is not a DPoP-bound token.
@@ -249,6 +249,66 @@ fn where_dpop_is_allowed_bearer_tokens_still_pass_and_challenges_offer_both() {
         &app.proof("GET", "/timesheets", &token),
     );
     assert_dpop_error(&r, "invalid_dpop_proof");
+}
+
+#[test]
+fn an_ed25519_proof_under_its_fully_specified_name_passes_and_is_advertised() {
+    let (gw, _jwks, upstream) = start("allowed", "", &timesheets_policy());
+    let app = Holder::new(TestKey::ed());
+    let token = bound_token(&app, "read:timesheets");
+    // As current JOSE libraries sign it: `alg: Ed25519` (RFC 9864), not `EdDSA`.
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": app.public_jwk()});
+    let proof = app
+        .key
+        .sign_raw(&header, &proof_claims("GET", "/timesheets", &token));
+    let r = dpop_call(&gw, "GET", "/timesheets", &token, &proof);
+    assert_eq!(r.status, 200, "{r:?}\n{}", gw.log());
+    assert_eq!(
+        upstream.last().header("x-auth-key-thumbprint"),
+        Some(app.jkt.as_str())
+    );
+    // The deprecated name still passes.
+    let r = dpop_call(
+        &gw,
+        "GET",
+        "/timesheets",
+        &token,
+        &app.proof("GET", "/timesheets", &token),
+    );
+    assert_eq!(r.status, 200);
+    // The name on another kind of key is refused.
+    let ec = Holder::new(TestKey::ec());
+    let ec_token = bound_token(&ec, "read:timesheets");
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ec.public_jwk()});
+    let forged = ec
+        .key
+        .sign_raw(&header, &proof_claims("GET", "/timesheets", &ec_token));
+    assert_dpop_error(
+        &dpop_call(&gw, "GET", "/timesheets", &ec_token, &forged),
+        "invalid_dpop_proof",
+    );
+    // Configured by that name alone, EdDSA is accepted and advertised under both.
+    let (gw, _jwks, _upstream) = start(
+        "allowed",
+        "  algorithms: [ES256, Ed25519]\n",
+        &timesheets_policy(),
+    );
+    assert_eq!(
+        challenges(&gw.request("GET", "/timesheets", &[]))[1],
+        r#"DPoP realm="scopegate", algs="ES256 Ed25519 EdDSA""#
+    );
+    let proof = app.key.sign_raw(
+        &header_for(&app),
+        &proof_claims("GET", "/timesheets", &token),
+    );
+    assert_eq!(
+        dpop_call(&gw, "GET", "/timesheets", &token, &proof).status,
+        200
+    );
+}
+
+fn header_for(holder: &Holder) -> Value {
+    json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": holder.public_jwk()})
 }
 
 #[test]
@@ -268,7 +328,7 @@ fn where_dpop_is_required_plain_bearer_tokens_are_refused() {
     let missing = gw.request("GET", "/timesheets", &[]);
     assert_eq!(
         challenges(&missing),
-        [r#"DPoP realm="scopegate", algs="ES256 ES384 EdDSA PS256 RS256""#]
+        [r#"DPoP realm="scopegate", algs="ES256 ES384 Ed25519 EdDSA PS256 RS256""#]
     );
     assert_eq!(gw.call("GET", "/timesheets/7", &bearer).status, 200);
     assert_eq!(

@@ -108,16 +108,24 @@ fn a_missing_or_repeated_host_is_a_bad_request() {
 fn a_method_override_parameter_is_refused_or_stripped() {
     let (gw, _jwks, upstream) = Gateway::with_extra("");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
+    // PHP (Laravel, Symfony) reads `.`, space and `[` in a name as `_`.
     for target in [
         "/timesheets?_method=DELETE",
         "/timesheets?a=1&%5Fmethod=DELETE",
+        "/timesheets?.method=DELETE",
+        "/timesheets?%2Emethod=DELETE",
+        "/timesheets?_method[]=DELETE",
     ] {
         let r = gw.call("POST", target, &token);
         assert_eq!(r.status, 400, "{target}");
     }
     assert_eq!(upstream.count(), 0);
     let (gw, _jwks, upstream) = Gateway::with_extra("method_override_parameter: strip");
-    let r = gw.call("POST", "/timesheets?a=1&_method=DELETE&b=2", &token);
+    let r = gw.call(
+        "POST",
+        "/timesheets?a=1&_method=DELETE&.method=PUT&b=2",
+        &token,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(upstream.last().target, "/timesheets?a=1&b=2");
     assert_eq!(upstream.last().method, "POST");
@@ -128,7 +136,12 @@ fn one_token_per_request_whatever_the_encoding() {
     let (gw, _jwks, upstream) = Gateway::with_extra("");
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     // The query is no token source: a token there never rides along unchecked.
-    for target in ["/timesheets?access_token=x", "/healthz?access%5Ftoken=x"] {
+    for target in [
+        "/timesheets?access_token=x",
+        "/healthz?access%5Ftoken=x",
+        "/timesheets?access.token=x",
+        "/timesheets?access+token=x",
+    ] {
         assert_eq!(gw.call("GET", target, &token).status, 400, "{target}");
     }
     assert_eq!(upstream.count(), 0);
@@ -141,4 +154,25 @@ fn one_token_per_request_whatever_the_encoding() {
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("more than one way"), "{}", r.body);
+    let r = gw.call("GET", &format!("/timesheets?access.token={token}"), &token);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("more than one way"), "{}", r.body);
+}
+
+#[test]
+fn an_empty_query_token_and_an_empty_bearer_get_the_same_400() {
+    let (gw, _jwks, upstream) =
+        Gateway::with_extra("token:\n  insecure_allow_query_parameter: true");
+    let query = gw.request("GET", "/timesheets?access_token=", &[]);
+    let bearer = gw.request("GET", "/timesheets", &[("Authorization", "Bearer")]);
+    for r in [&query, &bearer] {
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["error"], "invalid_request");
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains(r#"error="invalid_request""#)
+        );
+    }
+    assert_eq!(upstream.count(), 0);
 }

@@ -100,6 +100,19 @@ impl TestKey {
         self.sign_with(header, claims)
     }
 
+    /// A token with a hand-made header (any `alg` name, e.g. RFC 9864's `Ed25519`),
+    /// signed with this key's algorithm.
+    pub fn sign_raw(&self, header: &Value, claims: &Value) -> String {
+        let message = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, self.alg)
+            .expect("signing works");
+        format!("{message}.{signature}")
+    }
+
     /// A token with a header of the test's choosing.
     pub fn sign_with(&self, header: Header, claims: &Value) -> String {
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing works")
@@ -584,7 +597,9 @@ identity_headers:
                 format!("    jwks_uri: \"{}\"\n", spec.jwks_uri)
             },
             issuer_extra = spec.issuer_extra,
-            extra = spec.extra,
+            // `{gateway}` in the extra settings is the gateway's own URL (a resource
+            // identifier, a DPoP public URL), known only once its port is chosen.
+            extra = spec.extra.replace("{gateway}", &format!("http://{addr}")),
         );
         std::fs::write(dir.path().join("scopegate.yaml"), config).unwrap();
         Gateway::spawn(dir, addr, admin, &[], rust_log)

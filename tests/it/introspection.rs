@@ -222,6 +222,49 @@ fn a_route_that_introspects_always_refuses_a_revoked_jwt_at_once() {
 }
 
 #[test]
+fn a_route_that_introspects_always_refuses_a_revoked_opaque_token_at_once() {
+    let policy = timesheets_policy().replace(
+        "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n",
+        "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n    introspect: always\n",
+    );
+    let s = start("", &policy);
+    s.auth.activate(
+        "opaque-approver",
+        active(&s.auth.issuer(), "delete:timesheets read:timesheets"),
+    );
+    // Every request on the route asks the server: no answer is served from the cache.
+    assert_eq!(
+        s.gw.call("DELETE", "/timesheets/7", "opaque-approver")
+            .status,
+        200
+    );
+    assert_eq!(
+        s.gw.call("DELETE", "/timesheets/7", "opaque-approver")
+            .status,
+        200
+    );
+    assert_eq!(s.auth.calls(), 2);
+    s.auth.revoke("opaque-approver");
+    let r = s.gw.call("DELETE", "/timesheets/7", "opaque-approver");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "invalid_token");
+    assert_eq!(s.auth.calls(), 3);
+}
+
+#[test]
+fn an_introspection_answer_signed_in_in_the_future_is_refused() {
+    let s = start("", &timesheets_policy());
+    let mut answer = active(&s.auth.issuer(), "read:timesheets");
+    // Milliseconds where seconds belong: a sign-in far in the future.
+    answer["auth_time"] = json!(jsonwebtoken::get_current_timestamp() * 1000);
+    s.auth.activate("opaque-future", answer);
+    let r = s.gw.call("GET", "/timesheets", "opaque-future");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "invalid_token");
+    assert_eq!(s.upstream.count(), 0);
+}
+
+#[test]
 fn wrong_client_credentials_fail_closed() {
     let jwks = JwksServer::start(&[&TestKey::rsa()]);
     let upstream = Upstream::start();

@@ -18,6 +18,8 @@ mod hardening_requests;
 mod hardening_upstream;
 mod headers;
 mod http2;
+#[cfg(feature = "demo")]
+mod interop;
 mod introspection;
 mod jwks;
 mod lifecycle;

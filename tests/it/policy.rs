@@ -158,17 +158,40 @@ fn a_dry_run_route_forwards_what_it_would_refuse_and_counts_it() {
     gw.wait_ready();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
 
-    let r = gw.call("GET", "/beta", &token);
+    // A client cannot pass its request off as a dry-run refusal, or as an allowed one.
+    let forged = [("X-Scopegate-Dry-Run", "authorized")];
+    let r = gw.request(
+        "GET",
+        "/beta",
+        &[forged[0], ("Authorization", &format!("Bearer {token}"))],
+    );
     assert_eq!(r.status, 200, "forwarded: {r:?}");
     assert_eq!(upstream.last().target, "/beta");
     assert_eq!(
         upstream.last().header("x-auth-subject"),
         Some("auth0|alice")
     );
+    // The backend learns the request would have been refused, and why.
+    assert_eq!(
+        upstream.last().header("x-scopegate-dry-run"),
+        Some("claim_mismatch")
+    );
+    assert_eq!(upstream.last().header_count("x-scopegate-dry-run"), 1);
     assert_eq!(gw.request("GET", "/beta", &[]).status, 200);
+    assert_eq!(
+        upstream.last().header("x-scopegate-dry-run"),
+        Some("missing_token")
+    );
     assert_eq!(upstream.count(), 2);
     let tester = TestKey::rsa().sign(&with_roles("beta:use", &["Tester"]));
-    assert_eq!(gw.call("GET", "/beta", &tester).status, 200);
+    let r = gw.request(
+        "GET",
+        "/beta",
+        &[forged[0], ("Authorization", &format!("Bearer {tester}"))],
+    );
+    assert_eq!(r.status, 200);
+    // An allowed request carries no mark, whatever the client sent.
+    assert_eq!(upstream.last().header("x-scopegate-dry-run"), None);
     // Routes without dry_run still refuse.
     assert_eq!(gw.request("GET", "/timesheets", &[]).status, 401);
     assert_eq!(upstream.count(), 3);

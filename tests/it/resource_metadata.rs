@@ -115,7 +115,79 @@ fn with_dpop_on_the_metadata_names_its_algorithms_and_whether_it_is_required() {
         .json();
     assert_eq!(
         doc["dpop_signing_alg_values_supported"],
-        serde_json::json!(["ES256", "EdDSA"])
+        serde_json::json!(["ES256", "Ed25519", "EdDSA"])
     );
     assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+}
+
+#[test]
+fn a_resource_path_ending_in_a_slash_keeps_it_in_the_metadata_location() {
+    let (gw, _jwks, upstream) = Gateway::with_extra(
+        "protected_resource:\n  resource: https://api.exampleco.com/timesheets/\n",
+    );
+    // RFC 9728 §3.1 removes only a slash right after the host.
+    let r = gw.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/timesheets/",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["resource"],
+        "https://api.exampleco.com/timesheets/"
+    );
+    assert_eq!(upstream.count(), 0);
+    let challenge = gw.request("GET", "/timesheets", &[]);
+    assert!(
+        challenge.header("www-authenticate").unwrap().contains(
+            r#"resource_metadata="https://api.exampleco.com/.well-known/oauth-protected-resource/timesheets/""#
+        ),
+        "{challenge:?}"
+    );
+}
+
+/// The `resource_metadata` URL of a challenge.
+fn challenge_metadata_url(r: &RawResponse) -> String {
+    let challenge = r.header("www-authenticate").unwrap();
+    let (_, rest) = challenge.split_once("resource_metadata=\"").unwrap();
+    rest.split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn every_protected_route_leads_strict_and_prefix_clients_to_one_resource_and_audience() {
+    let (gw, _jwks, _upstream) =
+        Gateway::with_extra("protected_resource:\n  resource: https://api.exampleco.com\n");
+    let origin = "https://api.exampleco.com";
+    for (method, path) in [
+        ("GET", "/timesheets"),
+        ("GET", "/timesheets/7"),
+        ("PUT", "/approvals/7"),
+        ("POST", "/timesheets/upload"),
+    ] {
+        let refused = gw.request(method, path, &[]);
+        assert_eq!(refused.status, 401);
+        let url = challenge_metadata_url(&refused);
+        let location = url.strip_prefix(origin).unwrap();
+        let doc = gw.request("GET", location, &[]).json();
+        let resource = doc["resource"].as_str().unwrap();
+        // Strict (RFC 9728 §3.3 as published, oauth4webapi): the document's resource is
+        // exactly the identifier its location was built from (§3.1 read backwards).
+        let identifier = url.replacen("/.well-known/oauth-protected-resource", "", 1);
+        assert_eq!(resource, identifier, "{path}");
+        // Prefix (the MCP SDKs): same origin, and the called URL lies under it.
+        let called = format!("{origin}{path}");
+        assert!(
+            called.starts_with(resource.trim_end_matches('/')),
+            "{path}: {resource}"
+        );
+        // One resource for every route: the audience clients ask tokens for.
+        assert_eq!(resource, origin);
+    }
+    // No document names a single URL: a client is never led to a per-URL audience.
+    let per_url = gw.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/approvals/7",
+        &[],
+    );
+    assert_ne!(per_url.status, 200);
 }

@@ -214,3 +214,92 @@ fn an_https_upstream_is_verified_against_the_configured_authority() {
         1.0,
     );
 }
+
+#[test]
+fn connections_that_never_send_a_client_hello_hold_a_permit_and_are_cut_off_at_the_handshake_timeout()
+ {
+    use std::io::Read as _;
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_cert(certs.path(), "hello");
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    // The header deadline is long, so only the handshake's own timeout can cut them off.
+    let extra = format!(
+        "max_connections: 4\nclient_header_timeout_seconds: 120\nlisten_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}\n  handshake_timeout_seconds: 1",
+        cert.display(),
+        key.display()
+    );
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = &extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    gw.wait_for(
+        || std::net::TcpStream::connect(tls_addr).is_ok(),
+        "the TLS listener",
+    );
+    gw.wait_metric("scopegate_connections", 0.0);
+
+    // Silent clients: TCP connected, no ClientHello.
+    let mut silent: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(tls_addr).unwrap())
+        .collect();
+    gw.wait_metric("scopegate_connections", 4.0);
+    // They hold the cap: the next connection, on either listener, is refused at once.
+    let refused = gw.metric("scopegate_connections_refused_total");
+    let _fifth = std::net::TcpStream::connect(gw.addr).unwrap();
+    gw.wait_metric("scopegate_connections_refused_total", refused + 1.0);
+
+    // The handshake timeout closes them; the cap is free again.
+    gw.wait_metric("scopegate_tls_handshake_timeouts_total", 4.0);
+    gw.wait_metric("scopegate_connections", 0.0);
+    for stream in &mut silent {
+        // A guard against a hang only: the connection is already closed.
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = stream.read(&mut byte);
+        assert!(
+            matches!(read, Ok(0))
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut),
+            "{read:?}"
+        );
+    }
+    // A client that does the handshake is served as before.
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    assert_eq!(
+        status(&client(&ca, tls_addr), tls_addr.port(), &token),
+        Ok(200)
+    );
+    assert_eq!(gw.metric("scopegate_client_header_timeouts_total"), 0.0);
+}
+
+#[test]
+fn the_header_deadline_runs_from_the_accept_through_the_tls_handshake() {
+    let certs = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = make_cert(certs.path(), "clock");
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    // The handshake may take long, the whole header not: the header's clock cuts first.
+    let extra = format!(
+        "client_header_timeout_seconds: 1\nlisten_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}\n  handshake_timeout_seconds: 120",
+        cert.display(),
+        key.display()
+    );
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = &extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    let silent = std::net::TcpStream::connect(tls_addr).unwrap();
+    gw.wait_metric("scopegate_client_header_timeouts_total", 1.0);
+    gw.wait_metric("scopegate_connections", 0.0);
+    assert_eq!(gw.metric("scopegate_tls_handshake_timeouts_total"), 0.0);
+    drop(silent);
+}

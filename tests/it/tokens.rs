@@ -30,6 +30,33 @@ fn valid_tokens_of_every_configured_algorithm_pass() {
 }
 
 #[test]
+fn an_ed25519_token_passes_under_its_fully_specified_name_on_an_ed25519_key_only() {
+    let (gw, jwks, upstream) = Gateway::standard();
+    let header = |kid: &str| json!({"alg": "Ed25519", "kid": kid, "typ": "at+jwt"});
+    let ed = TestKey::ed();
+    let token = ed.sign_raw(&header("ed-1"), &claims("read:timesheets"));
+    let r = gw.call("GET", "/timesheets", &token);
+    assert_eq!(r.status, 200, "{r:?}\n{}", gw.log());
+    // A key set may name it so too.
+    let mut public = ed.public();
+    public["alg"] = json!("Ed25519");
+    public["kid"] = json!("ed-2");
+    jwks.set_raw_keys(vec![TestKey::rsa().public(), public]);
+    let token = ed.sign_raw(&header("ed-2"), &claims("read:timesheets"));
+    gw.wait_for(
+        || gw.call("GET", "/timesheets", &token).status == 200,
+        "the key named Ed25519 to be loaded",
+    );
+    // The name cannot take an RSA key's signature for an Ed25519 one.
+    let rsa = TestKey::rsa();
+    let forged = rsa.sign_raw(&header("rsa-1"), &claims("read:timesheets"));
+    let before = upstream.count();
+    let r = gw.call("GET", "/timesheets", &forged);
+    assert_eq!(r.status, 401);
+    assert_eq!(upstream.count(), before);
+}
+
+#[test]
 fn bad_tokens_get_401_invalid_token_and_never_reach_the_upstream() {
     let (gw, _jwks, upstream) = Gateway::standard();
     let rsa = TestKey::rsa();

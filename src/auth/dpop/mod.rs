@@ -79,12 +79,7 @@ impl DpopGuard {
         let modes = issuers.iter().map(|(_, m)| *m);
         let weakest = modes.clone().min().unwrap_or_default();
         let strongest = modes.max().unwrap_or_default();
-        let algs = settings
-            .algorithms
-            .iter()
-            .map(|&a| crate::ground::alg::name(a))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let algs = crate::auth::jws::advertised_names(&settings.algorithms).join(" ");
         DpopGuard {
             public_url: settings
                 .public_url

@@ -80,10 +80,11 @@ pub fn check(
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")) {
         return Err(ProofError::BadType);
     }
+    // `Ed25519` (RFC 9864) is EdDSA on an Ed25519 key, the only key EdDSA verifies with.
     let alg = header
         .get("alg")
-        .cloned()
-        .and_then(|a| serde_json::from_value::<Algorithm>(a).ok())
+        .and_then(Value::as_str)
+        .and_then(crate::auth::jws::algorithm_named)
         .ok_or(ProofError::DisallowedAlgorithm)?;
     if crate::ground::alg::is_hmac(alg) || !rules.algorithms.contains(&alg) {
         return Err(ProofError::DisallowedAlgorithm);
@@ -98,8 +99,10 @@ pub fn check(
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(ProofError::PrivateKey);
     }
-    let jwk: Jwk =
-        serde_json::from_value(Value::Object(jwk.clone())).map_err(|_| ProofError::BadKey)?;
+    let jwk: Jwk = serde_json::from_value(crate::auth::jws::jwk_with_known_alg(Value::Object(
+        jwk.clone(),
+    )))
+    .map_err(|_| ProofError::BadKey)?;
     let jkt = jwk
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|_| ProofError::BadKey)?;
@@ -240,6 +243,56 @@ mod tests {
 
     fn ec_jwk() -> Value {
         serde_json::to_value(Jwk::from_encoding_key(&ec(), Algorithm::ES256).unwrap()).unwrap()
+    }
+
+    /// A proof with `header`, signed by `key` with `alg`.
+    fn signed_with(header: Value, key: &EncodingKey, alg: Algorithm) -> String {
+        crate::install_crypto_provider();
+        let b64 = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        let message = format!("{}.{}", b64(&header), b64(&claims()));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
+        format!("{message}.{signature}")
+    }
+
+    #[test]
+    fn the_fully_specified_ed25519_name_passes_on_an_ed25519_key_only() {
+        let ed = EncodingKey::from_ed_pem(ED.as_bytes()).unwrap();
+        let mut ed_jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&ed, Algorithm::EdDSA).unwrap()).unwrap();
+        let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ed_jwk.clone()});
+        let proof = run(&signed_with(header, &ed, Algorithm::EdDSA)).unwrap();
+        let eddsa = run(&sign(Algorithm::EdDSA, &ed, &claims())).unwrap();
+        assert_eq!(proof.jkt, eddsa.jkt);
+        // A JWK may name the new algorithm too.
+        ed_jwk["alg"] = "Ed25519".into();
+        let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ed_jwk});
+        assert!(run(&signed_with(header, &ed, Algorithm::EdDSA)).is_ok());
+        // Not on another key type, and not where EdDSA is not allowed.
+        let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ec_jwk()});
+        assert_eq!(
+            run(&signed_with(header.clone(), &ec(), Algorithm::ES256)),
+            Err(ProofError::BadKey)
+        );
+        let es_only = ProofRules {
+            algorithms: vec![Algorithm::ES256],
+            iat_window: 60,
+        };
+        let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ed_jwk_plain(&ed)});
+        assert_eq!(
+            check(
+                &signed_with(header, &ed, Algorithm::EdDSA),
+                &target(),
+                &es_only,
+                NOW
+            ),
+            Err(ProofError::DisallowedAlgorithm)
+        );
+    }
+
+    fn ed_jwk_plain(ed: &EncodingKey) -> Value {
+        serde_json::to_value(Jwk::from_encoding_key(ed, Algorithm::EdDSA).unwrap()).unwrap()
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn parse_jwks(
     let mut keys = Vec::new();
     let mut skipped = 0;
     for value in raw.keys {
-        match serde_json::from_value::<Jwk>(value)
+        match serde_json::from_value::<Jwk>(crate::auth::jws::jwk_with_known_alg(value))
             .ok()
             .and_then(|jwk| usable_key(&jwk, allowed))
         {

@@ -32,17 +32,21 @@ pub struct JwksRefresher {
     uri: Option<String>,
     /// The issuer whose metadata is read before each fetch, when it is discovered.
     discover: Option<String>,
+    /// The issuer's `insecure_allow_http`: what discovered endpoints may be.
+    insecure_allow_http: bool,
     client: reqwest::Client,
     metrics: Metrics,
 }
 
 impl JwksRefresher {
     /// A refresher for `store`, fetching from `uri`, or from the `jwks_uri` of issuer
-    /// `discover`'s metadata, read again before each fetch.
+    /// `discover`'s metadata, read again before each fetch; with `insecure_allow_http` the
+    /// metadata may name plain-http endpoints on other hosts.
     pub fn new(
         store: Arc<KeyStore>,
         uri: Option<String>,
         discover: Option<String>,
+        insecure_allow_http: bool,
         metrics: Metrics,
     ) -> JwksRefresher {
         let client = fetch::client(store.timing.fetch_timeout);
@@ -50,6 +54,7 @@ impl JwksRefresher {
             store,
             uri,
             discover,
+            insecure_allow_http,
             client,
             metrics,
         }
@@ -95,7 +100,9 @@ impl JwksRefresher {
     async fn key_set_url(&self) -> Result<Arc<String>, FetchError> {
         if let Some(issuer) = &self.discover {
             let endpoints = &self.store.endpoints;
-            match crate::auth::discovery::discover(&self.client, issuer).await {
+            match crate::auth::discovery::discover(&self.client, issuer, self.insecure_allow_http)
+                .await
+            {
                 Ok(metadata) => {
                     endpoints.jwks_uri.store(metadata.jwks_uri.map(Arc::new));
                     endpoints

@@ -33,5 +33,7 @@ pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 /// `http2.idle_timeout_seconds`.
 pub const H2_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// `listen_tls.handshake_timeout_seconds`.
+pub const TLS_HANDSHAKE_TIMEOUT_SECONDS: u64 = 10;
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 pub const MIN_HMAC_SECRET: usize = 32;

@@ -12,8 +12,9 @@ use crate::config::settings::*;
 use crate::ground::alg::is_hmac;
 
 /// The DPoP proof algorithms accepted unless configured: every asymmetric one the common
-/// issuers' clients sign with.
-const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
+/// issuers' clients sign with (`EdDSA` under both its names, see
+/// [`crate::ground::alg::ED25519`]). The demo's token endpoint accepts the same.
+pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::EdDSA,
@@ -43,12 +44,12 @@ pub(super) fn compile_dpop(p: &mut Problems, d: &DpopFile, base: &Path) -> Optio
             }
         },
     };
-    let algorithms = d
-        .algorithms
-        .as_ref()
-        .map_or_else(|| DEFAULT_DPOP_ALGORITHMS.to_vec(), |a| a.value.clone());
+    let algorithms = d.algorithms.as_ref().map_or_else(
+        || DEFAULT_DPOP_ALGORITHMS.to_vec(),
+        |a| a.value.iter().map(|n| n.0).collect(),
+    );
     if let Some(a) = &d.algorithms
-        && (a.value.is_empty() || a.value.iter().any(|alg| is_hmac(*alg)))
+        && (a.value.is_empty() || a.value.iter().any(|alg| is_hmac(alg.0)))
     {
         p.at(
             a,

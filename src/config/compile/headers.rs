@@ -6,9 +6,13 @@ use serde_saphyr::Spanned;
 use super::Problems;
 use crate::config::file::*;
 use crate::config::settings::*;
+use crate::ground::url::is_loopback_url;
 
 /// RFC 9728 §3.1: the metadata lives at the resource's origin, under
-/// `/.well-known/oauth-protected-resource` followed by the resource's path.
+/// `/.well-known/oauth-protected-resource` followed by the resource's path, with only a
+/// slash right after the host removed (`https://h/` → `…/oauth-protected-resource`,
+/// `https://h/a/` → `…/oauth-protected-resource/a/`: RFC 8414's rule of dropping every
+/// trailing slash is not this one).
 pub(super) fn compile_protected_resource(
     p: &mut Problems,
     spanned: &Spanned<ProtectedResourceFile>,
@@ -35,6 +39,16 @@ pub(super) fn compile_protected_resource(
         );
         return None;
     };
+    if scheme != "https" && !(scheme == "http" && is_loopback_url(&r.resource.value)) {
+        p.at(
+            &r.resource,
+            format!(
+                "protected_resource.resource: \"{}\" must be an https URL (RFC 9728 §1.2); plain http only on loopback",
+                r.resource.value
+            ),
+        );
+        return None;
+    }
     if uri.query().is_some() || r.resource.value.contains('#') {
         p.at(
             &r.resource,
@@ -42,10 +56,14 @@ pub(super) fn compile_protected_resource(
         );
         return None;
     }
-    let suffix = uri.path().trim_end_matches('/');
+    let suffix = match uri.path() {
+        "/" => "",
+        path => path,
+    };
     let path = format!("/.well-known/oauth-protected-resource{suffix}");
     Some(ProtectedResource {
         resource: r.resource.value.clone(),
+        resource_path: suffix.to_owned(),
         authorization_servers: r
             .authorization_servers
             .clone()
@@ -84,6 +102,7 @@ pub(super) fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
     ] = [
         ("subject", &h.subject, "x-auth-subject"),
         ("issuer", &h.issuer, "x-auth-issuer"),
@@ -95,6 +114,7 @@ pub(super) fn compile_headers(
             &h.cert_thumbprint,
             "x-auth-cert-thumbprint",
         ),
+        ("dry_run", &h.dry_run, "x-scopegate-dry-run"),
     ]
     .map(|(key, value, default)| name(&format!("identity_headers.{key}"), value.as_ref(), default));
     let mut claims = Vec::new();
@@ -116,6 +136,7 @@ pub(super) fn compile_headers(
         Some(client_id),
         Some(key_thumbprint),
         Some(cert_thumbprint),
+        Some(dry_run),
         true,
     ) = (
         subject,
@@ -124,6 +145,7 @@ pub(super) fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
         ok,
     )
     else {
@@ -136,6 +158,7 @@ pub(super) fn compile_headers(
         client_id,
         key_thumbprint,
         cert_thumbprint,
+        dry_run,
         claims,
         strip: stripped,
         forward_authorization,

@@ -8,11 +8,12 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use serde_saphyr::Spanned;
 
-use super::{Problems, is_loopback_url};
+use super::Problems;
 use crate::config::file::*;
 use crate::config::settings::*;
 use crate::ground::Secret;
 use crate::ground::alg::is_hmac;
+use crate::ground::url::fetch_url_problem;
 
 pub(super) fn compile_issuer(
     p: &mut Problems,
@@ -30,10 +31,10 @@ pub(super) fn compile_issuer(
         );
         ok = false;
     }
-    let algorithms = issuer
-        .algorithms
-        .as_ref()
-        .map_or_else(|| vec![Algorithm::RS256], |a| a.value.clone());
+    let algorithms = issuer.algorithms.as_ref().map_or_else(
+        || vec![Algorithm::RS256],
+        |a| a.value.iter().map(|n| n.0).collect(),
+    );
     if let Some(a) = &issuer.algorithms
         && a.value.is_empty()
     {
@@ -44,6 +45,25 @@ pub(super) fn compile_issuer(
         ok = false;
     }
     let hmac = algorithms.iter().any(|a| is_hmac(*a));
+    let insecure_http = issuer.insecure_allow_http.unwrap_or(false);
+    if let Some(old) = &issuer.insecure_allow_http_jwks_uri {
+        p.at(
+            old,
+            format!("{at}.insecure_allow_http_jwks_uri: renamed insecure_allow_http, which covers every URL fetched for the issuer (metadata, jwks_uri, introspection endpoint)"),
+        );
+        ok = false;
+    }
+    // One rule for every URL the gateway fetches from for this issuer.
+    let fetch_url = |p: &mut Problems, key: &str, url: &Spanned<String>| match fetch_url_problem(
+        &url.value,
+        insecure_http,
+    ) {
+        None => true,
+        Some(why) => {
+            p.at(url, format!("{at}.{key}: {why}"));
+            false
+        }
+    };
     let keys = match (&issuer.hmac_secret_file, hmac, &issuer.jwks_uri) {
         (None, true, _) => {
             let where_ = issuer.algorithms.as_ref();
@@ -65,29 +85,9 @@ pub(super) fn compile_issuer(
         }
         (Some(file), true, _) => read_secret(p, &format!("{at}.hmac_secret_file"), file, base),
         (None, false, None) => Some(KeySource::Jwks { uri: None }),
-        (None, false, Some(uri)) => {
-            let plain_remote = uri.value.starts_with("http://") && !is_loopback_url(&uri.value);
-            if plain_remote && !issuer.insecure_allow_http_jwks_uri.unwrap_or(false) {
-                p.at(
-                    uri,
-                    format!(
-                        "{at}.jwks_uri: \"{}\" is plain http to another host: anyone on the path could replace the keys (use https, or set insecure_allow_http_jwks_uri: true)",
-                        uri.value
-                    ),
-                );
-                None
-            } else if uri.value.starts_with("http://") || uri.value.starts_with("https://") {
-                Some(KeySource::Jwks {
-                    uri: Some(uri.value.clone()),
-                })
-            } else {
-                p.at(
-                    uri,
-                    format!("{at}.jwks_uri: \"{}\" is not an http(s) URL", uri.value),
-                );
-                None
-            }
-        }
+        (None, false, Some(uri)) => fetch_url(p, "jwks_uri", uri).then(|| KeySource::Jwks {
+            uri: Some(uri.value.clone()),
+        }),
     };
     let scope_claims = issuer.scope_claims.as_ref().map_or_else(
         || DEFAULT_SCOPE_CLAIMS.map(String::from).to_vec(),
@@ -100,6 +100,15 @@ pub(super) fn compile_issuer(
         ok = false;
     }
     let jwks = compile_jwks(p, &at, issuer.jwks.as_ref());
+    if let Some(endpoint) = issuer
+        .introspection
+        .as_ref()
+        .and_then(|i| i.value.endpoint.as_ref())
+        && is_url(&endpoint.value)
+        && !fetch_url(p, "introspection.endpoint", endpoint)
+    {
+        ok = false;
+    }
     let introspection = issuer
         .introspection
         .as_ref()
@@ -131,6 +140,9 @@ pub(super) fn compile_issuer(
             ),
         );
         ok = false;
+    } else if discovery && !fetch_url(p, "issuer", &issuer.issuer) {
+        // Its metadata is read from the issuer's own URL.
+        ok = false;
     }
     let (Some(keys), Some(jwks), true) = (keys, jwks, ok) else {
         return None;
@@ -150,6 +162,7 @@ pub(super) fn compile_issuer(
         scope_claims,
         jwks,
         dpop: issuer.dpop.as_ref().map_or(DpopMode::Off, |d| d.value),
+        insecure_allow_http: insecure_http,
     })
 }
 

@@ -24,6 +24,7 @@ mod dpop;
 mod headers;
 mod issuers;
 
+pub use dpop::DEFAULT_DPOP_ALGORITHMS;
 use dpop::compile_dpop;
 use headers::{compile_headers, compile_protected_resource, identity_header};
 use issuers::compile_issuer;
@@ -87,13 +88,32 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
     );
     let listen_tls = file.listen_tls.as_ref().and_then(|tls| {
         let address = address(&mut p, "listen_tls.address", Some(&tls.value.address), "")?;
+        let handshake = p.positive(
+            tls.value.handshake_timeout_seconds.as_ref(),
+            defaults::TLS_HANDSHAKE_TIMEOUT_SECONDS,
+            "listen_tls.handshake_timeout_seconds",
+        );
         Some(TlsListener {
             address,
             cert: base.join(&tls.value.cert),
             key: base.join(&tls.value.key),
             client_ca: tls.value.client_ca_file.as_ref().map(|f| base.join(f)),
+            handshake_timeout: Duration::from_secs(handshake),
         })
     });
+    // The TLS listener's connections are told apart from the plain one's by the address
+    // they were accepted on (`proxy::tls::TlsHandshake`): the two may not share a port.
+    if let (Some(plain), Some(tls), Some(spanned)) = (listen, &listen_tls, &file.listen_tls)
+        && plain.port() == tls.address.port()
+    {
+        p.at(
+            &spanned.value.address,
+            format!(
+                "listen_tls.address: \"{}\" shares its port with listen ({plain}); give it another",
+                tls.address
+            ),
+        );
+    }
     let upstream = match split_upstream_url(&file.upstream.value) {
         Ok(u) => Some(u),
         Err(e) => {
@@ -361,23 +381,6 @@ fn address(
             None
         }
     }
-}
-
-/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain http
-/// there never crosses a network.
-pub(super) fn is_loopback_url(url: &str) -> bool {
-    let Some(host) = url
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-    else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Host, port and TLS of an upstream URL, checked for shape only (nothing is resolved).

@@ -170,13 +170,10 @@ fn dpop_key(state: &AuthState, headers: &HeaderMap) -> Result<Option<String>, OA
         };
     };
     let value = value.to_str().map_err(|_| refused("not ASCII"))?;
+    // What the gateway accepts by default (ES384, and Ed25519 under either name, too):
+    // a client that signs with an algorithm the gateway advertises gets its token here.
     let rules = ProofRules {
-        algorithms: vec![
-            jsonwebtoken::Algorithm::ES256,
-            jsonwebtoken::Algorithm::EdDSA,
-            jsonwebtoken::Algorithm::PS256,
-            jsonwebtoken::Algorithm::RS256,
-        ],
+        algorithms: crate::config::compile::DEFAULT_DPOP_ALGORITHMS.to_vec(),
         iat_window: 60,
     };
     let htu = format!("{}oauth/token", state.issuer);
