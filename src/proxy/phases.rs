@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::server::Session as HttpSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::cnf::ClientCert;
@@ -32,6 +33,9 @@ use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
 use crate::proxy::upstream;
+
+/// Longest a refused gRPC call's messages are read off after its answer.
+const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -513,13 +517,24 @@ impl Gateway {
         if let Some(nonce) = answer.dpop_nonce {
             resp.insert_header("dpop-nonce", nonce)?;
         }
-        if !session.is_body_empty() {
-            // A streaming call's body may never end: not read. HTTP/2 resets the stream;
-            // an HTTP/1.1 connection is closed after the answer.
-            session.set_keepalive(None);
+        match session.as_downstream_mut() {
+            // Headers with END_STREAM: the trailers-only form (gRPC over HTTP/2,
+            // §Responses). pingora's session-level write drops the end flag on HTTP/2 and
+            // ends the stream with an empty DATA frame, which clients read as a response
+            // without a status: the HTTP/2 session is written to directly.
+            HttpSession::H2(h2) => h2.write_response_header(Box::new(resp), true)?,
+            _ => session.write_response_header(Box::new(resp), true).await?,
         }
-        // Headers with END_STREAM: the trailers-only form (gRPC over HTTP/2, §Responses).
-        session.write_response_header(Box::new(resp), true).await
+        // The call's messages are read off after the answer (a stream dropped unread is reset,
+        // which clients report as "stream removed" instead of the status), for a moment
+        // only: a client-streaming call may never end its body.
+        if !session.is_body_empty() {
+            let drained = tokio::time::timeout(GRPC_DRAIN, session.drain_request_body()).await;
+            if !matches!(drained, Ok(Ok(()))) {
+                session.set_keepalive(None);
+            }
+        }
+        Ok(())
     }
 
     /// Serves the protected-resource metadata (RFC 9728 §3.2): `GET` or `HEAD` only.

@@ -26,7 +26,8 @@ def main():
     metadata = [("authorization", f"Bearer {a.token}")] if a.token else []
     out = {"responses": [], "gaps": []}
     with grpc.insecure_channel(a.address) as channel:
-        path = f"/{SERVICE}/{a.method}"
+        service = "timesheets.v1.Uploads" if a.method == "Upload" else SERVICE
+        path = f"/{service}/{a.method}"
         try:
             if a.method == "List":
                 call = channel.unary_stream(path)(b"", metadata=metadata, timeout=a.timeout)

@@ -3,7 +3,7 @@ generated code (messages are raw bytes). Prints its port, then serves until kill
 
     python3 server.py PORT
 
-Methods of /timesheets.v1.Timesheets:
+Methods of /timesheets.v1.Timesheets (and Upload of /timesheets.v1.Uploads):
   Get     unary: answers the request's metadata as JSON, so a test sees what reached it
   List    server streaming: three messages, 200 ms apart (arrive one by one, not at once)
   Upload  client streaming: answers how many messages and bytes it received
@@ -58,12 +58,15 @@ def main():
     handlers = {
         "Get": grpc.unary_unary_rpc_method_handler(get, **identity),
         "List": grpc.unary_stream_rpc_method_handler(list_, **identity),
-        "Upload": grpc.stream_unary_rpc_method_handler(upload, **identity),
         "Missing": grpc.unary_unary_rpc_method_handler(missing, **identity),
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **identity),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    uploads = {"Upload": grpc.stream_unary_rpc_method_handler(upload, **identity)}
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler(SERVICE, handlers),
+        grpc.method_handlers_generic_handler("timesheets.v1.Uploads", uploads),
+    ))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print(port, flush=True)

@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod discovery;
 mod dpop;
+mod grpc;
 mod hardening_jwks;
 mod hardening_limits;
 mod hardening_paths;

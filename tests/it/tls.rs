@@ -303,3 +303,55 @@ fn the_header_deadline_runs_from_the_accept_through_the_tls_handshake() {
     assert_eq!(gw.metric("scopegate_tls_handshake_timeouts_total"), 0.0);
     drop(silent);
 }
+
+#[test]
+fn the_tls_listener_offers_h2_by_alpn_and_decides_h2_requests_as_http1_ones() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_cert(certs.path(), "h2");
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let extra = format!(
+        "listen_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}",
+        cert.display(),
+        key.display()
+    );
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = &extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    gw.wait_for(
+        || std::net::TcpStream::connect(tls_addr).is_ok(),
+        "the TLS listener",
+    );
+    let curl = |version: &str, token: Option<&str>| {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            version,
+        ])
+        .arg("--cacert")
+        .arg(&ca)
+        .arg("--resolve")
+        .arg(format!("api.exampleco.test:{}:127.0.0.1", tls_addr.port()));
+        if let Some(token) = token {
+            cmd.arg("-H").arg(format!("Authorization: Bearer {token}"));
+        }
+        cmd.arg(format!(
+            "https://api.exampleco.test:{}/timesheets",
+            tls_addr.port()
+        ));
+        String::from_utf8(cmd.output().expect("curl runs").stdout).unwrap()
+    };
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    assert_eq!(curl("--http2", Some(&token)), "2 200");
+    assert_eq!(curl("--http2", None), "2 401");
+    assert_eq!(curl("--http1.1", Some(&token)), "1.1 200");
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-auth-subject"), Some("auth0|alice"));
+}
