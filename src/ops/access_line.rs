@@ -46,6 +46,8 @@ pub struct AccessEntry<'a> {
     pub latency: Duration,
     /// The verified token's `sub`; `None` when no token was verified or it had none.
     pub subject: Option<&'a str>,
+    /// The client's protocol: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
+    pub protocol: &'static str,
 }
 
 /// Appends one line (with its newline) for `entry` at `now` to `out`.
@@ -96,6 +98,8 @@ fn text(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
     digits(out, u64::from(e.status), 1);
     out.extend_from_slice(b" latency_ms=");
     millis(out, e.latency);
+    out.extend_from_slice(b" protocol=");
+    out.extend_from_slice(e.protocol.as_bytes());
     out.extend_from_slice(b" subject=");
     debug_str(out, e.subject.unwrap_or("-"));
     out.push(b'\n');
@@ -120,7 +124,9 @@ fn json(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
     millis(out, e.latency);
     out.extend_from_slice(b",\"subject\":");
     json_str(out, e.subject.unwrap_or("-"));
-    out.extend_from_slice(b",\"target\":\"");
+    out.extend_from_slice(b",\"protocol\":\"");
+    out.extend_from_slice(e.protocol.as_bytes());
+    out.extend_from_slice(b"\",\"target\":\"");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b"\"}\n");
 }
@@ -230,6 +236,7 @@ mod tests {
             status: 200,
             latency: Duration::from_micros(1234),
             subject,
+            protocol: "HTTP/1.1",
         }
     }
 
@@ -247,7 +254,8 @@ mod tests {
             line(LogFormat::Text, &entry(Some("auth0|alice"))),
             "2026-12-01T09:00:00.000042Z  INFO scopegate::access: request method=GET \
              path=\"/timesheets/7\" route=\"get-timesheet\" decision=\"allow\" \
-             reason=\"authorized\" status=200 latency_ms=1.234 subject=\"auth0|alice\"\n"
+             reason=\"authorized\" status=200 latency_ms=1.234 protocol=HTTP/1.1 \
+             subject=\"auth0|alice\"\n"
         );
     }
 
@@ -270,6 +278,7 @@ mod tests {
                 "status": 200,
                 "latency_ms": 1.234,
                 "subject": "-",
+                "protocol": "HTTP/1.1",
                 "target": "scopegate::access",
             })
         );
@@ -313,7 +322,7 @@ mod tests {
         assert!(written.ends_with('…') && path.starts_with(written.trim_end_matches('…')));
         let subject = "s".repeat(1000);
         let text = line(LogFormat::Text, &entry(Some(&subject)));
-        assert!(text.len() < 200 + MAX_SUBJECT, "{text}");
+        assert!(text.len() < 220 + MAX_SUBJECT, "{text}");
     }
 
     #[test]

@@ -259,6 +259,7 @@ mod tests {
             status: 200,
             latency: Duration::from_micros(5),
             subject: None,
+            protocol: "HTTP/1.1",
         }
     }
 

@@ -66,6 +66,10 @@ pub struct Metrics {
     /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
     /// up with.
     access_log_dropped: IntCounter,
+    /// `scopegate_requests_by_protocol_total{protocol="http1"}`.
+    requests_http1: IntCounter,
+    /// `scopegate_requests_by_protocol_total{protocol="h2"}`.
+    requests_h2: IntCounter,
     /// `scopegate_connections`: client connections open on the proxy listeners.
     connections: IntGauge,
     /// `scopegate_connections_refused_total`: connections closed at `max_connections`.
@@ -244,7 +248,14 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(access_log_dropped.clone()));
+        let by_protocol = counter_vec(
+            "scopegate_requests_by_protocol_total",
+            "Requests by the client's protocol (http1, h2).",
+            &["protocol"],
+        );
         Metrics {
+            requests_http1: by_protocol.with_label_values(&["http1"]),
+            requests_h2: by_protocol.with_label_values(&["h2"]),
             introspection_calls,
             introspection_duration,
             introspection_cache,
@@ -439,6 +450,15 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, outcome.as_str(), reason.as_str()])
             .inc();
+    }
+
+    /// A request arrived over HTTP/2 (`h2`) or HTTP/1.x.
+    pub fn request_protocol(&self, h2: bool) {
+        if h2 {
+            self.requests_h2.inc();
+        } else {
+            self.requests_http1.inc();
+        }
     }
 
     /// `lines` access-log lines were dropped: the queue to the log writer was full.

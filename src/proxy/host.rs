@@ -37,6 +37,16 @@ pub fn check<'a>(
             "More than one Host header was sent",
         ));
     }
+    // RFC 9113 §8.3.1: a `Host` beside `:authority` must name the same entity, or a backend
+    // reading `Host` (the HTTP/1.1 one the request becomes) would see another host than the
+    // one allowed here.
+    if let (false, Some(host), Some(authority)) = (http11, host, uri_authority)
+        && !host.eq_ignore_ascii_case(authority.as_bytes())
+    {
+        return Err(Rejection::InvalidRequest(
+            "The Host header and :authority name different hosts",
+        ));
+    }
     let (target, effective) = match raw_target_authority(raw_target) {
         RawTargetAuthority::None => (
             TargetHost::Header,
@@ -147,5 +157,23 @@ mod tests {
         assert_eq!(run(&rules, "/a", &["other.test:9000"]), Err(421));
         assert_eq!(run(&rules, "/a", &["evil.test"]), Err(421));
         assert_eq!(run(&rules, "http://evil.test/a", &["api.test"]), Err(421));
+    }
+
+    #[test]
+    fn an_http2_host_header_must_agree_with_authority() {
+        let rules = HostRules::default();
+        let h2 = |hosts: &[&str], authority: Option<&str>| {
+            check(
+                &rules,
+                b"/a",
+                hosts.iter().map(|h| h.as_bytes()),
+                false,
+                authority,
+            )
+        };
+        assert!(h2(&["api.example"], Some("api.example")).is_ok());
+        assert!(h2(&["API.example"], Some("api.example")).is_ok());
+        assert!(h2(&[], Some("api.example")).is_ok());
+        assert!(h2(&["evil.example"], Some("api.example")).is_err());
     }
 }

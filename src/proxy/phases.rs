@@ -245,6 +245,8 @@ impl ProxyHttp for Gateway {
             (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),
         };
         self.metrics.request_done(route, outcome, reason);
+        self.metrics
+            .request_protocol(session.req_header().version == http::Version::HTTP_2);
         let subject = decision
             .and_then(|d| d.verdict.identity())
             .and_then(|id| id.subject.as_deref());
@@ -258,6 +260,7 @@ impl ProxyHttp for Gateway {
             status,
             latency: ctx.started.elapsed(),
             subject,
+            protocol: protocol_name(req.version),
         });
     }
 
@@ -583,6 +586,15 @@ impl Gateway {
             session.write_response_body(Some(body), true).await?;
         }
         Ok(())
+    }
+}
+
+/// The access line's name of a request's protocol.
+fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
     }
 }
 

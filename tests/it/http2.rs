@@ -56,6 +56,16 @@ fn an_h2c_request_is_decided_and_forwarded_like_an_http1_one() {
         headers.contains("www-authenticate: bearer realm="),
         "{headers}"
     );
+    // The access line and the metrics name the protocol.
+    gw.wait_for(
+        || gw.log().contains("protocol=HTTP/2"),
+        "an access line naming HTTP/2",
+    );
+    let metrics = gw.admin_get("/metrics").1;
+    assert!(
+        metrics.contains("scopegate_requests_by_protocol_total{protocol=\"h2\"} 2"),
+        "{metrics}"
+    );
     // The same normalization and refusals read `:path`.
     let (status, _) = h2c(
         &gw,
@@ -121,4 +131,91 @@ fn a_grpc_web_refusal_over_http1_is_grpc_web() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/grpc-web"));
     assert_eq!(r.header("grpc-status"), Some("16"));
+}
+
+/// One request from the raw HTTP/2 client (`tests/h2/raw.py`), headers sent as given.
+fn raw(gw: &Gateway, args: &[&str]) -> serde_json::Value {
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/h2/raw.py");
+    let out = Command::new("python3")
+        .env("PYTHONPATH", tools)
+        .arg(script)
+        .arg(gw.addr.to_string())
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn request(gw: &Gateway, headers: &[(&str, &str)]) -> serde_json::Value {
+    let headers = serde_json::to_string(headers).unwrap();
+    raw(gw, &["request", &headers])
+}
+
+#[test]
+fn http2_protections_hold_authority_host_connection_headers_and_lengths() {
+    let (gw, _jwks, upstream) = Gateway::with_extra(H2C);
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let bearer = format!("Bearer {token}");
+    let authority = gw.addr.to_string();
+    let base = |extra: &[(&'static str, &'static str)]| {
+        let mut h: Vec<(&str, &str)> = vec![
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", &authority),
+            (":path", "/timesheets"),
+            ("authorization", &bearer),
+        ];
+        h.extend_from_slice(extra);
+        h
+    };
+    let r = request(&gw, &base(&[]));
+    assert_eq!(r["status"], 200, "{r}");
+    // A Host that names another host than :authority: 400, never forwarded.
+    let r = request(&gw, &base(&[("host", "evil.example")]));
+    assert_eq!(r["status"], 400, "{r}");
+    // Connection-specific headers (RFC 9113 §8.2.2) make the request malformed: reset.
+    for (name, value) in [
+        ("connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+        ("keep-alive", "5"),
+        ("te", "gzip"),
+    ] {
+        let r = request(&gw, &base(&[(name, value)]));
+        assert_eq!(r["status"], serde_json::Value::Null, "{name}: {r}");
+    }
+    let before = upstream.count();
+    // A content-length that disagrees with the DATA sent is refused, never forwarded.
+    let headers = serde_json::to_string(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", authority.as_str()),
+        (":path", "/timesheets"),
+        ("authorization", bearer.as_str()),
+        ("content-length", "100"),
+    ])
+    .unwrap();
+    let r = raw(&gw, &["request", &headers, "short"]);
+    assert_ne!(r["status"], 200, "{r}");
+    assert_eq!(
+        upstream.count(),
+        before,
+        "a malformed request reached the upstream"
+    );
+}
+
+#[test]
+fn a_rapid_reset_flood_is_cut_off_and_the_gateway_keeps_serving() {
+    let (gw, _jwks, _upstream) = Gateway::with_extra(H2C);
+    let r = raw(&gw, &["flood", "500"]);
+    // h2 answers a stream of resets beyond its bound with GOAWAY (ENHANCE_YOUR_CALM, 11)
+    // or by closing the connection.
+    assert!(
+        r["goaway"] != serde_json::Value::Null || r["status"].is_null(),
+        "{r}"
+    );
+    let (status, _) = h2c(&gw, "/timesheets", &[]);
+    assert_eq!(status, "2 401", "the gateway serves on after the flood");
 }
