@@ -1,6 +1,6 @@
 """A real gRPC client (grpcio) for the gateway's tests: one call, its outcome as JSON.
 
-    python3 client.py ADDRESS METHOD [--token T] [--timeout S] [--messages N]
+    python3 client.py ADDRESS METHOD [--token T] [--timeout S] [--messages N] [--brief]
 
 Prints {"code": "OK" | "UNAUTHENTICATED" | ..., "details": ..., "initial": {...},
 "trailing": {...}, "responses": [...], "gaps": [...]} where `gaps` are the seconds between
@@ -22,6 +22,7 @@ def main():
     p.add_argument("--token")
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--messages", type=int, default=3)
+    p.add_argument("--brief", action="store_true", help="print only CODE: details")
     a = p.parse_args()
     metadata = [("authorization", f"Bearer {a.token}")] if a.token else []
     out = {"responses": [], "gaps": []}
@@ -56,7 +57,10 @@ def main():
             out["details"] = e.details()
             out["initial"] = dict(e.initial_metadata() or ())
             out["trailing"] = dict(e.trailing_metadata() or ())
-    print(json.dumps(out))
+    if a.brief:
+        print(f"{out['code']}: {out['details']}")
+    else:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ fn jwks_policy_and_readiness_series_are_exposed() {
     assert_eq!(m(r#"scopegate_jwks_keys{issuer="exampleco"}"#), 3.0);
     assert!(m(r#"scopegate_jwks_refreshes_total{issuer="exampleco",result="success"}"#) >= 1.0);
     assert!(m(r#"scopegate_jwks_last_success_timestamp_seconds{issuer="exampleco"}"#) > 1.7e9);
-    assert_eq!(m("scopegate_policy_routes"), 8.0);
+    assert_eq!(m("scopegate_policy_routes"), 9.0);
     assert_eq!(
         m(r#"scopegate_policy_reloads_total{result="success"}"#),
         1.0

@@ -336,7 +336,7 @@ fn check_reports_operations_the_policy_misses_and_routes_no_operation_has() {
         out.contains("route \"admin\" (GET /admin) matches no operation of the document"),
         "{out}"
     );
-    assert!(out.contains("9 problem(s) found"), "{out}");
+    assert!(out.contains("10 problem(s) found"), "{out}");
 }
 
 #[test]

@@ -145,7 +145,7 @@ fn a_real_prometheus_scrapes_the_gateway_and_evaluates_the_rules() {
     });
     prom.eventually("8 policy routes", || {
         let s = prom.query(r#"scopegate_policy_routes{job="scopegate"}"#);
-        (s.len() == 1 && s[0].value == 8.0).then_some(())
+        (s.len() == 1 && s[0].value == 9.0).then_some(())
     });
     let info = prom.eventually("scopegate_policy_info", || {
         let s = prom.query(r#"scopegate_policy_info{job="scopegate"}"#);
