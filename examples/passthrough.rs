@@ -11,8 +11,11 @@
 //!
 //! ```text
 //! cargo run --release --example passthrough -- 127.0.0.1:8080 127.0.0.1:9000 \
-//!     [--threads N] [--verify-rs256 JWKS_FILE]
+//!     [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true]
 //! ```
+//!
+//! `--h2c true` accepts HTTP/2 with prior knowledge as well, as `http2.h2c: true` makes
+//! scopegate do: the HTTP/2 ceiling of `benches/load_h2.sh`.
 
 use std::net::SocketAddr;
 
@@ -68,7 +71,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N] [--verify-rs256 JWKS_FILE]"
+        "usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true]"
     );
     std::process::exit(2)
 }
@@ -92,13 +95,14 @@ fn main() {
         (Some(l), Some(u)) => (l.clone(), u.clone()),
         _ => usage(),
     };
-    let (mut threads, mut verify) = (1, None);
+    let (mut threads, mut verify, mut h2c) = (1, None, false);
     let mut rest = args[2..].iter();
     while let Some(flag) = rest.next() {
         let value = rest.next().unwrap_or_else(|| usage());
         match flag.as_str() {
             "--threads" => threads = value.parse().unwrap_or_else(|_| usage()),
             "--verify-rs256" => verify = Some(rs256_key(value)),
+            "--h2c" => h2c = value == "true",
             _ => usage(),
         }
     }
@@ -128,6 +132,11 @@ fn main() {
         },
         "passthrough",
     );
+    if h2c {
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = true;
+        proxy.app_logic_mut().expect("the proxy's app").server_options = Some(options);
+    }
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     eprintln!("passthrough: {listen} -> {upstream}, {threads} thread(s){checks}");
