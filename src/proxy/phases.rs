@@ -474,20 +474,12 @@ impl Gateway {
         if let Some(kind) = grpc {
             return self.reject_grpc(session, answer, kind).await;
         }
-        let body = Bytes::from(answer.body);
         let mut resp = ResponseHeader::build(answer.status, Some(5))?;
+        challenges(&mut resp, &answer)?;
+        let body = Bytes::from(answer.body);
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        if let Some(challenge) = answer.challenge {
-            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
-        }
-        if let Some(challenge) = answer.dpop_challenge {
-            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
-        }
-        if let Some(nonce) = answer.dpop_nonce {
-            resp.insert_header("dpop-nonce", nonce)?;
-        }
         if let Some(seconds) = answer.retry_after {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
         }
@@ -511,15 +503,7 @@ impl Gateway {
             // gRPC-Web over HTTP/1.1: an empty body, delimited.
             resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
         }
-        if let Some(challenge) = answer.challenge {
-            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
-        }
-        if let Some(challenge) = answer.dpop_challenge {
-            resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
-        }
-        if let Some(nonce) = answer.dpop_nonce {
-            resp.insert_header("dpop-nonce", nonce)?;
-        }
+        challenges(&mut resp, &answer)?;
         match session.as_downstream_mut() {
             // Headers with END_STREAM: the trailers-only form (gRPC over HTTP/2,
             // §Responses). pingora's session-level write drops the end flag on HTTP/2 and
@@ -587,6 +571,21 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// A refusal's `WWW-Authenticate` challenges and `DPoP-Nonce`, on an HTTP or a gRPC answer
+/// alike.
+fn challenges(resp: &mut ResponseHeader, answer: &Answer) -> Result<()> {
+    for challenge in [&answer.challenge, &answer.dpop_challenge]
+        .into_iter()
+        .flatten()
+    {
+        resp.append_header(http::header::WWW_AUTHENTICATE, challenge.as_str())?;
+    }
+    if let Some(nonce) = &answer.dpop_nonce {
+        resp.insert_header("dpop-nonce", nonce.as_str())?;
+    }
+    Ok(())
 }
 
 /// The access line's name of a request's protocol.
