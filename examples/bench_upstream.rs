@@ -3,6 +3,8 @@
 //! `/.well-known/jwks.json` so that the gateway under test has an issuer to fetch from, and
 //! answers `POST /introspect` (RFC 7662) with an active `read:timesheets` token for the
 //! opaque-token target: every token is the same live token to it, valid for a day.
+//! `GET /.bench/served` answers how many requests it has answered `200 ok` so far (the
+//! requests proxied to it), so that `benches/instructions.sh` divides by what was served.
 //! It shares a core with wrk, so it must cost far less per request than the proxy under test.
 //!
 //! ```text
@@ -10,10 +12,14 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n";
+
+/// Requests answered with [`OK`].
+static SERVED: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -85,11 +91,24 @@ async fn serve(sock: TcpStream, jwks: &[u8], introspection: &[u8]) -> std::io::R
                 break;
             }
             let path = head.split(|b| *b == b' ').nth(1).unwrap_or_default();
-            out.extend_from_slice(match path {
-                b"/.well-known/jwks.json" => jwks,
-                b"/introspect" => introspection,
-                _ => OK,
-            });
+            match path {
+                b"/.well-known/jwks.json" => out.extend_from_slice(jwks),
+                b"/introspect" => out.extend_from_slice(introspection),
+                b"/.bench/served" => {
+                    let body = format!("{}\n", SERVED.load(Ordering::Relaxed));
+                    out.extend_from_slice(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                }
+                _ => {
+                    SERVED.fetch_add(1, Ordering::Relaxed);
+                    out.extend_from_slice(OK);
+                }
+            }
             close |= has_connection_close(head);
             consumed += total;
         }

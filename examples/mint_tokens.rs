@@ -2,12 +2,16 @@
 //! the matching public JWKS. Test keys only (`tests/fixtures`): they protect nothing.
 //!
 //! ```text
-//! cargo run --release --example mint_tokens -- COUNT TOKENS_FILE JWKS_FILE
+//! cargo run --release --example mint_tokens -- COUNT TOKENS_FILE JWKS_FILE [--dpop-bound FILE]
 //! ```
 //!
 //! Tokens: issuer `https://exampleco.test/`, audience
 //! `https://api.exampleco.com/timesheets`, scope `read:timesheets create:timesheets`,
 //! a distinct `sub` and `jti` each, valid for two hours.
+//!
+//! With `--dpop-bound FILE` it also writes one more such token, bound (`cnf.jkt`, RFC 9449)
+//! to the public key of `tests/fixtures/ec-p256.pem`, the key `examples/bench_client.rs
+//! --dpop` signs its proofs with.
 
 use std::io::Write as _;
 
@@ -21,9 +25,13 @@ pub const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [count, tokens_file, jwks_file] = args.as_slice() else {
-        eprintln!("usage: mint_tokens COUNT TOKENS_FILE JWKS_FILE");
-        std::process::exit(2);
+    let (count, tokens_file, jwks_file, dpop_bound) = match args.as_slice() {
+        [c, t, j] => (c, t, j, None),
+        [c, t, j, flag, f] if flag == "--dpop-bound" => (c, t, j, Some(f)),
+        _ => {
+            eprintln!("usage: mint_tokens COUNT TOKENS_FILE JWKS_FILE [--dpop-bound FILE]");
+            std::process::exit(2);
+        }
     };
     let count: usize = count.parse().expect("COUNT is a number");
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
@@ -78,6 +86,31 @@ fn main() {
         writeln!(out, "{token}").expect("write token");
     }
     out.flush().expect("write tokens");
+    if let Some(file) = dpop_bound {
+        let pem_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ec-p256.pem");
+        let pem = std::fs::read(pem_path).expect("fixture key");
+        let ec = EncodingKey::from_ec_pem(&pem).expect("fixture key parses");
+        let ec_jwk = Jwk::from_encoding_key(&ec, Algorithm::ES256).expect("public JWK");
+        let jkt = ec_jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .expect("thumbprint");
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        header.typ = Some("at+jwt".into());
+        let claims = serde_json::json!({
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "auth0|bench-dpop-user",
+            "azp": "timesheets-load-test",
+            "jti": format!("bench-{now}-dpop"),
+            "iat": now,
+            "exp": now + 2 * 3600,
+            "scope": "read:timesheets create:timesheets",
+            "cnf": { "jkt": jkt },
+        });
+        let token = jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+        std::fs::write(file, format!("{token}\n")).expect("DPoP-bound token written");
+    }
     eprintln!(
         "mint_tokens: {count} RS256 tokens ({} bytes each) in {:.1} s on {threads} threads",
         chunks.iter().flatten().next().map_or(0, String::len),
