@@ -27,6 +27,10 @@
 #   dpop           a DPoP-bound RS256 token (cnf.jkt) under the DPoP scheme, a fresh ES256
 #                  proof per request (minted by the client, not measured): the token cache
 #                  hit plus a proof check, which no cache can spare
+#   h2-passthrough the passthrough accepting HTTP/2 with prior knowledge (--h2c true)
+#   h2-one-token   scopegate with http2.h2c: true, one token; both h2 targets are driven by
+#                  h2load (Debian's nghttp2-client), exactly COUNT requests over CONNS
+#                  connections with 10 streams each, and compared with each other
 # The upstream and the client run natively on core 1, the proxy under valgrind on core 0.
 # Only the proxy's instructions are counted, and the count does not depend on the machine's
 # load; it moves by well under 1 % between runs (timers and epoll batching differ a little).
@@ -48,7 +52,7 @@ WARMUP=${WARMUP:-2000}
 CONNS=${CONNS:-4}
 TOKENS=${TOKENS:-20000}
 SETTLE=${SETTLE:-2}
-TARGETS=${TARGETS:-passthrough one-token one-token-json 20k-tokens opaque-token dpop}
+TARGETS=${TARGETS:-passthrough one-token one-token-json 20k-tokens opaque-token dpop h2-passthrough h2-one-token}
 PORT_BASE=${PORT_BASE:-18300}
 url_path=/timesheets/4711
 public_url=https://api.exampleco.com
@@ -59,7 +63,7 @@ say() { printf '%s\n' "$*" >&2; }
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
   scripts/setup --bench
 fi
-for tool in valgrind callgrind_control taskset curl ss; do
+for tool in valgrind callgrind_control taskset curl ss h2load; do
   command -v "$tool" >/dev/null || { say "instructions.sh: $tool is missing"; exit 1; }
 done
 
@@ -76,7 +80,7 @@ for b in "$scopegate_bin" ${BEFORE_BIN:+"$BEFORE_BIN"} "$bin/examples/passthroug
 done
 for t in $TARGETS; do
   case "$t" in
-    passthrough | one-token | one-token-json | 20k-tokens | opaque-token | dpop) ;;
+    passthrough | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token) ;;
     *) say "instructions.sh: unknown target $t"; exit 2 ;;
   esac
 done
@@ -142,6 +146,8 @@ scopegate_config() { # scopegate_config TARGET: the configuration file for that 
       client_id: scopegate
       client_secret_file: $work/introspection-secret
       cache_max_seconds: 86400" ;;
+    h2-one-token) top_extra="http2:
+  h2c: true" ;;
     dpop) issuer_extra="    dpop: allowed"
       top_extra="dpop:
   public_url: $public_url" ;;
@@ -175,6 +181,16 @@ client_args() {
   esac
 }
 client() { # client TARGET COUNT
+  if [ "${1#h2-}" != "$1" ]; then
+    # HTTP/2 with prior knowledge: h2load sends exactly COUNT requests, 10 streams at a time
+    # on each connection.
+    taskset -c "$load_core" h2load -n "$2" -c "$CONNS" -m 10 -H "Authorization: Bearer $one_token" \
+      "http://127.0.0.1:$proxy_port$url_path" >"$work/client.out" 2>&1 &&
+      grep -q "succeeded, 0 failed, 0 errored" "$work/client.out" &&
+      grep -Eq "status codes: $2 2xx" "$work/client.out" ||
+      { say "instructions.sh: h2load failed:"; cat "$work/client.out" >&2; return 1; }
+    return 0
+  fi
   # shellcheck disable=SC2046 # word splitting of client_args is meant (no spaces in $work)
   taskset -c "$load_core" "$bin/examples/bench_client" "127.0.0.1:$proxy_port" "$2" \
     --conns "$CONNS" --path "$url_path" $(client_args "$1") >"$work/client.out" 2>&1 ||
@@ -190,9 +206,11 @@ measure() {
   local target=$1 build=$2 binary=$3 name="$1.$2" pid warm s0 s1 n f th
   local vg=(valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no
     --callgrind-out-file="$work/$name.cg.%p")
-  if [ "$target" = passthrough ]; then
+  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
+    local h2c=false
+    [ "$target" = h2-passthrough ] && h2c=true
     taskset -c "$proxy_core" "${vg[@]}" "$binary" "127.0.0.1:$proxy_port" "127.0.0.1:$upstream_port" \
-      --threads 1 >"$work/$name.log" 2>&1 &
+      --threads 1 --h2c "$h2c" >"$work/$name.log" 2>&1 &
   else
     scopegate_config "$target" >"$work/$name.yaml"
     env -u RUST_LOG taskset -c "$proxy_core" "${vg[@]}" "$binary" run -c "$work/$name.yaml" \
@@ -200,7 +218,7 @@ measure() {
   fi
   pid=$!
   pids+=("$pid")
-  if [ "$target" = passthrough ]; then
+  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
     wait_http "http://127.0.0.1:$proxy_port$url_path"
   else
     wait_http "http://127.0.0.1:$admin_port/readyz"
@@ -248,8 +266,8 @@ if [ -n "${BEFORE_BIN:-}" ]; then builds=(before after); bin_of[before]=$BEFORE_
 say "instructions.sh: $REQUESTS requests per target after $WARMUP of warm-up, $CONNS connections; targets: $TARGETS"
 started=$(date +%s)
 for target in $TARGETS; do
-  if [ "$target" = passthrough ]; then
-    measure passthrough passthrough "$bin/examples/passthrough"
+  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
+    measure "$target" passthrough "$bin/examples/passthrough"
   else
     for build in "${builds[@]}"; do measure "$target" "$build" "${bin_of[$build]}"; done
   fi
@@ -266,15 +284,17 @@ echo "per thread (valgrind thread number: role, instructions per request):"
 awk '{ printf "  %-15s %-11s thread %s %-10s %10.1f\n", $1, $2, $3, $4, $5 / $6 }' "$results"
 echo
 pass=$(awk '$1 == "passthrough" { s += $5 / $6 } END { printf "%.0f", s }' "$results")
+pass_h2=$(awk '$1 == "h2-passthrough" { s += $5 / $6 } END { printf "%.0f", s }' "$results")
 printf '| %-15s | %-11s | %14s | %10s | %13s | %9s | %16s |\n' target build 'request thread' 'log writer' 'other threads' total 'over passthrough'
 echo '|-----------------|-------------|---------------:|-----------:|--------------:|----------:|-----------------:|'
-awk -v pass="$pass" '
+awk -v pass="$pass" -v pass_h2="$pass_h2" '
   { k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
     v = $5 / $6; tot[k] += v
     if ($4 == "request") req[k] += v; else if ($4 == "log-writer") log_[k] += v; else oth[k] += v }
   function fmt(x) { return sprintf("%.1fk", x / 1000) }
   END { for (i = 1; i <= n; i++) { k = order[i]; split(k, p, " ")
-      over = (p[1] == "passthrough" || pass == 0) ? "-" : sprintf("%+.1fk", (tot[k] - pass) / 1000)
+      base = (p[1] ~ /^h2-/) ? pass_h2 : pass
+      over = (p[2] == "passthrough" || base == 0) ? "-" : sprintf("%+.1fk", (tot[k] - base) / 1000)
       printf "| %-15s | %-11s | %14s | %10s | %13s | %9s | %16s |\n", p[1], p[2], fmt(req[k]), (k in log_) ? fmt(log_[k]) : "-", fmt(oth[k]), fmt(tot[k]), over } }' "$results"
 if [ -n "${BEFORE_BIN:-}" ]; then
   echo
