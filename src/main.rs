@@ -221,7 +221,7 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>, openapi: Option<PathB
                         Ok(doc) => {
                             problems.extend(scopegate::policy::openapi::compare(&policy, &doc))
                         }
-                        Err(e) => problems.push(e),
+                        Err(e) => problems.push(e.to_string()),
                     }
                 }
             }

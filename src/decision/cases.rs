@@ -8,8 +8,8 @@ use serde_saphyr::Spanned;
 use super::explain::explain_for;
 use crate::auth::identity::Identity;
 use crate::decision::{Outcome, Reason, Rejection};
-use crate::ground::Pos;
 use crate::ground::path::PathRules;
+use crate::ground::{Located, Pos};
 
 /// A decision-test file.
 #[derive(Debug, Deserialize)]
@@ -122,19 +122,14 @@ pub struct CaseSet {
 }
 
 /// Reads a decision-test file; every problem in it at once, with `file:line:column`.
-pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
+pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<Located>> {
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(file)
-        .map_err(|e| vec![format!("{shown}: cannot read the file: {e}")])?;
-    let parsed: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
-        vec![format!(
-            "{}: {}",
-            crate::ground::Located::parse(&shown, &e).location(),
-            crate::ground::located::message(&e)
-        )]
-    })?;
+        .map_err(|e| vec![Located::whole(&shown, format!("cannot read the file: {e}"))])?;
+    let parsed: CaseFile =
+        serde_saphyr::from_str(&text).map_err(|e| vec![Located::parse(&shown, &e)])?;
     if parsed.version != 1 {
-        return Err(vec![format!("{shown}: version: expected 1")]);
+        return Err(vec![Located::whole(&shown, "version: expected 1")]);
     }
     let policy = match &parsed.policy {
         Some(p) => file.parent().unwrap_or(Path::new(".")).join(p),
@@ -153,24 +148,25 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
         let c = &case.value;
         let name = c.name.clone().unwrap_or_else(|| c.request.clone());
         let label = format!("{shown}:{}:{}: {name}", at.line, at.column);
+        let problem = |what: String| Located::at(&shown, at, format!("{name}: {what}"));
         let Some((method, path)) = c.request.split_once(' ') else {
-            problems.push(format!("{label}: request must be \"METHOD /path\""));
+            problems.push(problem("request must be \"METHOD /path\"".into()));
             continue;
         };
         let caller = match caller(c) {
             Ok(caller) => caller,
-            Err(problem) => {
-                problems.push(format!("{label}: {problem}"));
+            Err(what) => {
+                problems.push(problem(what));
                 continue;
             }
         };
         let expect = match Outcome::parse(&c.expect) {
             Some(o @ (Outcome::Allow | Outcome::Deny | Outcome::DryRunDeny)) => o,
             Some(Outcome::Error | Outcome::Served) | None => {
-                problems.push(format!(
-                    "{label}: expect must be allow, deny or dry_run_deny, not \"{}\"",
+                problems.push(problem(format!(
+                    "expect must be allow, deny or dry_run_deny, not \"{}\"",
                     c.expect
-                ));
+                )));
                 continue;
             }
         };
@@ -178,7 +174,7 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<String>> {
             None => None,
             Some((_, Some(reason))) => Some(reason),
             Some((other, None)) => {
-                problems.push(format!("{label}: \"{other}\" is not a reason label"));
+                problems.push(problem(format!("\"{other}\" is not a reason label")));
                 continue;
             }
         };
@@ -269,7 +265,7 @@ pub fn run_case_file_against(file: &Path, policy: Option<&Path>, rules: &PathRul
     let set = match read_case_file(file) {
         Ok(set) => set,
         Err(problems) => {
-            report.failures = problems;
+            report.failures = problems.iter().map(ToString::to_string).collect();
             return report;
         }
     };

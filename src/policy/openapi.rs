@@ -22,6 +22,8 @@ use std::path::Path;
 use openapiv3::{OpenAPI, ReferenceOr, SecurityRequirement, SecurityScheme};
 use serde_json::Value;
 
+use crate::ground::Located;
+
 use super::{METHODS, Policy};
 
 /// The extension that carries what OpenAPI cannot say.
@@ -44,27 +46,34 @@ pub struct Operation {
 }
 
 /// Reads an OpenAPI document (YAML or JSON).
-pub fn read(file: &Path) -> Result<OpenAPI, String> {
-    let shown = file.display();
-    let text =
-        std::fs::read_to_string(file).map_err(|e| format!("{shown}: cannot read the file: {e}"))?;
-    parse(&text).map_err(|e| format!("{shown}: {e}"))
+pub fn read(file: &Path) -> Result<OpenAPI, Located> {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Located::whole(&shown, format!("cannot read the file: {e}")))?;
+    parse(&text).map_err(|mut e| {
+        e.file = shown;
+        e
+    })
 }
 
-/// Parses an OpenAPI document's text (YAML, of which JSON is a subset).
-pub fn parse(text: &str) -> Result<OpenAPI, String> {
+/// Parses an OpenAPI document's text (YAML, of which JSON is a subset); errors name the
+/// document `-` until [`read`] names its file.
+pub fn parse(text: &str) -> Result<OpenAPI, Located> {
     // Through a JSON value: openapiv3's types lean on serde features (untagged and
     // flattened fields) that serde_json implements fully.
-    let value: Value =
-        serde_saphyr::from_str(text).map_err(|e| crate::ground::located::message(&e))?;
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| Located::parse("-", &e))?;
     if !value
         .get("openapi")
         .and_then(Value::as_str)
         .is_some_and(|v| v.starts_with("3."))
     {
-        return Err("not an OpenAPI 3 document (no `openapi: 3.x`)".into());
+        return Err(Located::whole(
+            "-",
+            "not an OpenAPI 3 document (no `openapi: 3.x`)",
+        ));
     }
-    serde_json::from_value(value).map_err(|e| format!("not a valid OpenAPI 3.0 document: {e}"))
+    serde_json::from_value(value)
+        .map_err(|e| Located::whole("-", format!("not a valid OpenAPI 3.0 document: {e}")))
 }
 
 /// Every operation, by path (sorted) and method. `trace` is left out: a policy cannot name
