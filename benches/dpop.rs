@@ -174,6 +174,7 @@ fn dpop(c: &mut Criterion) {
     let rules = ProofRules {
         algorithms: vec![Algorithm::ES256],
         iat_window: 60,
+        iat_future_skew: 5,
     };
     let target = ProofTarget {
         method: "GET",

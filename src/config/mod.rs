@@ -23,7 +23,7 @@ use std::path::Path;
 pub use settings::{
     AbsoluteForm, ClientAuthMethod, DEFAULT_SCOPE_CLAIMS, DpopMode, DpopSettings, HeaderSettings,
     HostRules, Http2Settings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    LogFormat, ProtectedResource, Settings, Threads, TokenRules, Upstream, UpstreamProtocol,
+    LogFormat, ProtectedResource, Settings, SharedStoreSettings, StoreErrorMode, Threads, TokenRules, Upstream, UpstreamProtocol,
     UpstreamTimeouts, UpstreamUrl,
 };
 

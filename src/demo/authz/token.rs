@@ -178,6 +178,7 @@ fn dpop_key(state: &AuthState, headers: &HeaderMap) -> Result<Option<String>, OA
             jsonwebtoken::Algorithm::RS256,
         ],
         iat_window: 60,
+        iat_future_skew: 5,
     };
     let htu = format!("{}oauth/token", state.issuer);
     let target = ProofTarget {
