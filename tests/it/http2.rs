@@ -44,7 +44,11 @@ fn an_h2c_request_is_decided_and_forwarded_like_an_http1_one() {
     assert_eq!(status, "2 200");
     // The header plan holds on HTTP/2: the client's identity header is gone.
     let seen = upstream.last();
-    assert_eq!(seen.header("x-auth-subject"), Some("auth0|alice"), "{seen:?}");
+    assert_eq!(
+        seen.header("x-auth-subject"),
+        Some("auth0|alice"),
+        "{seen:?}"
+    );
     assert_eq!(seen.header_count("x-auth-subject"), 1, "{seen:?}");
     let (status, headers) = h2c(&gw, "/timesheets", &[]);
     assert_eq!(status, "2 401");

@@ -153,7 +153,10 @@ fn a_store_outage_refuses_proofs_with_503_and_ends_when_the_store_is_back() {
     let app = Holder::new(TestKey::ec());
     let token = bound_token(&app);
     let warm = app.proof("GET", "/timesheets", &token);
-    assert_eq!(dpop_call(&a, "GET", "/timesheets", &token, &warm).status, 200);
+    assert_eq!(
+        dpop_call(&a, "GET", "/timesheets", &token, &warm).status,
+        200
+    );
 
     redis.down();
     let started = Instant::now();
@@ -272,9 +275,16 @@ fn a_token_introspected_by_one_replica_is_served_by_the_other_without_a_call() {
     assert_eq!(s.auth.calls(), 1);
     let r = b.call("GET", "/timesheets", "opaque-alice");
     assert_eq!(r.status, 200, "{r:?}\n{}", b.log());
-    assert_eq!(s.auth.calls(), 1, "the second replica asked the store, not the server");
+    assert_eq!(
+        s.auth.calls(),
+        1,
+        "the second replica asked the store, not the server"
+    );
     // Decided by its own rules on the shared answer: the scope is still checked.
-    assert_eq!(b.call("DELETE", "/timesheets/7", "opaque-alice").status, 403);
+    assert_eq!(
+        b.call("DELETE", "/timesheets/7", "opaque-alice").status,
+        403
+    );
     assert_eq!(
         b.metric(
             r#"scopegate_introspection_cache_requests_total{issuer="exampleco",result="shared_hit"}"#

@@ -243,10 +243,17 @@ mod tests {
         // Other clients' fresh proofs still pass, and their replays are still caught.
         assert_eq!(cache.record("victim", "fresh", now, now), Ok(()));
         assert_eq!(cache.record("other", "fresh", now, now), Ok(()));
-        assert_eq!(cache.record("victim", "earlier", now - 1, now), Err(Replay::Seen));
+        assert_eq!(
+            cache.record("victim", "earlier", now - 1, now),
+            Err(Replay::Seen)
+        );
         // The flooder's proofs, kept or forgotten, stay refused.
         for n in 0..11 {
-            assert!(cache.record("flooder", &format!("f{n}"), now + 5, now).is_err());
+            assert!(
+                cache
+                    .record("flooder", &format!("f{n}"), now + 5, now)
+                    .is_err()
+            );
         }
     }
 

@@ -279,8 +279,18 @@ mod tests {
             Metrics::new(),
         );
         let key = StoreKey::new("dpop", &[b"x"]);
-        assert!(store.claim_once(&key, Duration::from_secs(5)).await.unwrap());
-        assert!(!store.claim_once(&key, Duration::from_secs(5)).await.unwrap());
+        assert!(
+            store
+                .claim_once(&key, Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_once(&key, Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
         let value = StoreKey::new("introspection", &[b"t"]);
         store
             .set_with_ttl(&value, b"v", Duration::from_millis(20))

@@ -43,7 +43,10 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let client = self.client.as_ref().map_err(|e| StoreError::Failed(e.clone()))?;
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| StoreError::Failed(e.clone()))?;
         self.manager
             .get_or_try_init(|| async {
                 ConnectionManager::new_lazy_with_config(client.clone(), self.config.clone())
