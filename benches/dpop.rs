@@ -2,7 +2,9 @@
 //! be cached (each proof is new), so a DPoP request pays an ES256 verification on top of
 //! the verified-token cache hit a bearer request gets. Measured on the same authenticator
 //! the server builds: a bearer token, a DPoP-bound token with a fresh proof per request, and
-//! the proof check alone.
+//! the proof check alone. With a Valkey/Redis on loopback (`SCOPEGATE_BENCH_STORE`, default
+//! `redis://127.0.0.1:6379`; skipped with a message when nothing answers there), the same
+//! DPoP request with the proof claimed in the shared store: one round trip more.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -44,6 +46,8 @@ fn key(file: &str) -> Vec<u8> {
 
 struct Fixture {
     auth: Authenticator,
+    /// A runtime for the shared store's round trips; `None`: nothing waits.
+    rt: Option<tokio::runtime::Runtime>,
     /// One route, DPoP left to the issuer's setting.
     policy: Policy,
     ec: EncodingKey,
@@ -54,8 +58,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with(CONFIG, None)
+    }
+
+    /// The fixture with the config `text`, run on `rt` when given.
+    fn with(text: &str, rt: Option<tokio::runtime::Runtime>) -> Fixture {
         scopegate::install_crypto_provider();
-        let settings = Settings::parse(CONFIG, "bench.yaml", std::path::Path::new("."))
+        let settings = Settings::parse(text, "bench.yaml", std::path::Path::new("."))
             .expect("bench config parses");
         let (auth, stores) = Authenticator::from_settings(&settings, &Metrics::new());
         let rsa = EncodingKey::from_rsa_pem(&key("rsa-1.pem")).unwrap();
@@ -93,6 +102,7 @@ impl Fixture {
         .expect("the bench policy compiles");
         Fixture {
             auth,
+            rt,
             policy,
             ec,
             jwk,
@@ -131,14 +141,17 @@ impl Fixture {
             .expect("the route matches");
         // Nothing here waits on the network: the authentication is ready at once.
         let credential = self.auth.credential([authorization.as_bytes()], None);
-        scopegate::decision::now(self.auth.authenticate(
+        let authenticated = self.auth.authenticate(
             &credential,
             route.auth,
             self.policy.condition_claims(),
             &sender,
             scopegate::ground::clock::unix_now(),
-        ))
-        .is_ok()
+        );
+        match &self.rt {
+            Some(rt) => rt.block_on(authenticated).is_ok(),
+            None => scopegate::decision::now(authenticated).is_ok(),
+        }
     }
 }
 
@@ -174,6 +187,7 @@ fn dpop(c: &mut Criterion) {
     let rules = ProofRules {
         algorithms: vec![Algorithm::ES256],
         iat_window: 60,
+        iat_future_skew: 5,
     };
     let target = ProofTarget {
         method: "GET",
@@ -185,6 +199,57 @@ fn dpop(c: &mut Criterion) {
             let now = jsonwebtoken::get_current_timestamp();
             proof::check(black_box(&one), &target, &rules, now).is_ok()
         })
+    });
+    group.finish();
+    with_store(c);
+}
+
+/// The store's URL for the benches, when something answers there.
+pub fn bench_store() -> Option<String> {
+    let url = std::env::var("SCOPEGATE_BENCH_STORE")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let address = url
+        .strip_prefix("redis://")
+        .unwrap_or(&url)
+        .trim_end_matches('/');
+    match std::net::TcpStream::connect(address) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            eprintln!(
+                "skipping the shared-store benches: nothing answers at {url} ({e}); \
+                 start `redis-server --port 6379 --save '' --appendonly no` or set SCOPEGATE_BENCH_STORE"
+            );
+            None
+        }
+    }
+}
+
+fn with_store(c: &mut Criterion) {
+    let Some(url) = bench_store() else {
+        return;
+    };
+    let config = format!(
+        "{CONFIG}shared_store:\n  url: \"{url}\"\n  key_prefix: \"bench{}:\"\n",
+        std::process::id()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let f = Fixture::with(&config, Some(rt));
+    let bound = format!("DPoP {}", f.bound);
+    assert!(f.call(&bound, Some(&f.proof())), "the store answers");
+    let mut group = c.benchmark_group("dpop");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40);
+    group.bench_function("ES256_proof/shared_store_claim", |b| {
+        b.iter_batched(
+            || f.proof(),
+            |proof| assert!(f.call(black_box(&bound), Some(&proof))),
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }

@@ -1,7 +1,10 @@
 //! The introspection cache hit (an opaque token seen before) beside the verified-token
 //! cache hit (a JWT seen before), through the same `Verifier::authenticate` the gateway
 //! runs. A local introspection endpoint answers the first call; every timed call is a hit
-//! and never leaves the process.
+//! and never leaves the process. With a Valkey/Redis on loopback (`SCOPEGATE_BENCH_STORE`,
+//! default `redis://127.0.0.1:6379`; skipped with a message when nothing answers there), a
+//! shared-store hit beside them: a second replica, whose own cache keeps nothing, finds the
+//! answer the first one shared (one round trip, decryption, the claims judged again).
 
 use scopegate::ground::clock::unix_now;
 use std::hint::black_box;
@@ -20,6 +23,9 @@ const ISSUER: &str = "https://exampleco.test/";
 const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
 const OPAQUE: &str = "2YotnFZFEjr1zCsicMWpAA-opaque-reference-token-of-a-usual-length";
 
+/// Calls the endpoint answered.
+static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// An introspection endpoint that calls every token active.
 async fn serve(listener: tokio::net::TcpListener) {
     let answer = serde_json::json!({
@@ -36,6 +42,7 @@ async fn serve(listener: tokio::net::TcpListener) {
         "/introspect",
         axum::routing::post(move || {
             let answer = answer.clone();
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move { axum::Json(answer) }
         }),
     );
@@ -125,6 +132,85 @@ issuers:
         })
     });
     group.finish();
+    shared_hit(c, &runtime, &config, dir.path());
+}
+
+/// The store's URL for the benches, when something answers there.
+fn bench_store() -> Option<String> {
+    let url = std::env::var("SCOPEGATE_BENCH_STORE")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let address = url
+        .strip_prefix("redis://")
+        .unwrap_or(&url)
+        .trim_end_matches('/');
+    match std::net::TcpStream::connect(address) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            eprintln!(
+                "skipping the shared-store bench: nothing answers at {url} ({e}); \
+                 start `redis-server --port 6379 --save '' --appendonly no` or set SCOPEGATE_BENCH_STORE"
+            );
+            None
+        }
+    }
+}
+
+/// Replica A introspects and shares; replica B, whose own cache holds nothing (1 byte),
+/// reads the store on every call.
+fn shared_hit(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    config: &str,
+    dir: &std::path::Path,
+) {
+    let Some(url) = bench_store() else {
+        return;
+    };
+    let store = format!(
+        "shared_store:\n  url: \"{url}\"\n  key_prefix: \"bench{}:\"\n",
+        std::process::id()
+    );
+    let a = format!("{config}{store}");
+    let b = format!(
+        "{}{store}",
+        config.replace(
+            "      client_secret_file: secret\n",
+            "      client_secret_file: secret\n      cache_max_bytes: 1\n"
+        )
+    );
+    let replica = |text: &str| {
+        let settings = Settings::parse(text, "bench.yaml", dir).expect("config parses");
+        Authenticator::from_settings(&settings, &Metrics::new()).0
+    };
+    let (a, b) = (replica(&a), replica(&b));
+    let conditions = ConditionClaims::default();
+    let token = format!("{OPAQUE}-shared");
+    runtime
+        .block_on(
+            a.verifier
+                .authenticate(&token, false, &conditions, unix_now()),
+        )
+        .expect("the token is accepted");
+    let calls = CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    let verifier = b.verifier.clone();
+    let mut group = c.benchmark_group("cache_hit");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    group.bench_function("opaque_token_shared_store", |bench| {
+        bench.iter(|| {
+            runtime
+                .block_on(verifier.authenticate(black_box(&token), false, &conditions, unix_now()))
+                .is_ok()
+        })
+    });
+    group.finish();
+    assert_eq!(
+        CALLS.load(std::sync::atomic::Ordering::Relaxed),
+        calls,
+        "every timed call was answered by the store, none by the endpoint"
+    );
 }
 
 criterion_group!(benches, introspection);

@@ -10,6 +10,12 @@
 //! - The authorization server down, slow or answering garbage: cached answers keep
 //!   working; an uncached token gets 503 with `Retry-After` after at most the timeout.
 //!   Nothing unverified is forwarded.
+//! - With a shared store, a replica that misses its own cache reads the store before
+//!   calling, and writes what a call taught it, for as long as it would cache it itself:
+//!   one call per token per cache period for the whole fleet. Entries are keyed by a hash
+//!   of the issuer and token and encrypted under a key derived from the token
+//!   ([`crate::auth::store::sealed`]). A store that fails is passed over: the
+//!   authorization server is asked, as without a store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +25,10 @@ use serde_json::Value;
 use super::claims::Claims;
 use super::identity::Identity;
 use super::jwks::Endpoints;
+use super::store::{Store, StoreKey, sealed};
 use crate::config::{ClientAuthMethod, IntrospectionSettings};
 use crate::ground::{Rejection, TokenError};
-use crate::ops::metrics::{IntrospectionResult, Metrics};
+use crate::ops::metrics::{IntrospectionResult, Metrics, StoreFallback};
 
 /// Largest introspection answer read; an answer is a small JSON object.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -76,6 +83,18 @@ pub struct Introspector {
     client: reqwest::Client,
     cache: quick_cache::sync::Cache<String, Answer, ByteWeight>,
     metrics: Metrics,
+    /// The store replicas share answers through, when configured.
+    shared: Option<Store>,
+}
+
+/// An answer as the shared store keeps it (encrypted): the authorization server's claims,
+/// judged again by each replica with its own rules, and when it stops counting.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedAnswer {
+    /// Unix seconds after which the answer is not used.
+    until: u64,
+    /// The answer's claims; `None` for an inactive (or refused) token.
+    claims: Option<Claims>,
 }
 
 /// What a call to the endpoint can end in, besides an answer.
@@ -94,6 +113,7 @@ impl Introspector {
         settings: &IntrospectionSettings,
         discovered: Arc<Endpoints>,
         metrics: Metrics,
+        shared: Option<Store>,
     ) -> Introspector {
         let client = super::fetch::client(settings.timeout);
         let estimated = (settings.cache_max_bytes / 1024).max(64) as usize;
@@ -110,6 +130,7 @@ impl Introspector {
                 ByteWeight,
             ),
             metrics,
+            shared,
         }
     }
 
@@ -130,7 +151,7 @@ impl Introspector {
         identity: IdentityFrom<'_>,
     ) -> Result<Arc<Identity>, Rejection> {
         if fresh {
-            let answer = self.call_and_judge(token, identity).await?;
+            let answer = self.call_and_judge(token, identity, false).await?;
             return served(&answer);
         }
         loop {
@@ -148,7 +169,11 @@ impl Introspector {
                     self.metrics.introspection_cache_miss(&self.label);
                     // On failure the guard is dropped unfilled: waiting requests then try
                     // themselves, each bounded by the timeout.
-                    let answer = self.call_and_judge(token, identity).await?;
+                    let answer = match self.read_shared(token, identity).await {
+                        Shared::Found(answer) => answer,
+                        Shared::Missing => self.call_and_judge(token, identity, true).await?,
+                        Shared::Failed => self.call_and_judge(token, identity, false).await?,
+                    };
                     let _ = guard.insert(answer.clone());
                     return served(&answer);
                 }
@@ -156,11 +181,79 @@ impl Introspector {
         }
     }
 
-    /// Calls the endpoint and turns the answer into a cacheable verdict.
+    fn shared_key(&self, token: &str) -> StoreKey {
+        StoreKey::new("introspection", &[self.issuer.as_bytes(), token.as_bytes()])
+    }
+
+    /// The answer another replica shared for `token`, judged by this one's rules.
+    async fn read_shared(&self, token: &str, identity: IdentityFrom<'_>) -> Shared {
+        let Some(store) = &self.shared else {
+            return Shared::Failed;
+        };
+        let key = self.shared_key(token);
+        let sealed = match store.get(&key).await {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.metrics
+                    .store_fallback(StoreFallback::IntrospectionCalled);
+                tracing::warn!(issuer = %self.label, error = %e, "shared store failed; asking the authorization server");
+                return Shared::Failed;
+            }
+        };
+        let found = sealed
+            .and_then(|s| sealed::open(token, key.hash(), &s))
+            .and_then(|plain| serde_json::from_slice::<SharedAnswer>(&plain).ok())
+            .and_then(|shared| {
+                let left = shared.until.checked_sub(now()).filter(|l| *l > 0)?;
+                let until = Instant::now() + Duration::from_secs(left);
+                match shared.claims {
+                    None => Some(Answer::Inactive { until }),
+                    Some(claims) => match self.judge(claims, identity) {
+                        Ok((identity, _)) => Some(Answer::Active {
+                            identity: Arc::new(identity),
+                            until,
+                        }),
+                        Err(Rejection::InvalidToken(_)) => Some(Answer::Inactive { until }),
+                        Err(_) => None,
+                    },
+                }
+            });
+        self.metrics
+            .introspection_shared_lookup(&self.label, found.is_some());
+        found.map_or(Shared::Missing, Shared::Found)
+    }
+
+    /// Shares what a call taught: `claims` (or inactive) until `until`, unix seconds.
+    async fn write_shared(&self, token: &str, claims: Option<Claims>, until: u64) {
+        let Some(store) = &self.shared else {
+            return;
+        };
+        let left = until.saturating_sub(now());
+        if left == 0 {
+            return;
+        }
+        let key = self.shared_key(token);
+        let Ok(plain) = serde_json::to_vec(&SharedAnswer { until, claims }) else {
+            return;
+        };
+        let Some(value) = sealed::seal(token, key.hash(), &plain) else {
+            return;
+        };
+        if let Err(e) = store
+            .set_with_ttl(&key, &value, Duration::from_secs(left))
+            .await
+        {
+            tracing::warn!(issuer = %self.label, error = %e, "shared store failed; the answer is kept by this replica only");
+        }
+    }
+
+    /// Calls the endpoint and turns the answer into a cacheable verdict; with `share`, the
+    /// verdict is also written to the shared store.
     async fn call_and_judge(
         &self,
         token: &str,
         identity: IdentityFrom<'_>,
+        share: bool,
     ) -> Result<Answer, Rejection> {
         let started = Instant::now();
         let result = self.call(token).await;
@@ -183,13 +276,21 @@ impl Introspector {
         let inactive = || Answer::Inactive {
             until: Instant::now() + self.settings.inactive_cache,
         };
+        let inactive_until = now() + self.settings.inactive_cache.as_secs();
         if answer.get("active") != Some(&Value::Bool(true)) {
+            if share {
+                self.write_shared(token, None, inactive_until).await;
+            }
             return Ok(inactive());
         }
+        let kept = share.then(|| answer.clone());
         match self.judge(answer, identity) {
             Ok((identity, exp)) => {
                 let left = exp.saturating_sub(now());
                 let keep = self.settings.cache_max.min(Duration::from_secs(left));
+                if share {
+                    self.write_shared(token, kept, now() + keep.as_secs()).await;
+                }
                 Ok(Answer::Active {
                     identity: Arc::new(identity),
                     until: Instant::now() + keep,
@@ -197,7 +298,12 @@ impl Introspector {
             }
             // An answer the gateway refuses (wrong audience, another kind of token) is as
             // good as inactive for this token: remember it briefly, like one.
-            Err(Rejection::InvalidToken(_)) => Ok(inactive()),
+            Err(Rejection::InvalidToken(_)) => {
+                if share {
+                    self.write_shared(token, None, inactive_until).await;
+                }
+                Ok(inactive())
+            }
             Err(other) => Err(other),
         }
     }
@@ -253,6 +359,16 @@ impl Introspector {
         serde_json::from_slice(&fetched.body)
             .map_err(|e| CallError::Failed(format!("the answer is not a JSON object: {e}")))
     }
+}
+
+/// What the shared store had for a token.
+enum Shared {
+    /// An answer, judged.
+    Found(Answer),
+    /// Nothing usable: call, and share what the call says.
+    Missing,
+    /// No store, or it failed: call, and share nothing.
+    Failed,
 }
 
 /// The client id and secret in HTTP Basic are form-encoded first (RFC 6749 §2.3.1).

@@ -15,6 +15,7 @@
 //! | [`dpop`] | DPoP proofs, replay cache and nonces (RFC 9449) |
 //! | [`cnf`] | the token's `cnf` binding; certificate-bound tokens (RFC 8705) |
 //! | [`bounded`] | caches bounded in bytes and entries, evictions counted |
+//! | [`store`] | the optional store replicas share (Valkey/Redis): DPoP `jti`s, introspection answers |
 
 pub mod bounded;
 pub mod claims;
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod introspect;
 pub mod jwks;
 pub mod jws;
+pub mod store;
 pub mod token;
 pub mod verify;
 
@@ -91,6 +93,10 @@ impl Authenticator {
         settings: &Settings,
         metrics: &Metrics,
     ) -> (Authenticator, Vec<Arc<KeyStore>>) {
+        let shared = settings
+            .shared_store
+            .as_ref()
+            .map(|s| store::Store::from_settings(s, metrics));
         let stores: Vec<Arc<KeyStore>> = settings
             .issuers
             .iter()
@@ -108,6 +114,7 @@ impl Authenticator {
                         i,
                         store.endpoints.clone(),
                         metrics.clone(),
+                        shared.clone(),
                     )
                 });
                 IssuerVerifier::new(issuer, store.clone(), introspector)
@@ -131,7 +138,7 @@ impl Authenticator {
             .iter()
             .map(|issuer| (issuer.issuer.clone(), issuer.dpop))
             .collect();
-        let dpop = DpopGuard::new(&settings.dpop, modes);
+        let dpop = DpopGuard::new(&settings.dpop, modes, shared);
         let rules = TokenRules {
             accept_dpop: dpop.enabled(),
             ..settings.token.clone()
@@ -179,14 +186,16 @@ impl Authenticator {
         // The cached identity says whether the token is bound; an unbound bearer token on a
         // gateway without DPoP pays nothing more.
         if self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off {
-            self.dpop.check(
-                &identity,
-                &presented.token,
-                presented.is_dpop(),
-                &sender.dpop,
-                route.dpop,
-                now,
-            )?;
+            self.dpop
+                .check(
+                    &identity,
+                    &presented.token,
+                    presented.is_dpop(),
+                    &sender.dpop,
+                    route.dpop,
+                    now,
+                )
+                .await?;
             cnf::check_certificate(&identity, sender.client_cert.as_ref())?;
         }
         Ok(identity)

@@ -99,6 +99,49 @@ pub struct ConfigFile {
     pub max_request_body_bytes: Option<u64>,
     /// How long the upstream is waited for, in seconds.
     pub upstream_timeouts: Option<Spanned<UpstreamTimeoutsFile>>,
+    /// A Valkey/Redis store the replicas share, for single-use DPoP proofs and
+    /// introspection answers across the fleet. Default: none (each replica alone).
+    pub shared_store: Option<Spanned<SharedStoreFile>>,
+}
+
+/// The store replicas share (Valkey or Redis).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedStoreFile {
+    /// `redis://host[:port]` or `rediss://host[:port]` (TLS), without credentials or
+    /// database. Required.
+    pub url: Spanned<String>,
+    /// PEM bundle trusted for `rediss://`. Default: the system's roots.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// ACL user name. Default: none (the `default` user).
+    pub username: Option<String>,
+    /// File holding the password. Default: none.
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// Database number. Default `0`.
+    pub database: Option<u32>,
+    /// Timeout of one connection attempt, in milliseconds. Default `500`.
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    /// Timeout of one command, in milliseconds: the longest a request waits on the store.
+    /// Default `250`.
+    pub command_timeout_ms: Option<Spanned<u64>>,
+    /// Prefix of every key written. Default `scopegate:`.
+    pub key_prefix: Option<String>,
+    /// What a DPoP proof gets while the store does not answer: `deny` (503 with
+    /// `Retry-After`) or `local` (the replica's own replay cache, and nonces). Default
+    /// `deny`.
+    pub on_error: Option<StoreErrorMode>,
+}
+
+/// What DPoP proofs get while the shared store does not answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreErrorMode {
+    /// Refused with 503 and `Retry-After`: a proof is never accepted twice in the fleet.
+    #[default]
+    Deny,
+    /// Checked against the replica's own replay cache only: available, but a proof may be
+    /// accepted once per replica during the outage.
+    Local,
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -163,6 +206,8 @@ pub struct DpopFile {
     pub iat_window_seconds: Option<Spanned<u64>>,
     /// Most proofs the replay cache remembers. Default `100000`.
     pub replay_cache_entries: Option<Spanned<u64>>,
+    /// Seconds a proof's `iat` may lie in the future (clock skew). Default `5`.
+    pub iat_future_skew_seconds: Option<u64>,
     /// Server-provided nonces. Default: none.
     pub nonce: Option<Spanned<NonceFile>>,
 }

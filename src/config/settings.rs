@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-pub use super::file::{ClientAuthMethod, LogFormat, UpstreamProtocol};
+pub use super::file::{ClientAuthMethod, LogFormat, StoreErrorMode, UpstreamProtocol};
 use serde::Deserialize;
 
 use crate::ground::Secret;
@@ -80,6 +80,35 @@ pub struct Settings {
     pub max_connections: usize,
     /// Largest request body forwarded, in bytes (413 beyond).
     pub max_request_body_bytes: u64,
+    /// The store replicas share; `None`: every replica keeps its own state.
+    pub shared_store: Option<SharedStoreSettings>,
+}
+
+/// The Valkey/Redis store replicas share, checked.
+#[derive(Debug, Clone)]
+pub struct SharedStoreSettings {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Whether to speak TLS (`rediss://`).
+    pub tls: bool,
+    /// PEM bundle trusted for TLS, read at start-up; `None`: the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// The password, read from its file.
+    pub password: Option<Secret>,
+    /// Database number.
+    pub database: u32,
+    /// Timeout of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Timeout of one command: the longest a request waits on the store.
+    pub command_timeout: Duration,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// What DPoP proofs get while the store does not answer.
+    pub on_error: StoreErrorMode,
 }
 
 /// RFC 9728 protected-resource metadata settings.
@@ -318,8 +347,10 @@ pub struct DpopSettings {
     pub public_url: Option<String>,
     /// Algorithms a proof may be signed with.
     pub algorithms: Vec<Algorithm>,
-    /// Seconds `iat` may differ from now.
+    /// Seconds `iat` may lie before now.
     pub iat_window: u64,
+    /// Seconds `iat` may lie after now (clock skew).
+    pub iat_future_skew: u64,
     /// Most proofs the replay cache remembers.
     pub replay_cache_entries: usize,
     /// Server nonces: the shared secret and the window length in seconds.

@@ -148,6 +148,7 @@ mod tests {
         let rules = ProofRules {
             algorithms: vec![Algorithm::ES256],
             iat_window: 60,
+            iat_future_skew: 5,
         };
         let target = ProofTarget {
             method: "GET",

@@ -112,6 +112,7 @@ impl Rejection {
             | Rejection::NoRoute
             | Rejection::KeysUnavailable
             | Rejection::IntrospectionUnavailable
+            | Rejection::SharedStoreUnavailable
             | Rejection::InvalidDpopProof(_)
             | Rejection::DpopRequired
             | Rejection::BoundTokenAsBearer
@@ -170,6 +171,7 @@ impl Rejection {
             | Rejection::NoRoute
             | Rejection::KeysUnavailable
             | Rejection::IntrospectionUnavailable
+            | Rejection::SharedStoreUnavailable
             | Rejection::InvalidDpopProof(_)
             | Rejection::UseDpopNonce { .. }
             | Rejection::DpopRequired

@@ -96,6 +96,8 @@ pub enum Reason {
     KeysUnavailable,
     /// Introspection was needed and the authorization server did not answer: fail closed.
     IntrospectionUnavailable,
+    /// A DPoP proof could not be claimed: the shared store did not answer (`on_error: deny`).
+    SharedStoreUnavailable,
     /// A certificate-bound token over a connection without that client certificate.
     CertificateMismatch,
     /// The DPoP scheme without a `DPoP` proof header.
@@ -124,7 +126,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in README's order.
-    pub const ALL: [Reason; 34] = [
+    pub const ALL: [Reason; 35] = [
         Reason::Public,
         Reason::Authorized,
         Reason::MissingToken,
@@ -147,6 +149,7 @@ impl Reason {
         Reason::NoRoute,
         Reason::KeysUnavailable,
         Reason::IntrospectionUnavailable,
+        Reason::SharedStoreUnavailable,
         Reason::CertificateMismatch,
         Reason::DpopProofMissing,
         Reason::InvalidDpopProof,
@@ -186,6 +189,7 @@ impl Reason {
             Reason::NoRoute => "no_route",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::IntrospectionUnavailable => "introspection_unavailable",
+            Reason::SharedStoreUnavailable => "shared_store_unavailable",
             Reason::CertificateMismatch => "certificate_mismatch",
             Reason::DpopProofMissing => "dpop_proof_missing",
             Reason::InvalidDpopProof => "invalid_dpop_proof",

@@ -211,6 +211,10 @@ pub enum Rejection {
     /// (or answered with an error): fail closed.
     #[error("The authorization server could not be reached to check the token; try again shortly")]
     IntrospectionUnavailable,
+    /// The shared store did not answer, and a DPoP proof cannot be known single-use in the
+    /// fleet without it (`shared_store.on_error: deny`): fail closed.
+    #[error("The replay check could not be completed; try again shortly with a new proof")]
+    SharedStoreUnavailable,
     /// The DPoP proof is not acceptable.
     #[error("{0}")]
     InvalidDpopProof(ProofError),
@@ -269,6 +273,7 @@ impl Rejection {
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::KeysUnavailable => Reason::KeysUnavailable,
             Rejection::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
+            Rejection::SharedStoreUnavailable => Reason::SharedStoreUnavailable,
             Rejection::InvalidDpopProof(e) => e.reason(),
             Rejection::UseDpopNonce { .. } => Reason::UseDpopNonce,
             Rejection::DpopRequired => Reason::DpopRequired,
@@ -299,6 +304,7 @@ impl Rejection {
             Rejection::PayloadTooLarge => 8,
             Rejection::KeysUnavailable
             | Rejection::IntrospectionUnavailable
+            | Rejection::SharedStoreUnavailable
             | Rejection::MisdirectedRequest
             | Rejection::BadGateway => 14,
             Rejection::GatewayTimeout => 4,
@@ -349,7 +355,9 @@ impl Rejection {
             ),
             // Not bearer-token errors: no token would change the answer.
             Rejection::NoRoute => (403, Challenge::None, "access_denied", None),
-            Rejection::KeysUnavailable | Rejection::IntrospectionUnavailable => (
+            Rejection::KeysUnavailable
+            | Rejection::IntrospectionUnavailable
+            | Rejection::SharedStoreUnavailable => (
                 503,
                 Challenge::None,
                 "temporarily_unavailable",

@@ -78,6 +78,13 @@ pub struct Metrics {
     header_timeouts: IntCounter,
     /// `scopegate_tls_handshake_timeouts_total`: connections closed for a slow handshake.
     handshake_timeouts: IntCounter,
+    /// `scopegate_shared_store_requests_total{op, result}`.
+    store_calls: IntCounterVec,
+    /// `scopegate_shared_store_duration_seconds{op}`.
+    store_duration: HistogramVec,
+    /// `scopegate_shared_store_fallbacks_total{use}`: requests answered without the store
+    /// because it did not answer.
+    store_fallbacks: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -253,9 +260,35 @@ impl Metrics {
             "Requests by the client's protocol (http1, h2).",
             &["protocol"],
         );
+        let store_calls = counter_vec(
+            "scopegate_shared_store_requests_total",
+            "Commands sent to the shared store by operation (claim, get, set) and result (ok, error, timeout).",
+            &["op", "result"],
+        );
+        let store_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "scopegate_shared_store_duration_seconds",
+                "Time of one shared-store command, failures included.",
+            )
+            .buckets(vec![
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5,
+            ]),
+            &["op"],
+        )
+        .expect("valid metric");
+        reg(Box::new(store_duration.clone()));
+        let store_fallbacks = counter_vec(
+            "scopegate_shared_store_fallbacks_total",
+            "Requests the shared store failed, by what the gateway did instead (dpop_denied, dpop_local, introspection_called).",
+            &["use"],
+        );
         Metrics {
             requests_http1: by_protocol.with_label_values(&["http1"]),
             requests_h2: by_protocol.with_label_values(&["h2"]),
+            store_calls,
+            store_duration,
+            store_fallbacks,
             introspection_calls,
             introspection_duration,
             introspection_cache,
@@ -326,6 +359,46 @@ impl Metrics {
     pub fn introspection_cache_miss(&self, label: &str) {
         self.introspection_cache
             .with_label_values(&[label, "miss"])
+            .inc();
+    }
+
+    /// After a miss in its own cache, the replica found the answer in the shared store
+    /// (`shared_hit`) or not (`shared_miss`).
+    pub fn introspection_shared_lookup(&self, label: &str, hit: bool) {
+        let result = if hit { "shared_hit" } else { "shared_miss" };
+        self.introspection_cache
+            .with_label_values(&[label, result])
+            .inc();
+    }
+
+    /// Pre-seeds the shared store's series.
+    pub fn shared_store(&self) {
+        for op in StoreOp::ALL {
+            for result in StoreResult::ALL {
+                self.store_calls
+                    .with_label_values(&[op.as_str(), result.as_str()]);
+            }
+            self.store_duration.with_label_values(&[op.as_str()]);
+        }
+        for fallback in StoreFallback::ALL {
+            self.store_fallbacks.with_label_values(&[fallback.as_str()]);
+        }
+    }
+
+    /// One shared-store command `op` ended with `result` after `elapsed`.
+    pub fn store_call(&self, op: StoreOp, result: StoreResult, elapsed: Duration) {
+        self.store_calls
+            .with_label_values(&[op.as_str(), result.as_str()])
+            .inc();
+        self.store_duration
+            .with_label_values(&[op.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request went on without the store, as `fallback` says.
+    pub fn store_fallback(&self, fallback: StoreFallback) {
+        self.store_fallbacks
+            .with_label_values(&[fallback.as_str()])
             .inc();
     }
 
@@ -514,6 +587,85 @@ impl IntrospectionResult {
             IntrospectionResult::Inactive => "inactive",
             IntrospectionResult::Error => "error",
             IntrospectionResult::NoEndpoint => "no_endpoint",
+        }
+    }
+}
+
+/// A shared-store command: the `op` label, a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// `SET NX PX`: claim a key once (a DPoP proof).
+    Claim,
+    /// `GET`.
+    Get,
+    /// `SET PX`.
+    Set,
+}
+
+impl StoreOp {
+    /// Every operation.
+    pub const ALL: [StoreOp; 3] = [StoreOp::Claim, StoreOp::Get, StoreOp::Set];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreOp::Claim => "claim",
+            StoreOp::Get => "get",
+            StoreOp::Set => "set",
+        }
+    }
+}
+
+/// How a shared-store command ended: the `result` label, a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreResult {
+    /// The store answered.
+    Ok,
+    /// Connection refused or lost, an error reply.
+    Error,
+    /// No answer within `command_timeout_ms`.
+    Timeout,
+}
+
+impl StoreResult {
+    /// Every result.
+    pub const ALL: [StoreResult; 3] = [StoreResult::Ok, StoreResult::Error, StoreResult::Timeout];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreResult::Ok => "ok",
+            StoreResult::Error => "error",
+            StoreResult::Timeout => "timeout",
+        }
+    }
+}
+
+/// What the gateway did for a request the shared store failed: the `use` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFallback {
+    /// A DPoP proof refused with 503 (`on_error: deny`).
+    DpopDenied,
+    /// A DPoP proof checked by the replica's own replay cache (`on_error: local`).
+    DpopLocal,
+    /// An introspection answer asked of the authorization server (and not shared).
+    IntrospectionCalled,
+}
+
+impl StoreFallback {
+    /// Every fallback.
+    pub const ALL: [StoreFallback; 3] = [
+        StoreFallback::DpopDenied,
+        StoreFallback::DpopLocal,
+        StoreFallback::IntrospectionCalled,
+    ];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreFallback::DpopDenied => "dpop_denied",
+            StoreFallback::DpopLocal => "dpop_local",
+            StoreFallback::IntrospectionCalled => "introspection_called",
         }
     }
 }

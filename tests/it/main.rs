@@ -39,6 +39,7 @@ mod reload;
 mod resource_metadata;
 mod responses;
 mod routes;
+mod shared_store;
 mod soak;
 mod startup;
 mod tls;

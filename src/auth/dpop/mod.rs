@@ -5,11 +5,17 @@
 //! | [`proof`] | one proof's signature and claims (§4.3) |
 //! | [`htu`] | the `htu` URL comparison |
 //! | [`replay`] | the per-instance `jti` replay cache |
+//! | `crate::auth::store` | with a shared store, the fleet's `jti`s (`SET NX`) |
 //! | [`nonce`] | server nonces from a shared secret and a time window (§8) |
 //!
 //! [`DpopGuard`] puts them together for a request whose token verified: the scheme it came
 //! with, the issuer's and the route's DPoP setting, the proof, the replay and nonce checks
 //! and the token's `cnf.jkt`. Proofs are never cached: each is new.
+//!
+//! The order is cheapest first: the proof's claims and key against this request, the key
+//! against `cnf.jkt`, the nonce and the local replay look-up, and only then the signature
+//! (the one dear step). A proof that passed everything is claimed: in the shared store
+//! when one is configured (once in the fleet), else in the replica's replay cache.
 
 pub mod htu;
 pub mod nonce;
@@ -17,12 +23,16 @@ pub mod proof;
 pub mod replay;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::identity::Identity;
+use crate::auth::store::{Store, StoreKey};
+use crate::config::StoreErrorMode;
 pub use crate::config::{DpopMode, DpopSettings};
 use crate::ground::rejection::{DpopOffer, ProofError, Rejection};
+use crate::ops::metrics::StoreFallback;
 use nonce::Nonces;
-use proof::{ProofRules, ProofTarget};
+use proof::{Proof, ProofRules, ProofTarget};
 use replay::ReplayCache;
 
 /// The `DPoP` header values of a request.
@@ -65,6 +75,8 @@ pub struct DpopGuard {
     rules: ProofRules,
     replay: ReplayCache,
     nonces: Option<Nonces>,
+    /// The store replicas share, when configured.
+    store: Option<Store>,
     /// Each issuer's mode, in settings order.
     issuers: Vec<(Arc<str>, DpopMode)>,
     weakest: DpopMode,
@@ -74,8 +86,13 @@ pub struct DpopGuard {
 }
 
 impl DpopGuard {
-    /// The guard for `settings` and each issuer's mode.
-    pub fn new(settings: &DpopSettings, issuers: Vec<(Arc<str>, DpopMode)>) -> DpopGuard {
+    /// The guard for `settings` and each issuer's mode; with `store`, proofs are claimed
+    /// there, once for the whole fleet.
+    pub fn new(
+        settings: &DpopSettings,
+        issuers: Vec<(Arc<str>, DpopMode)>,
+        store: Option<Store>,
+    ) -> DpopGuard {
         let modes = issuers.iter().map(|(_, m)| *m);
         let weakest = modes.clone().min().unwrap_or_default();
         let strongest = modes.max().unwrap_or_default();
@@ -88,11 +105,13 @@ impl DpopGuard {
             rules: ProofRules {
                 algorithms: settings.algorithms.clone(),
                 iat_window: settings.iat_window,
+                iat_future_skew: settings.iat_future_skew,
             },
             replay: ReplayCache::new(settings.replay_cache_entries, settings.iat_window),
             nonces: settings.nonce.as_ref().map(|(secret, window)| {
                 Nonces::new(secret.expose(), std::time::Duration::from_secs(*window))
             }),
+            store,
             issuers,
             weakest,
             strongest,
@@ -140,12 +159,12 @@ impl DpopGuard {
 
     /// The DPoP checks for a verified `identity` whose `token` came with the `DPoP` scheme
     /// (`dpop_scheme`) or as a bearer token, at `now`.
-    pub fn check(
+    pub async fn check(
         &self,
         identity: &Identity,
         token: &str,
         dpop_scheme: bool,
-        request: &DpopRequest,
+        request: &DpopRequest<'_>,
         route: DpopMode,
         now: u64,
     ) -> Result<(), Rejection> {
@@ -181,12 +200,13 @@ impl DpopGuard {
             htu: &htu,
             token: Some(token),
         };
-        let proof = proof::check(proof, &target, &self.rules, now).map_err(invalid)?;
-        if bound.is_none_or(|jkt| jkt.as_bytes() != proof.jkt.as_bytes()) {
+        let unverified = proof::inspect(proof, &target, &self.rules, now).map_err(invalid)?;
+        let claims = &unverified.claims;
+        if bound.is_none_or(|jkt| jkt.as_bytes() != claims.jkt.as_bytes()) {
             return Err(invalid(ProofError::KeyMismatch));
         }
         if let Some(nonces) = &self.nonces
-            && !proof
+            && !claims
                 .nonce
                 .as_deref()
                 .is_some_and(|n| nonces.accepts(n, now))
@@ -195,9 +215,51 @@ impl DpopGuard {
                 nonce: nonces.current(now),
             });
         }
-        // Last: only a proof that passed everything else takes a place in the cache.
+        // A replay this replica saw costs a look-up, not a signature check.
         self.replay
-            .record(&proof.jkt, &proof.jti, proof.iat, now)
-            .map_err(|_| invalid(ProofError::Replayed))
+            .check(&claims.jkt, &claims.jti, claims.iat)
+            .map_err(|_| invalid(ProofError::Replayed))?;
+        let proof = unverified.verify().map_err(invalid)?;
+        // Last: only a proof that passed everything else takes a place in the cache.
+        self.claim(&proof, now).await
+    }
+
+    /// Records `proof` as used: in the shared store when there is one (the fleet's
+    /// answer), and in this replica's cache.
+    async fn claim(&self, proof: &Proof, now: u64) -> Result<(), Rejection> {
+        let replayed = |_| Rejection::InvalidDpopProof(ProofError::Replayed);
+        let Some(store) = &self.store else {
+            return self
+                .replay
+                .record(&proof.jkt, &proof.jti, proof.iat, now)
+                .map_err(replayed);
+        };
+        let key = StoreKey::new("dpop", &[proof.jkt.as_bytes(), proof.jti.as_bytes()]);
+        // Kept while the proof could pass the window at any replica, whose clocks may
+        // differ by the skew.
+        let until = proof.iat + self.rules.iat_window + self.rules.iat_future_skew + 1;
+        let ttl = Duration::from_secs(until.saturating_sub(now).max(1));
+        match store.claim_once(&key, ttl).await {
+            Ok(true) => {
+                // The store decided; the local entry serves the cheap look-up and an outage.
+                let _ = self.replay.record(&proof.jkt, &proof.jti, proof.iat, now);
+                Ok(())
+            }
+            Ok(false) => Err(Rejection::InvalidDpopProof(ProofError::Replayed)),
+            Err(e) => match store.on_error() {
+                StoreErrorMode::Deny => {
+                    store.metrics().store_fallback(StoreFallback::DpopDenied);
+                    tracing::warn!(error = %e, "DPoP proof refused: the shared store failed (on_error: deny)");
+                    Err(Rejection::SharedStoreUnavailable)
+                }
+                StoreErrorMode::Local => {
+                    store.metrics().store_fallback(StoreFallback::DpopLocal);
+                    tracing::warn!(error = %e, "DPoP proof checked locally only: the shared store failed (on_error: local)");
+                    self.replay
+                        .record(&proof.jkt, &proof.jti, proof.iat, now)
+                        .map_err(replayed)
+                }
+            },
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! computes the same nonce for the same window, so a nonce one replica handed out is
 //! accepted by all; the current and the previous window's nonces are accepted, so a nonce
 //! lives between one and two windows.
+//!
+//! A nonce bounds how long a proof can be used, not how often: it is the same for every
+//! client in its window. Single use across replicas needs the shared store (`dpop::claim`).
 
 use std::time::Duration;
 

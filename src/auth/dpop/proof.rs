@@ -30,8 +30,10 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 pub struct ProofRules {
     /// Asymmetric algorithms a proof may be signed with.
     pub algorithms: Vec<Algorithm>,
-    /// Seconds `iat` may lie before or after now.
+    /// Seconds `iat` may lie before now.
     pub iat_window: u64,
+    /// Seconds `iat` may lie after now (clock skew).
+    pub iat_future_skew: u64,
 }
 
 /// The request a proof must be about.
@@ -59,13 +61,50 @@ pub struct Proof {
     pub nonce: Option<String>,
 }
 
-/// Checks `proof` (the `DPoP` header's value) against `target` at `now`.
+/// Largest RSA modulus a proof key may have, in bits: a client needs no more, and a
+/// larger key only makes each (possibly replayed) proof dearer to verify.
+pub const MAX_RSA_BITS: usize = 4096;
+
+/// A proof whose claims and key checked out, its signature not yet: what the cheap checks
+/// leave for the one dear one. The caller compares the thumbprint with the token's
+/// `cnf.jkt` and looks the `jti` up before paying for [`Unverified::verify`].
+pub struct Unverified<'a> {
+    proof: &'a str,
+    alg: Algorithm,
+    key: SignatureKey,
+    /// What the proof says, as it will be returned once its signature verifies.
+    pub claims: Proof,
+}
+
+impl Unverified<'_> {
+    /// Checks the signature under the header's key.
+    pub fn verify(self) -> Result<Proof, ProofError> {
+        self.key
+            .verify(self.proof, self.alg)
+            .map_err(|_| ProofError::BadSignature)?;
+        Ok(self.claims)
+    }
+}
+
+/// Checks `proof` (the `DPoP` header's value) against `target` at `now`, signature included.
 pub fn check(
     proof: &str,
     target: &ProofTarget,
     rules: &ProofRules,
     now: u64,
 ) -> Result<Proof, ProofError> {
+    inspect(proof, target, rules, now)?.verify()
+}
+
+/// Every check of `proof` but its signature: shape, header, key, and claims against
+/// `target` at `now`. Cheap, so a proof that names another request, is stale or carries an
+/// oversized key costs no signature verification.
+pub fn inspect<'a>(
+    proof: &'a str,
+    target: &ProofTarget,
+    rules: &ProofRules,
+    now: u64,
+) -> Result<Unverified<'a>, ProofError> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(ProofError::Malformed);
     }
@@ -99,21 +138,15 @@ pub fn check(
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(ProofError::PrivateKey);
     }
+    if let Some(Value::String(n)) = jwk.get("n")
+        && crate::auth::jwks::keyset::rsa_bits(n) > MAX_RSA_BITS
+    {
+        return Err(ProofError::BadKey);
+    }
     let jwk: Jwk = serde_json::from_value(crate::auth::jws::jwk_with_known_alg(Value::Object(
         jwk.clone(),
     )))
     .map_err(|_| ProofError::BadKey)?;
-    let jkt = jwk
-        .thumbprint(ThumbprintHash::SHA256)
-        .map_err(|_| ProofError::BadKey)?;
-    // The key must be one the header's algorithm applies to (an EC key for ES256, …):
-    // `SignatureKey` refuses any other pairing.
-    let key = DecodingKey::from_jwk(&jwk)
-        .ok()
-        .and_then(|decoding| SignatureKey::new(decoding, &[alg]))
-        .ok_or(ProofError::BadKey)?;
-    key.verify(proof, alg)
-        .map_err(|_| ProofError::BadSignature)?;
 
     let claims = crate::auth::claims::decode(proof).ok_or(ProofError::Malformed)?;
     let text = |name: &str| match claims.get(name) {
@@ -137,7 +170,10 @@ pub fn check(
         Some(v) => v.as_u64().ok_or(ProofError::Malformed)?,
         None => return Err(ProofError::MissingClaim),
     };
-    if iat.abs_diff(now) > rules.iat_window {
+    // Back by the window, ahead by the clock skew only: a proof dated ahead would stay
+    // acceptable (and replayable) for longer than the window.
+    if now.saturating_sub(iat) > rules.iat_window || iat > now.saturating_add(rules.iat_future_skew)
+    {
         return Err(ProofError::Stale);
     }
     if let Some(token) = target.token {
@@ -147,11 +183,25 @@ pub fn check(
         }
     }
     let nonce = text("nonce")?.map(str::to_owned);
-    Ok(Proof {
-        jkt,
-        jti: jti.to_owned(),
-        iat,
-        nonce,
+    let jkt = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| ProofError::BadKey)?;
+    // The key must be one the header's algorithm applies to (an EC key for ES256, …):
+    // `SignatureKey` refuses any other pairing.
+    let key = DecodingKey::from_jwk(&jwk)
+        .ok()
+        .and_then(|decoding| SignatureKey::new(decoding, &[alg]))
+        .ok_or(ProofError::BadKey)?;
+    Ok(Unverified {
+        proof,
+        alg,
+        key,
+        claims: Proof {
+            jkt,
+            jti: jti.to_owned(),
+            iat,
+            nonce,
+        },
     })
 }
 
@@ -187,6 +237,7 @@ mod tests {
         ProofRules {
             algorithms: vec![Algorithm::ES256, Algorithm::PS256, Algorithm::EdDSA],
             iat_window: 60,
+            iat_future_skew: 5,
         }
     }
 
@@ -278,6 +329,7 @@ mod tests {
         let es_only = ProofRules {
             algorithms: vec![Algorithm::ES256],
             iat_window: 60,
+            iat_future_skew: 5,
         };
         let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ed_jwk_plain(&ed)});
         assert_eq!(
@@ -414,6 +466,8 @@ mod tests {
             ),
             (with("iat", (NOW - 61).into()), ProofError::Stale),
             (with("iat", (NOW + 61).into()), ProofError::Stale),
+            // Ahead of now by more than the skew, though inside the window.
+            (with("iat", (NOW + 6).into()), ProofError::Stale),
             (with("iat", "1800000000".into()), ProofError::Malformed),
             (
                 with("ath", token_hash("another token").into()),
@@ -433,7 +487,7 @@ mod tests {
         // Inside the window either way, and the URL as RFC 9449 §4.3 compares it.
         for claims in [
             with("iat", (NOW - 60).into()),
-            with("iat", (NOW + 60).into()),
+            with("iat", (NOW + 5).into()),
             with(
                 "htu",
                 "HTTPS://API.exampleco.com:443/timesheets?x=1#f".into(),
@@ -444,5 +498,59 @@ mod tests {
                 "{claims}"
             );
         }
+    }
+
+    #[test]
+    fn cheap_checks_come_before_the_signature() {
+        // A proof for another method, or a stale one, with a broken signature: refused for
+        // what it says, before any signature work.
+        for (claims, expected) in [
+            (with("htm", "POST".into()), ProofError::WrongMethod),
+            (with("iat", (NOW - 600).into()), ProofError::Stale),
+            (
+                with("htu", "https://evil.example/timesheets".into()),
+                ProofError::WrongUrl,
+            ),
+        ] {
+            let proof = sign(Algorithm::ES256, &ec(), &claims);
+            let (rest, _) = proof.rsplit_once('.').unwrap();
+            let broken = format!("{rest}.AAAA");
+            assert_eq!(run(&broken), Err(expected), "{claims}");
+        }
+        // What passes them still needs the signature.
+        let proof = sign(Algorithm::ES256, &ec(), &claims());
+        let (rest, _) = proof.rsplit_once('.').unwrap();
+        let broken = format!("{rest}.AAAA");
+        let unverified = inspect(&broken, &target(), &rules(), NOW).unwrap();
+        assert_eq!(unverified.claims.jti, "j-1");
+        assert_eq!(unverified.verify(), Err(ProofError::BadSignature));
+    }
+
+    #[test]
+    fn rsa_proof_keys_above_4096_bits_are_refused() {
+        // An 8192-bit modulus (its top bit set); the signature need not be looked at.
+        let mut n = vec![0xC5u8; 1024];
+        n[1023] |= 1;
+        let jwk = json!({
+            "kty": "RSA",
+            "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n),
+            "e": "AQAB",
+        });
+        let b64 = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        let header = json!({"typ": "dpop+jwt", "alg": "PS256", "jwk": jwk});
+        let proof = format!("{}.{}.{}", b64(&header), b64(&claims()), "A".repeat(1366));
+        assert_eq!(run(&proof), Err(ProofError::BadKey));
+        // 4096 bits is still fine as far as size goes (the signature then decides).
+        let mut n = vec![0xC5u8; 512];
+        n[511] |= 1;
+        let header = json!({"typ": "dpop+jwt", "alg": "PS256", "jwk": {
+            "kty": "RSA",
+            "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n),
+            "e": "AQAB",
+        }});
+        let proof = format!("{}.{}.{}", b64(&header), b64(&claims()), "A".repeat(683));
+        assert_eq!(run(&proof), Err(ProofError::BadSignature));
     }
 }

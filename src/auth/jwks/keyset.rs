@@ -187,7 +187,7 @@ fn usable_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
 }
 
 /// Bits of a base64url RSA modulus (0 when it does not decode).
-fn rsa_bits(n: &str) -> usize {
+pub(crate) fn rsa_bits(n: &str) -> usize {
     use base64::Engine as _;
     let Ok(bytes) =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('='))

@@ -17,7 +17,7 @@ use arc_swap::ArcSwapOption;
 use jsonwebtoken::Algorithm;
 use tokio::sync::Notify;
 
-mod keyset;
+pub(crate) mod keyset;
 mod refresher;
 
 pub use keyset::{KeySet, MAX_JWKS_BYTES, VerifyKey, parse_jwks};

@@ -37,3 +37,11 @@ pub const H2_IDLE_TIMEOUT_SECONDS: u64 = 60;
 pub const TLS_HANDSHAKE_TIMEOUT_SECONDS: u64 = 10;
 /// Shortest HMAC secret accepted: as long as the SHA-256 output (RFC 7518 §3.2).
 pub const MIN_HMAC_SECRET: usize = 32;
+/// `dpop.iat_future_skew_seconds`: clock skew, not a second window.
+pub const DPOP_IAT_FUTURE_SKEW_SECONDS: u64 = 5;
+/// `shared_store.connect_timeout_ms`.
+pub const STORE_CONNECT_TIMEOUT_MS: u64 = 500;
+/// `shared_store.command_timeout_ms`: a loopback or in-zone round trip is well under 1 ms.
+pub const STORE_COMMAND_TIMEOUT_MS: u64 = 250;
+/// `shared_store.key_prefix`.
+pub const STORE_KEY_PREFIX: &str = "scopegate:";

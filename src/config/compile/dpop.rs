@@ -94,6 +94,12 @@ pub(super) fn compile_dpop(p: &mut Problems, d: &DpopFile, base: &Path) -> Optio
         public_url,
         algorithms,
         iat_window,
+        // A few seconds of clock skew, not the whole window: a proof dated far ahead
+        // would otherwise stay replayable (and kept) for up to twice the window.
+        iat_future_skew: d
+            .iat_future_skew_seconds
+            .unwrap_or(super::defaults::DPOP_IAT_FUTURE_SKEW_SECONDS)
+            .min(iat_window),
         replay_cache_entries: replay_cache_entries as usize,
         nonce,
     })

@@ -23,11 +23,13 @@ mod defaults;
 mod dpop;
 mod headers;
 mod issuers;
+mod store;
 
 pub use dpop::DEFAULT_DPOP_ALGORITHMS;
 use dpop::compile_dpop;
 use headers::{compile_headers, compile_protected_resource, identity_header};
 use issuers::compile_issuer;
+use store::compile_shared_store;
 
 /// Collects problems, each at the position of the value it is about.
 struct Problems<'a> {
@@ -159,6 +161,10 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         "token.max_bytes",
     );
     let dpop = compile_dpop(&mut p, &file.dpop, base);
+    let shared_store = file
+        .shared_store
+        .as_ref()
+        .and_then(|s| compile_shared_store(&mut p, s, base));
     if file.dpop.public_url.is_none() {
         for (i, issuer) in file.issuers.value.iter().enumerate() {
             if let Some(mode) = &issuer.value.dpop
@@ -328,6 +334,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         max_request_body_bytes: file
             .max_request_body_bytes
             .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
+        shared_store,
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),

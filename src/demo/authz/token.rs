@@ -175,6 +175,7 @@ fn dpop_key(state: &AuthState, headers: &HeaderMap) -> Result<Option<String>, OA
     let rules = ProofRules {
         algorithms: crate::config::compile::DEFAULT_DPOP_ALGORITHMS.to_vec(),
         iat_window: 60,
+        iat_future_skew: 5,
     };
     let htu = format!("{}oauth/token", state.issuer);
     let target = ProofTarget {
