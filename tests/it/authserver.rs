@@ -132,13 +132,10 @@ impl AuthServer {
         self.state.calls.load(Ordering::SeqCst)
     }
 
-    /// The issuer's configuration for the gateway: introspection with client credentials
-    /// from `secret_file`, and what else `extra` adds (indented as an issuer's keys).
-    pub fn issuer_extra(&self, secret_file: &std::path::Path, extra: &str) -> String {
-        format!(
-            "    introspection:\n      client_id: {CLIENT_ID}\n      client_secret_file: \"{}\"\n{extra}",
-            secret_file.display()
-        )
+    /// The issuer's `introspection` key for the gateway: client credentials from
+    /// `secret_file`; a test adds to the object what else it needs (`endpoint`, …).
+    pub fn introspection(&self, secret_file: &std::path::Path) -> Value {
+        json!({"client_id": CLIENT_ID, "client_secret_file": secret_file.display().to_string()})
     }
 }
 

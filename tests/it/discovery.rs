@@ -11,11 +11,13 @@ fn spec_without_key_set<'a>(
     jwks: &JwksServer,
     upstream: &Upstream,
     policy: &'a str,
-    issuer_extra: &'a str,
+    introspection: Option<Value>,
 ) -> GatewaySpec<'a> {
     let mut spec = GatewaySpec::new(jwks, upstream, policy);
     spec.jwks_uri = String::new();
-    spec.issuer_extra = issuer_extra;
+    if let Some(introspection) = introspection {
+        spec.issuer_option("introspection", introspection);
+    }
     spec
 }
 
@@ -29,9 +31,8 @@ fn an_issuer_configured_by_its_url_alone_finds_its_keys_and_introspection_endpoi
     let secret = dir.path().join("client-secret");
     std::fs::write(&secret, CLIENT_SECRET).unwrap();
     // Neither jwks_uri nor introspection.endpoint: both come from the metadata.
-    let extra = auth.issuer_extra(&secret, "");
     let policy = timesheets_policy();
-    let spec = spec_without_key_set(&jwks, &upstream, &policy, &extra);
+    let spec = spec_without_key_set(&jwks, &upstream, &policy, Some(auth.introspection(&secret)));
     let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
     gw.wait_ready();
 
@@ -54,7 +55,7 @@ fn metadata_that_names_another_issuer_is_refused_and_the_gateway_stays_unready()
     let auth = AuthServer::start(&jwks.uri());
     auth.set_metadata_issuer("https://evil.example/");
     let policy = timesheets_policy();
-    let spec = spec_without_key_set(&jwks, &upstream, &policy, "");
+    let spec = spec_without_key_set(&jwks, &upstream, &policy, None);
     let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
     gw.wait_for(
         || gw.log().contains("issuer discovery failed"),
@@ -82,7 +83,7 @@ fn metadata_naming_a_plain_http_key_set_on_another_host_is_refused_at_discovery(
     // another host could swap.
     let auth = AuthServer::start("http://keys.exampleco.test/.well-known/jwks.json");
     let policy = timesheets_policy();
-    let spec = spec_without_key_set(&jwks, &upstream, &policy, "");
+    let spec = spec_without_key_set(&jwks, &upstream, &policy, None);
     let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
     gw.wait_for(
         || gw.log().contains("is plain http to another host"),

@@ -102,10 +102,10 @@ pub fn assert_dpop_error(r: &RawResponse, error: &str) {
 fn start(issuer_mode: &str, extra: &str, policy: &str) -> (Gateway, JwksServer, Upstream) {
     let jwks = JwksServer::start(&[&TestKey::rsa()]);
     let upstream = Upstream::start();
-    let issuer_extra = format!("    dpop: {issuer_mode}");
+
     let extra = format!("dpop:\n  public_url: {PUBLIC_URL}\n{extra}");
     let mut spec = GatewaySpec::new(&jwks, &upstream, policy);
-    spec.issuer_extra = &issuer_extra;
+    spec.issuer_option("dpop", json!(issuer_mode));
     spec.extra = &extra;
     let gw = Gateway::start(&spec);
     gw.wait_ready();

@@ -79,7 +79,7 @@ fn gateway(server: &GrpcServer, jwks: &JwksServer) -> Gateway {
         jwks_uri: jwks.uri(),
         upstream: server.addr,
         policy: POLICY,
-        issuer_extra: "",
+        issuer: default_issuer_options(),
         extra: "http2:\n  h2c: true\nupstream_protocol: h2",
     };
     let gw = Gateway::start(&spec);

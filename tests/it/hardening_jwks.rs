@@ -25,7 +25,7 @@ fn gateway_on(jwks_uri: String) -> (Gateway, Upstream) {
         jwks_uri,
         upstream: upstream.addr,
         policy: &policy,
-        issuer_extra: "",
+        issuer: default_issuer_options(),
         extra: "",
     };
     (Gateway::start(&spec), upstream)

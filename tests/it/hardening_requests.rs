@@ -42,7 +42,7 @@ fn absolute_form_targets_are_forwarded_in_origin_form_with_their_authority_as_ho
         jwks_uri: jwks.uri(),
         upstream: addr,
         policy: &policy,
-        issuer_extra: "",
+        issuer: default_issuer_options(),
         extra: "",
     };
     let gw = Gateway::start(&spec);

@@ -28,7 +28,7 @@ fn gateway_on(upstream: std::net::SocketAddr) -> (Gateway, JwksServer) {
         jwks_uri: jwks.uri(),
         upstream,
         policy: &policy,
-        issuer_extra: "",
+        issuer: default_issuer_options(),
         extra: "upstream_timeouts:\n  read_seconds: 1\n  connect_seconds: 1",
     };
     let gw = Gateway::start(&spec);

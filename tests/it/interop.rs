@@ -45,12 +45,14 @@ fn a_real_client_library_discovers_signs_in_proves_steps_up_and_is_refused_once_
     let jwks = JwksServer::unstarted(&[]);
     let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
     spec.jwks_uri = auth.jwks_uri();
-    let issuer_extra = format!(
-        "    dpop: allowed\n    introspection:\n      endpoint: \"{}\"\n      client_id: {RESOURCE_SERVER_CLIENT_ID}\n      client_secret_file: \"{}\"\n",
-        auth.introspection_endpoint(),
-        client_secret.display()
+    spec.issuer_option("dpop", json!("allowed")).issuer_option(
+        "introspection",
+        json!({
+            "endpoint": auth.introspection_endpoint(),
+            "client_id": RESOURCE_SERVER_CLIENT_ID,
+            "client_secret_file": client_secret.display().to_string(),
+        }),
     );
-    spec.issuer_extra = &issuer_extra;
     let extra = format!(
         "dpop:\n  public_url: \"{{gateway}}\"\n  nonce:\n    secret_file: \"{}\"\nprotected_resource:\n  resource: \"{{gateway}}\"\n",
         nonce_secret.display()

@@ -19,20 +19,20 @@ struct Setup {
 }
 
 /// A gateway whose issuer is `auth`, introspecting at its configured endpoint.
-fn start(introspection_extra: &str, policy: &str) -> Setup {
+fn start(introspection_extra: Value, policy: &str) -> Setup {
     let jwks = JwksServer::start(&[&TestKey::rsa()]);
     let upstream = Upstream::start();
     let auth = AuthServer::start(&jwks.uri());
     let secret = tempfile::tempdir().unwrap();
     let file = secret.path().join("client-secret");
     std::fs::write(&file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let extra = format!(
-        "      endpoint: \"{}\"\n{introspection_extra}",
-        auth.introspection_endpoint()
-    );
-    let issuer_extra = auth.issuer_extra(&file, &extra);
     let mut spec = GatewaySpec::new(&jwks, &upstream, policy);
-    spec.issuer_extra = &issuer_extra;
+    spec.issuer_option("introspection", auth.introspection(&file))
+        .issuer_option(
+            "introspection",
+            json!({"endpoint": auth.introspection_endpoint()}),
+        )
+        .issuer_option("introspection", introspection_extra);
     let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
     gw.wait_ready();
     Setup {
@@ -46,7 +46,7 @@ fn start(introspection_extra: &str, policy: &str) -> Setup {
 
 #[test]
 fn an_opaque_token_is_introspected_and_decided_by_its_scopes_like_a_jwt() {
-    let s = start("", &timesheets_policy());
+    let s = start(json!({}), &timesheets_policy());
     s.auth
         .activate("opaque-alice", active(&s.auth.issuer(), "read:timesheets"));
 
@@ -101,7 +101,7 @@ fn an_opaque_token_is_introspected_and_decided_by_its_scopes_like_a_jwt() {
 
 #[test]
 fn answers_for_another_audience_or_a_refresh_token_are_refused() {
-    let s = start("", &timesheets_policy());
+    let s = start(json!({}), &timesheets_policy());
     let mut other = active(&s.auth.issuer(), "read:timesheets");
     other["aud"] = json!("https://api.exampleco.com/payroll");
     s.auth.activate("opaque-payroll", other);
@@ -121,7 +121,7 @@ fn answers_for_another_audience_or_a_refresh_token_are_refused() {
 
 #[test]
 fn thirty_two_concurrent_requests_with_one_new_token_make_one_introspection_call() {
-    let s = Arc::new(start("", &timesheets_policy()));
+    let s = Arc::new(start(json!({}), &timesheets_policy()));
     s.auth
         .activate("opaque-burst", active(&s.auth.issuer(), "read:timesheets"));
     // Slow enough that every request arrives while the first call is in flight.
@@ -141,7 +141,7 @@ fn thirty_two_concurrent_requests_with_one_new_token_make_one_introspection_call
 
 #[test]
 fn with_the_authorization_server_down_cached_tokens_pass_and_new_ones_get_503() {
-    let s = start("", &timesheets_policy());
+    let s = start(json!({}), &timesheets_policy());
     s.auth
         .activate("opaque-known", active(&s.auth.issuer(), "read:timesheets"));
     s.auth
@@ -168,7 +168,7 @@ fn with_the_authorization_server_down_cached_tokens_pass_and_new_ones_get_503() 
 
 #[test]
 fn a_slow_authorization_server_is_a_503_after_the_timeout_not_a_hang() {
-    let s = start("      timeout_ms: 300\n", &timesheets_policy());
+    let s = start(json!({"timeout_ms": 300}), &timesheets_policy());
     s.auth
         .activate("opaque-slow", active(&s.auth.issuer(), "read:timesheets"));
     s.auth.set_delay_ms(3_000);
@@ -179,7 +179,7 @@ fn a_slow_authorization_server_is_a_503_after_the_timeout_not_a_hang() {
 
 #[test]
 fn a_revoked_token_is_refused_once_the_cache_maximum_has_passed() {
-    let s = start("      cache_max_seconds: 1\n", &timesheets_policy());
+    let s = start(json!({"cache_max_seconds": 1}), &timesheets_policy());
     s.auth.activate(
         "opaque-revoked",
         active(&s.auth.issuer(), "read:timesheets"),
@@ -204,7 +204,7 @@ fn a_route_that_introspects_always_refuses_a_revoked_jwt_at_once() {
         "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n    introspect: always\n",
     );
     assert_eq!(policy.matches("introspect: always").count(), 1);
-    let s = start("", &policy);
+    let s = start(json!({}), &policy);
     let mut claims = claims("delete:timesheets read:timesheets");
     claims["iss"] = json!(s.auth.issuer());
     let jwt = TestKey::rsa().sign(&claims);
@@ -227,7 +227,7 @@ fn a_route_that_introspects_always_refuses_a_revoked_opaque_token_at_once() {
         "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n",
         "    path: /timesheets/{id}\n    scopes: [delete:timesheets]\n    introspect: always\n",
     );
-    let s = start("", &policy);
+    let s = start(json!({}), &policy);
     s.auth.activate(
         "opaque-approver",
         active(&s.auth.issuer(), "delete:timesheets read:timesheets"),
@@ -253,7 +253,7 @@ fn a_route_that_introspects_always_refuses_a_revoked_opaque_token_at_once() {
 
 #[test]
 fn an_introspection_answer_signed_in_in_the_future_is_refused() {
-    let s = start("", &timesheets_policy());
+    let s = start(json!({}), &timesheets_policy());
     let mut answer = active(&s.auth.issuer(), "read:timesheets");
     // Milliseconds where seconds belong: a sign-in far in the future.
     answer["auth_time"] = json!(jsonwebtoken::get_current_timestamp() * 1000);
@@ -272,13 +272,13 @@ fn wrong_client_credentials_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client-secret");
     std::fs::write(&file, "not-the-secret").unwrap();
-    let extra = auth.issuer_extra(
-        &file,
-        &format!("      endpoint: \"{}\"\n", auth.introspection_endpoint()),
-    );
     let policy = timesheets_policy();
     let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.issuer_extra = &extra;
+    spec.issuer_option("introspection", auth.introspection(&file))
+        .issuer_option(
+            "introspection",
+            json!({"endpoint": auth.introspection_endpoint()}),
+        );
     let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
     gw.wait_ready();
     auth.activate("opaque-x", active(&auth.issuer(), "read:timesheets"));
@@ -290,7 +290,7 @@ fn wrong_client_credentials_fail_closed() {
 
 #[test]
 fn opaque_tokens_never_reach_the_log() {
-    let s = start("", &timesheets_policy());
+    let s = start(json!({}), &timesheets_policy());
     let token = "opaque-secret-token-do-not-log";
     s.auth
         .activate(token, active(&s.auth.issuer(), "read:timesheets"));

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-fn start(jwks: &JwksServer, issuer_extra: &str) -> (Gateway, Upstream) {
+fn start(jwks: &JwksServer, jwks_options: Value) -> (Gateway, Upstream) {
     let upstream = Upstream::start();
     let policy = timesheets_policy();
     let mut spec = GatewaySpec::new(jwks, &upstream, &policy);
-    spec.issuer_extra = issuer_extra;
+    spec.issuer_option("jwks", jwks_options);
     let gw = Gateway::start(&spec);
     gw.wait_ready();
     (gw, upstream)
@@ -24,7 +24,7 @@ fn a_rotated_key_is_accepted_without_restart_and_a_removed_key_stops_verifying()
     let (old, new) = (TestKey::rsa(), TestKey::rsa2());
     let jwks = JwksServer::start(&[&old]);
     jwks.set_cache_control("max-age=1");
-    let (gw, _upstream) = start(&jwks, "");
+    let (gw, _upstream) = start(&jwks, json!({}));
     let old_token = old.sign(&claims("read:timesheets"));
     assert_eq!(gw.call("GET", "/timesheets", &old_token).status, 200);
 
@@ -48,7 +48,7 @@ fn an_outage_after_warm_up_keeps_valid_tokens_passing_and_shows_in_the_metrics()
     let key = TestKey::rsa();
     let jwks = JwksServer::start(&[&key]);
     jwks.set_cache_control("max-age=1");
-    let (gw, _upstream) = start(&jwks, "");
+    let (gw, _upstream) = start(&jwks, json!({}));
     let failures = r#"scopegate_jwks_refreshes_total{issuer="exampleco",result="failure"}"#;
     assert_eq!(gw.metric(failures), 0.0);
 
@@ -94,7 +94,7 @@ fn the_first_token_signed_with_a_newly_published_key_is_allowed_on_its_first_req
     let jwks = JwksServer::start(&[&old]);
     // No max-age: the regular refresh is minutes away, so only the unknown kid's refetch
     // can bring the new key in.
-    let (gw, upstream) = start(&jwks, "");
+    let (gw, upstream) = start(&jwks, json!({}));
     assert_eq!(
         gw.call("GET", "/timesheets", &old.sign(&claims("read:timesheets")))
             .status,
@@ -115,7 +115,7 @@ fn the_first_token_signed_with_a_newly_published_key_is_allowed_on_its_first_req
 fn a_flood_of_unknown_key_ids_costs_at_most_one_fetch_per_interval() {
     let key = TestKey::rsa();
     let jwks = JwksServer::start(&[&key]);
-    let (gw, upstream) = start(&jwks, "");
+    let (gw, upstream) = start(&jwks, json!({}));
     let before = jwks.fetches();
     let started = Instant::now();
     let mut forged = TestKey::rsa2();
@@ -148,7 +148,7 @@ fn keys_past_the_maximum_staleness_fail_closed_until_the_server_returns() {
     let key = TestKey::rsa();
     let jwks = JwksServer::start(&[&key]);
     jwks.set_cache_control("max-age=1");
-    let (gw, upstream) = start(&jwks, "      max_staleness_seconds: 2");
+    let (gw, upstream) = start(&jwks, json!({"max_staleness_seconds": 2}));
     assert_eq!(
         gw.call("GET", "/timesheets", &key.sign(&claims("read:timesheets")))
             .status,

@@ -211,7 +211,7 @@ fn tokens_from_oidc_provider_are_enforced_route_by_route() {
         jwks_uri: format!("{}/jwks", provider.issuer),
         upstream: upstream.addr,
         policy: &policy,
-        issuer_extra: "",
+        issuer: default_issuer_options(),
         extra: "",
     };
     // The harness's issuer is fixed; point it at the provider's by rewriting the config.
@@ -327,17 +327,21 @@ fn opaque_tokens_from_oidc_provider_are_introspected_and_refused_after_revocatio
     let secret = dir.path().join("introspection-secret");
     std::fs::write(&secret, "scopegate-introspection-secret\n").unwrap();
     // Only the issuer's URL: its key set and introspection endpoint come from discovery.
-    let issuer_extra = format!(
-        "    introspection:\n      client_id: scopegate\n      client_secret_file: \"{}\"\n      cache_max_seconds: 1\n",
-        secret.display()
-    );
-    let spec = GatewaySpec {
+    let mut spec = GatewaySpec {
         jwks_uri: String::new(),
         upstream: upstream.addr,
         policy: &policy,
-        issuer_extra: &issuer_extra,
+        issuer: default_issuer_options(),
         extra: "",
     };
+    spec.issuer_option(
+        "introspection",
+        json!({
+            "client_id": "scopegate",
+            "client_secret_file": secret.display().to_string(),
+            "cache_max_seconds": 1,
+        }),
+    );
     let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
     gw.wait_ready();
 
@@ -372,13 +376,14 @@ fn dpop_bound_tokens_from_oidc_provider_pass_only_with_a_fresh_proof_by_their_ke
     let upstream = Upstream::start();
     let policy = timesheets_policy();
     let extra = format!("dpop:\n  public_url: {PUBLIC_URL}\n");
-    let spec = GatewaySpec {
+    let mut spec = GatewaySpec {
         jwks_uri: format!("{}/jwks", provider.issuer),
         upstream: upstream.addr,
         policy: &policy,
-        issuer_extra: "    dpop: allowed",
+        issuer: default_issuer_options(),
         extra: &extra,
     };
+    spec.issuer_option("dpop", json!("allowed"));
     let gw = Gateway::start_with_issuer(&spec, &provider.issuer);
     gw.wait_ready();
 

@@ -236,7 +236,8 @@ fn introspecting() -> &'static Introspecting {
         let secret = tempfile::tempdir().unwrap();
         let file = secret.path().join("client-secret");
         std::fs::write(&file, CLIENT_SECRET).unwrap();
-        let extra = format!("      endpoint: \"{}\"\n", auth.introspection_endpoint());
+        let mut introspection = auth.introspection(&file);
+        introspection["endpoint"] = json!(auth.introspection_endpoint());
         let config = format!(
             "version: 1
 upstream: http://127.0.0.1:1
@@ -245,9 +246,9 @@ issuers:
   - issuer: \"{}\"
     audiences: [{AUDIENCE}]
     jwks_uri: http://127.0.0.1:1/jwks
-{}",
+    introspection: {introspection}
+",
             auth.issuer(),
-            auth.issuer_extra(&file, &extra)
         );
         let settings = Settings::parse(&config, "c.yaml", std::path::Path::new("."))
             .expect("a valid configuration");

@@ -103,7 +103,7 @@ fn with_dpop_on_the_metadata_names_its_algorithms_and_whether_it_is_required() {
         "{RESOURCE}dpop:\n  public_url: https://api.exampleco.com\n  algorithms: [ES256, EdDSA]\n"
     );
     spec.extra = &extra;
-    spec.issuer_extra = "    dpop: required";
+    spec.issuer_option("dpop", json!("required"));
     let gw = Gateway::start(&spec);
     gw.wait_ready();
     let doc = gw

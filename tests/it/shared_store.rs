@@ -87,7 +87,7 @@ fn store_section(redis: &Redis, on_error: &str) -> String {
 fn dpop_gateway(jwks: &JwksServer, upstream: &Upstream, store: &str) -> Gateway {
     let policy = timesheets_policy();
     let mut spec = GatewaySpec::new(jwks, upstream, &policy);
-    spec.issuer_extra = "    dpop: allowed";
+    spec.issuer_option("dpop", json!("allowed"));
     let extra = format!("dpop:\n  public_url: {PUBLIC_URL}\n{store}");
     spec.extra = &extra;
     let gw = Gateway::start(&spec);
@@ -240,14 +240,14 @@ fn introspecting(redis: &Redis) -> Introspecting {
     let secret = tempfile::tempdir().unwrap();
     let file = secret.path().join("client-secret");
     std::fs::write(&file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let extra = format!("      endpoint: \"{}\"\n", auth.introspection_endpoint());
-    let issuer_extra = auth.issuer_extra(&file, &extra);
+    let mut introspection = auth.introspection(&file);
+    introspection["endpoint"] = json!(auth.introspection_endpoint());
     let policy = timesheets_policy();
     let store = store_section(redis, "deny");
     let gws = (0..2)
         .map(|_| {
             let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-            spec.issuer_extra = &issuer_extra;
+            spec.issuer_option("introspection", introspection.clone());
             spec.extra = &store;
             let gw = Gateway::start_with_issuer(&spec, &auth.issuer());
             gw.wait_ready();

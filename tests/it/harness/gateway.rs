@@ -10,13 +10,27 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
-/// Settings for [`Gateway::start`]; `extra` is appended to the generated config.
+/// Settings for [`Gateway::start`]; `extra` is appended to the generated config at its top
+/// level, and the issuer's own keys are set with [`GatewaySpec::issuer_option`].
 pub struct GatewaySpec<'a> {
     pub jwks_uri: String,
     pub upstream: SocketAddr,
     pub policy: &'a str,
-    pub issuer_extra: &'a str,
+    /// The issuer's keys besides `issuer`, `name`, `audiences`, `jwks_uri` and
+    /// `algorithms`, each written as `key: <JSON>` (JSON is YAML: nothing depends on
+    /// indentation).
+    pub issuer: serde_json::Map<String, Value>,
     pub extra: &'a str,
+}
+
+/// The issuer keys every test gateway starts with: short JWKS intervals.
+pub fn default_issuer_options() -> serde_json::Map<String, Value> {
+    let mut options = serde_json::Map::new();
+    options.insert(
+        "jwks".into(),
+        json!({"min_refresh_seconds": 1, "unknown_kid_refetch_seconds": 1}),
+    );
+    options
 }
 
 pub fn timesheets_policy() -> String {
@@ -25,12 +39,24 @@ pub fn timesheets_policy() -> String {
 }
 
 impl<'a> GatewaySpec<'a> {
+    /// Sets an issuer key; an object is merged into one already set (`jwks`, say), so a
+    /// test adds `max_staleness_seconds` without restating the rest.
+    pub fn issuer_option(&mut self, key: &str, value: Value) -> &mut Self {
+        match (self.issuer.get_mut(key), value) {
+            (Some(Value::Object(set)), Value::Object(more)) => set.extend(more),
+            (_, value) => {
+                self.issuer.insert(key.to_owned(), value);
+            }
+        }
+        self
+    }
+
     pub fn new(jwks: &JwksServer, upstream: &Upstream, policy: &'a str) -> GatewaySpec<'a> {
         GatewaySpec {
             jwks_uri: jwks.uri(),
             upstream: upstream.addr,
             policy,
-            issuer_extra: "",
+            issuer: default_issuer_options(),
             extra: "",
         }
     }
@@ -106,11 +132,7 @@ issuers:
     name: exampleco
     audiences: [\"{AUDIENCE}\"]
 {jwks}    algorithms: [RS256, ES256, EdDSA]
-    jwks:
-      min_refresh_seconds: 1
-      unknown_kid_refetch_seconds: 1
-{issuer_extra}
-identity_headers:
+{issuer_options}identity_headers:
   claims:
     \"{EMAIL_CLAIM}\": X-Auth-Email
 {extra}
@@ -122,7 +144,11 @@ identity_headers:
             } else {
                 format!("    jwks_uri: \"{}\"\n", spec.jwks_uri)
             },
-            issuer_extra = spec.issuer_extra,
+            issuer_options = spec
+                .issuer
+                .iter()
+                .map(|(key, value)| format!("    {key}: {value}\n"))
+                .collect::<String>(),
             // `{gateway}` in the extra settings is the gateway's own URL (a resource
             // identifier, a DPoP public URL), known only once its port is chosen.
             extra = spec.extra.replace("{gateway}", &format!("http://{addr}")),

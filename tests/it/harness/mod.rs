@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
-use serde_json::{Value, json};
+pub use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://exampleco.test/";
 pub const AUDIENCE: &str = "https://api.exampleco.com/timesheets";
