@@ -135,7 +135,10 @@ fn main() {
     if h2c {
         let mut options = pingora::apps::HttpServerOptions::default();
         options.h2c = true;
-        proxy.app_logic_mut().expect("the proxy's app").server_options = Some(options);
+        proxy
+            .app_logic_mut()
+            .expect("the proxy's app")
+            .server_options = Some(options);
     }
     proxy.add_tcp(&listen);
     server.add_service(proxy);

@@ -66,6 +66,14 @@ pub struct Metrics {
     /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
     /// up with.
     access_log_dropped: IntCounter,
+    /// `scopegate_trace_spans_dropped_total{reason="queue_full"}`: spans the export queue
+    /// had no room for.
+    spans_dropped_queue: IntCounter,
+    /// `scopegate_trace_spans_dropped_total{reason="export_failed"}`: spans in batches the
+    /// collector did not take.
+    spans_dropped_export: IntCounter,
+    /// `scopegate_trace_spans_exported_total`: spans the collector took.
+    spans_exported: IntCounter,
     /// `scopegate_requests_by_protocol_total{protocol="http1"}`.
     requests_http1: IntCounter,
     /// `scopegate_requests_by_protocol_total{protocol="h2"}`.
@@ -78,6 +86,12 @@ pub struct Metrics {
     header_timeouts: IntCounter,
     /// `scopegate_tls_handshake_timeouts_total`: connections closed for a slow handshake.
     handshake_timeouts: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -248,12 +262,26 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(access_log_dropped.clone()));
+        let spans_dropped = counter_vec(
+            "scopegate_trace_spans_dropped_total",
+            "Trace spans dropped (queue_full: the export queue was full; export_failed: the collector did not take the batch). Requests are never delayed.",
+            &["reason"],
+        );
+        let spans_exported = IntCounter::new(
+            "scopegate_trace_spans_exported_total",
+            "Trace spans the collector accepted.",
+        )
+        .expect("valid metric");
+        reg(Box::new(spans_exported.clone()));
         let by_protocol = counter_vec(
             "scopegate_requests_by_protocol_total",
             "Requests by the client's protocol (http1, h2).",
             &["protocol"],
         );
         Metrics {
+            spans_dropped_queue: spans_dropped.with_label_values(&["queue_full"]),
+            spans_dropped_export: spans_dropped.with_label_values(&["export_failed"]),
+            spans_exported,
             requests_http1: by_protocol.with_label_values(&["http1"]),
             requests_h2: by_protocol.with_label_values(&["h2"]),
             introspection_calls,
@@ -464,6 +492,20 @@ impl Metrics {
     /// `lines` access-log lines were dropped: the queue to the log writer was full.
     pub fn access_lines_dropped(&self, lines: u64) {
         self.access_log_dropped.inc_by(lines);
+    }
+
+    /// One span found the export queue full and was dropped.
+    pub fn span_dropped_queue_full(&self) {
+        self.spans_dropped_queue.inc();
+    }
+
+    /// A batch of `spans` spans was exported (`ok`) or refused by the collector.
+    pub fn spans_exported(&self, spans: u64, ok: bool) {
+        if ok {
+            self.spans_exported.inc_by(spans);
+        } else {
+            self.spans_dropped_export.inc_by(spans);
+        }
     }
 
     /// The Prometheus text exposition of this gateway's metrics and pingora's own.

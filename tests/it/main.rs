@@ -43,3 +43,4 @@ mod soak;
 mod startup;
 mod tls;
 mod tokens;
+mod traces;
