@@ -74,25 +74,7 @@ impl Collector {
                 async move {
                     raw.lock().unwrap().push(body.to_vec());
                     let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                    let mut spans = spans.lock().unwrap();
-                    for rs in request.resource_spans {
-                        let resource = rs.resource.map(|r| map(&r.attributes)).unwrap_or_default();
-                        for ss in rs.scope_spans {
-                            for s in ss.spans {
-                                spans.push(Recorded {
-                                    name: s.name,
-                                    trace_id: hex(&s.trace_id),
-                                    span_id: hex(&s.span_id),
-                                    parent: hex(&s.parent_span_id),
-                                    kind: s.kind,
-                                    attributes: map(&s.attributes),
-                                    status: s.status.map_or(0, |st| st.code),
-                                    trace_state: s.trace_state,
-                                    resource: resource.clone(),
-                                });
-                            }
-                        }
-                    }
+                    record(&spans, request);
                     (
                         [("content-type", "application/x-protobuf")],
                         ExportTraceServiceResponse::default().encode_to_vec(),
@@ -141,6 +123,113 @@ impl Collector {
             .into_iter()
             .filter(|s| s.parent == parent.span_id && s.trace_id == parent.trace_id)
             .collect()
+    }
+}
+
+impl Collector {
+    /// An OTLP/gRPC receiver: `TraceService/Export` over HTTP/2 (h2c), each message framed
+    /// as gRPC frames it (a flag byte, a 4-byte length) and answered with `grpc-status: 0`.
+    fn start_grpc() -> Collector {
+        let spans: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let raw: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let listener = rt()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (into, raw_into) = (spans.clone(), raw.clone());
+        let task = rt().spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (spans, raw) = (into.clone(), raw_into.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (spans, raw) = (spans.clone(), raw.clone());
+                            async move {
+                                assert_eq!(
+                                    req.uri().path(),
+                                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                                );
+                                let body = http_body_util::BodyExt::collect(req.into_body())
+                                    .await
+                                    .unwrap()
+                                    .to_bytes();
+                                let message = body.slice(5..);
+                                raw.lock().unwrap().push(message.to_vec());
+                                let request = ExportTraceServiceRequest::decode(message).unwrap();
+                                record(&spans, request);
+                                let mut answer = vec![0u8, 0, 0, 0, 0];
+                                answer
+                                    .extend(ExportTraceServiceResponse::default().encode_to_vec());
+                                let response = hyper::Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .body(GrpcBody(Some(answer.into()), true))
+                                    .unwrap();
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+        Collector {
+            addr,
+            spans,
+            raw,
+            task,
+        }
+    }
+}
+
+/// A gRPC answer: one message, then the `grpc-status: 0` trailers.
+struct GrpcBody(Option<bytes::Bytes>, bool);
+
+impl http_body::Body for GrpcBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(data) = self.0.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        if std::mem::take(&mut self.1) {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        std::task::Poll::Ready(None)
+    }
+}
+
+fn record(spans: &Mutex<Vec<Recorded>>, request: ExportTraceServiceRequest) {
+    let mut spans = spans.lock().unwrap();
+    for rs in request.resource_spans {
+        let resource = rs.resource.map(|r| map(&r.attributes)).unwrap_or_default();
+        for ss in rs.scope_spans {
+            for s in ss.spans {
+                spans.push(Recorded {
+                    name: s.name,
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent: hex(&s.parent_span_id),
+                    kind: s.kind,
+                    attributes: map(&s.attributes),
+                    status: s.status.map_or(0, |st| st.code),
+                    trace_state: s.trace_state,
+                    resource: resource.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -453,6 +542,21 @@ fn a_collector_that_is_down_costs_requests_nothing_and_the_dropped_spans_are_cou
     gw.wait_for(
         || gw.log().contains("trace export failed"),
         "one warning for the outage",
+    );
+}
+
+#[test]
+fn spans_are_exported_over_grpc_too() {
+    let collector = Collector::start_grpc();
+    let (gw, _jwks, _upstream) = traced(&collector.endpoint(), "  protocol: grpc\n");
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    assert_eq!(gw.call("GET", "/timesheets", &token).status, 200);
+    let server = collector.wait_for("the request over gRPC", |s| s.name == "GET list-timesheets");
+    assert_eq!(server.attributes["scopegate.decision"], "allow");
+    assert_eq!(server.resource["service.name"], "scopegate");
+    gw.wait_for(
+        || gw.metric("scopegate_trace_spans_exported_total") > 0.0,
+        "exports counted",
     );
 }
 
