@@ -12,7 +12,7 @@
 //! | 5 | one of the route's requirement sets (scopes, claim conditions), then its sign-in rule (`acr`, `auth_time`) → a [`decision::Verdict`]; a dry-run route forwards what it would refuse | [`policy::requirement`], [`decision`] |
 //! | 6 | a refusal's status, challenge and body, from one exhaustive mapping | [`ground::rejection`], [`ground::answer`] |
 //! | 7 | strip client identity headers, set verified ones, forward | [`proxy::headers`] |
-//! | 8 | one metrics update and one log line | [`ops::metrics`] |
+//! | 8 | one metrics update and one log line; with tracing on, the request's spans end | [`ops::metrics`], [`ops::trace`] |
 //!
 //! Steps 2–5 are one function, [`decision::decide`], which `scopegate explain` and
 //! `scopegate test` run too, with a given identity in place of a verified token.
@@ -29,7 +29,7 @@
 //! | [`decision`] | `decide()`: route + authentication + requirement → verdict; `explain`, `test` | no |
 //! | [`policy`] | routes: YAML types, compile, match, live reload | its reloader is a `BackgroundService` |
 //! | [`auth`] | who is calling: credential, JWS, key sets, discovery, introspection, DPoP, cnf | its JWKS refresher is a `BackgroundService` |
-//! | [`ops`] | metrics (named methods, closed labels), the access log, file watching | no |
+//! | [`ops`] | metrics (named methods, closed labels), the access log, traces (OpenTelemetry), file watching | no |
 //! | [`config`] | `scopegate.yaml` → [`config::Settings`]: every compiled setting type | no |
 //! | [`ground`] | what all share: refusals and their answers, outcome labels, path and query readers, located errors, `Secret`, algorithm names, the clock | no |
 

@@ -16,6 +16,7 @@ use crate::config::{KeySource, Settings};
 use crate::decision::ChallengeContext;
 use crate::ops::access_log::{AccessLog, AccessLogFlush};
 use crate::ops::metrics::Metrics;
+use crate::ops::trace::Tracing;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
 use crate::proxy::connections::ConnectionLimit;
@@ -41,6 +42,7 @@ pub struct RunOptions {
 pub struct Process {
     server: Server,
     access_log: AccessLogFlush,
+    tracing: Option<Tracing>,
 }
 
 impl Process {
@@ -50,6 +52,9 @@ impl Process {
         // Not `run_forever`: it exits the process from inside pingora, before the flush.
         self.server.run(RunArgs::default());
         self.access_log.flush();
+        if let Some(tracing) = &self.tracing {
+            tracing.shutdown();
+        }
     }
 }
 
@@ -64,6 +69,13 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         .resolve()
         .map_err(|e| StartError(vec![format!("upstream: {e}")]))?;
 
+    let tracing = match &settings.tracing {
+        None => None,
+        Some(t) => Some(
+            Tracing::start(t, metrics.clone())
+                .map_err(|e| StartError(vec![format!("tracing: {e}")]))?,
+        ),
+    };
     let (auth, stores) = Authenticator::from_settings(settings, &metrics);
     let mut sources = Vec::new();
     for (issuer, store) in settings.issuers.iter().zip(&stores) {
@@ -145,6 +157,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         timeouts: settings.upstream_timeouts,
         upstream_h2: settings.upstream_protocol == crate::config::UpstreamProtocol::H2,
         max_body_bytes: settings.max_request_body_bytes,
+        tracing: tracing.clone(),
     };
     if let (Some(metadata), Some(resource)) = (&gateway.metadata, &settings.protected_resource) {
         let snapshot = policy.snapshot();
@@ -208,7 +221,7 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
     server.add_service(admin);
 
     for source in sources {
-        let refresher = source.refresher(&metrics);
+        let refresher = source.refresher(&metrics).with_tracing(tracing.clone());
         server.add_service(background_service("jwks refresher", refresher));
     }
     if let Some(watcher) = cert_watcher {
@@ -216,11 +229,12 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
     }
     server.add_service(background_service(
         "policy watcher",
-        PolicyWatcher::new(policy),
+        PolicyWatcher::new(policy).with_tracing(tracing.clone()),
     ));
     Ok(Process {
         server,
         access_log: access_log_flush,
+        tracing,
     })
 }
 

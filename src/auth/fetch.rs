@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::ops::trace::ClientSpan;
+
 /// Why a fetch failed; logged and counted, and what was fetched before keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -38,6 +40,8 @@ pub fn client(timeout: Duration) -> reqwest::Client {
 
 /// A successful answer: its headers and its whole body.
 pub struct Fetched {
+    /// The answer's status, a 2xx.
+    pub status: u16,
     /// The response headers (`Cache-Control` of a key set, say).
     pub headers: reqwest::header::HeaderMap,
     /// The body, at most the bound given.
@@ -46,15 +50,47 @@ pub struct Fetched {
 
 /// Sends `request` and reads a 2xx answer of at most `limit` bytes, chunk by chunk, so an
 /// endless or oversized body costs at most the limit.
+///
+/// With tracing on, the call is a client span under the current context (the request's
+/// server span, a refresh's own span), and the server receives its `traceparent`.
 pub async fn bounded(
     request: reqwest::RequestBuilder,
     limit: usize,
 ) -> Result<Fetched, FetchError> {
+    let (client, request) = request.build_split();
+    let mut request = request.map_err(|e| FetchError::Transport(without_url(e)))?;
+    let url = request.url();
+    let Some(span) = ClientSpan::start(
+        request.method().as_str(),
+        url.host_str(),
+        url.port_or_known_default(),
+    ) else {
+        return send(&client, request, limit).await;
+    };
+    span.inject(request.headers_mut());
+    let result = send(&client, request, limit).await;
+    let (status, error) = match &result {
+        Ok(fetched) => (Some(fetched.status), None),
+        Err(FetchError::Status(status)) => (Some(*status), Some("status")),
+        Err(FetchError::Transport(_)) => (None, Some("transport")),
+        Err(FetchError::TooLarge(_)) => (None, Some("too_large")),
+        Err(FetchError::Invalid(_) | FetchError::NoUsableKey(_)) => (None, Some("invalid")),
+    };
+    span.end(status, error);
+    result
+}
+
+async fn send(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    limit: usize,
+) -> Result<Fetched, FetchError> {
     let transport = |e: reqwest::Error| FetchError::Transport(without_url(e));
-    let mut response = request.send().await.map_err(transport)?;
+    let mut response = client.execute(request).await.map_err(transport)?;
     if !response.status().is_success() {
         return Err(FetchError::Status(response.status().as_u16()));
     }
+    let status = response.status().as_u16();
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(FetchError::TooLarge(limit));
     }
@@ -66,7 +102,11 @@ pub async fn bounded(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { headers, body })
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// reqwest errors print the URL; keep messages to the cause (URLs may carry credentials).

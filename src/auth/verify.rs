@@ -161,6 +161,12 @@ impl Verifier {
         &self.issuers
     }
 
+    /// The configured name of the issuer whose `iss` is `iss`.
+    pub fn issuer_label(&self, iss: &str) -> Option<&str> {
+        let index = *self.by_iss.get(iss)?;
+        Some(&self.issuers[index].keys.label)
+    }
+
     /// Verifies the JWS `token` without waiting, for a policy whose claim conditions read
     /// no claim: a cached identity when the same token was verified before and its key is
     /// still published, a full verification otherwise. A token signed with a key the set
@@ -210,6 +216,8 @@ impl Verifier {
             Err(Failure::KeyPending { mut fetched, wait }) => {
                 // A key rotation: the first tokens signed with the new key wait for the
                 // refetch they caused instead of being refused while it runs.
+                let _span =
+                    crate::ops::trace::InternalSpan::start(crate::ops::trace::names::KEY_WAIT);
                 let _ = tokio::time::timeout(wait, fetched.changed()).await;
                 self.verify_jws(token, conditions, now)
                     .map_err(Failure::into_rejection)?
@@ -278,7 +286,12 @@ impl Verifier {
             cache.remove(token);
         }
         self.metrics.token_cache_miss();
-        let verified = self.verify_uncached(token, conditions, now)?;
+        let span = crate::ops::trace::InternalSpan::start(crate::ops::trace::names::VERIFY);
+        let verified = self.verify_uncached(token, conditions, now);
+        if let (Some(span), Err(Failure::Rejected(rejection))) = (&span, &verified) {
+            span.fail(rejection.reason().as_str());
+        }
+        let verified = verified?;
         cache.insert(Box::from(token), verified.clone());
         Ok(verified.identity)
     }

@@ -102,6 +102,10 @@ pub struct ConfigFile {
     /// A Valkey/Redis store the replicas share, for single-use DPoP proofs and
     /// introspection answers across the fleet. Default: none (each replica alone).
     pub shared_store: Option<Spanned<SharedStoreFile>>,
+    /// OpenTelemetry traces exported over OTLP. Default: off, unless
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+    #[serde(default)]
+    pub tracing: TracingFile,
 }
 
 /// The store replicas share (Valkey or Redis).
@@ -142,6 +146,33 @@ pub enum StoreErrorMode {
     /// Checked against the replica's own replay cache only: available, but a proof may be
     /// accepted once per replica during the outage.
     Local,
+}
+
+/// OpenTelemetry traces. Every key falls back to its `OTEL_*` variable, then its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFile {
+    /// The collector's OTLP base URL, e.g. `http://otel-collector:4318` (`/v1/traces` is
+    /// appended for `http/protobuf`). Default `OTEL_EXPORTER_OTLP_ENDPOINT`; neither: off.
+    pub endpoint: Option<Spanned<String>>,
+    /// `http/protobuf` or `grpc`. Default `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// `http/protobuf`.
+    pub protocol: Option<Spanned<String>>,
+    /// File of headers sent with every export (`name=value`, one a line or comma-separated,
+    /// values percent-encoded as in `OTEL_EXPORTER_OTLP_HEADERS`): where an API key goes.
+    /// Default: `OTEL_EXPORTER_OTLP_HEADERS`, else none.
+    pub headers_file: Option<Spanned<PathBuf>>,
+    /// Share of new traces recorded, 0.0 to 1.0; a request that continues a client's trace
+    /// follows the client's sampled flag (parent-based). Default `1.0`.
+    pub sampling_ratio: Option<Spanned<f64>>,
+    /// `service.name`. Default `OTEL_SERVICE_NAME`, else `scopegate`.
+    pub service_name: Option<String>,
+    /// Most finished spans waiting for export; more are dropped and counted. Default `2048`.
+    pub queue_size: Option<Spanned<usize>>,
+    /// Longest one export may take, in milliseconds. Default `10000`.
+    pub export_timeout_ms: Option<Spanned<u64>>,
+    /// Milliseconds between exports (sooner when 512 spans are waiting). Default `5000`.
+    pub export_interval_ms: Option<Spanned<u64>>,
 }
 
 /// RFC 9728 protected-resource metadata.

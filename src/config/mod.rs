@@ -23,8 +23,9 @@ use std::path::Path;
 pub use settings::{
     AbsoluteForm, ClientAuthMethod, DEFAULT_SCOPE_CLAIMS, DpopMode, DpopSettings, HeaderSettings,
     HostRules, Http2Settings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
-    LogFormat, ProtectedResource, Settings, SharedStoreSettings, StoreErrorMode, Threads,
-    TokenRules, Upstream, UpstreamProtocol, UpstreamTimeouts, UpstreamUrl,
+    LogFormat, OtlpProtocol, ProtectedResource, Settings, SharedStoreSettings, StoreErrorMode,
+    Threads, TokenRules, TracingSettings, Upstream, UpstreamProtocol, UpstreamTimeouts,
+    UpstreamUrl,
 };
 
 /// A problem found in the configuration: where, and what to do about it.

@@ -82,6 +82,8 @@ pub struct Settings {
     pub max_request_body_bytes: u64,
     /// The store replicas share; `None`: every replica keeps its own state.
     pub shared_store: Option<SharedStoreSettings>,
+    /// OpenTelemetry export; `None`: tracing is off and costs nothing.
+    pub tracing: Option<TracingSettings>,
 }
 
 /// The Valkey/Redis store replicas share, checked.
@@ -109,6 +111,37 @@ pub struct SharedStoreSettings {
     pub key_prefix: String,
     /// What DPoP proofs get while the store does not answer.
     pub on_error: StoreErrorMode,
+}
+
+/// OpenTelemetry trace export (OTLP).
+#[derive(Debug, Clone)]
+pub struct TracingSettings {
+    /// Where spans go: the full traces URL for `http/protobuf`, the base for `grpc`.
+    pub endpoint: String,
+    /// The OTLP transport.
+    pub protocol: OtlpProtocol,
+    /// Headers sent with every export; values are secrets (API keys).
+    pub headers: Vec<(String, Secret)>,
+    /// Share of new traces recorded (parent-based: a client's sampled flag wins).
+    pub sampling_ratio: f64,
+    /// Most finished spans waiting for export.
+    pub queue_size: usize,
+    /// Longest one export may take.
+    pub export_timeout: Duration,
+    /// Time between exports of what has queued (sooner when a batch is full).
+    pub export_interval: Duration,
+    /// `service.name`, `service.version`, `k8s.pod.name`, `k8s.namespace.name`: the
+    /// resource every span carries.
+    pub resource: Vec<(&'static str, String)>,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP (`http/protobuf`), port 4318 by convention.
+    HttpProtobuf,
+    /// gRPC (`grpc`), port 4317 by convention.
+    Grpc,
 }
 
 /// RFC 9728 protected-resource metadata settings.

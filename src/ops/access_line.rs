@@ -13,6 +13,8 @@ use std::cell::RefCell;
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::trace::{SpanId, TraceId};
+
 use crate::config::LogFormat;
 use crate::ground::{Outcome, Reason};
 
@@ -48,6 +50,9 @@ pub struct AccessEntry<'a> {
     pub subject: Option<&'a str>,
     /// The client's protocol: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
     pub protocol: &'static str,
+    /// The request's trace and server span, when tracing is on: the key from a log line to
+    /// its trace.
+    pub trace: Option<(TraceId, SpanId)>,
 }
 
 /// Appends one line (with its newline) for `entry` at `now` to `out`.
@@ -102,6 +107,9 @@ fn text(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
     out.extend_from_slice(e.protocol.as_bytes());
     out.extend_from_slice(b" subject=");
     debug_str(out, e.subject.unwrap_or("-"));
+    if let Some((trace_id, span_id)) = e.trace {
+        let _ = write!(out, " trace_id={trace_id:032x} span_id={span_id:016x}");
+    }
     out.push(b'\n');
 }
 
@@ -126,6 +134,12 @@ fn json(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
     json_str(out, e.subject.unwrap_or("-"));
     out.extend_from_slice(b",\"protocol\":\"");
     out.extend_from_slice(e.protocol.as_bytes());
+    if let Some((trace_id, span_id)) = e.trace {
+        let _ = write!(
+            out,
+            "\",\"trace_id\":\"{trace_id:032x}\",\"span_id\":\"{span_id:016x}"
+        );
+    }
     out.extend_from_slice(b"\",\"target\":\"");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b"\"}\n");
@@ -237,6 +251,7 @@ mod tests {
             latency: Duration::from_micros(1234),
             subject,
             protocol: "HTTP/1.1",
+            trace: None,
         }
     }
 
@@ -296,6 +311,25 @@ mod tests {
         assert_eq!(text.matches('\n').count(), 1, "{text}");
         assert!(text.ends_with(&format!("subject={subject:?}\n")), "{text}");
         assert!(!text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_traced_request_carries_its_trace_and_span_ids_in_both_formats() {
+        let mut e = entry(None);
+        e.trace = Some((
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        ));
+        assert!(line(LogFormat::Text, &e).ends_with(
+            " subject=\"-\" trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7\n"
+        ));
+        let v: serde_json::Value = serde_json::from_str(&line(LogFormat::Json, &e)).unwrap();
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["span_id"], "00f067aa0ba902b7");
+        assert_eq!(v["target"], TARGET);
+        let untraced: serde_json::Value =
+            serde_json::from_str(&line(LogFormat::Json, &entry(None))).unwrap();
+        assert!(untraced.get("trace_id").is_none());
     }
 
     #[test]

@@ -260,6 +260,7 @@ mod tests {
             latency: Duration::from_micros(5),
             subject: None,
             protocol: "HTTP/1.1",
+            trace: None,
         }
     }
 

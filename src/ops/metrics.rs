@@ -6,6 +6,7 @@
 //! decisions and reasons from [`crate::ground::Outcome`] and [`crate::ground::Reason`]. Never a raw path, subject,
 //! token or URL. Each gateway owns its registry, so several can live in one process.
 
+pub use super::labels::{IntrospectionResult, StoreFallback, StoreOp, StoreResult};
 use std::time::Duration;
 
 use prometheus::{
@@ -66,6 +67,14 @@ pub struct Metrics {
     /// `scopegate_access_log_dropped_lines_total`: access lines the writer could not keep
     /// up with.
     access_log_dropped: IntCounter,
+    /// `scopegate_trace_spans_dropped_total{reason="queue_full"}`: spans the export queue
+    /// had no room for.
+    spans_dropped_queue: IntCounter,
+    /// `scopegate_trace_spans_dropped_total{reason="export_failed"}`: spans in batches the
+    /// collector did not take.
+    spans_dropped_export: IntCounter,
+    /// `scopegate_trace_spans_exported_total`: spans the collector took.
+    spans_exported: IntCounter,
     /// `scopegate_requests_by_protocol_total{protocol="http1"}`.
     requests_http1: IntCounter,
     /// `scopegate_requests_by_protocol_total{protocol="h2"}`.
@@ -85,6 +94,12 @@ pub struct Metrics {
     /// `scopegate_shared_store_fallbacks_total{use}`: requests answered without the store
     /// because it did not answer.
     store_fallbacks: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -255,6 +270,17 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(access_log_dropped.clone()));
+        let spans_dropped = counter_vec(
+            "scopegate_trace_spans_dropped_total",
+            "Trace spans dropped (queue_full: the export queue was full; export_failed: the collector did not take the batch). Requests are never delayed.",
+            &["reason"],
+        );
+        let spans_exported = IntCounter::new(
+            "scopegate_trace_spans_exported_total",
+            "Trace spans the collector accepted.",
+        )
+        .expect("valid metric");
+        reg(Box::new(spans_exported.clone()));
         let by_protocol = counter_vec(
             "scopegate_requests_by_protocol_total",
             "Requests by the client's protocol (http1, h2).",
@@ -284,6 +310,9 @@ impl Metrics {
             &["use"],
         );
         Metrics {
+            spans_dropped_queue: spans_dropped.with_label_values(&["queue_full"]),
+            spans_dropped_export: spans_dropped.with_label_values(&["export_failed"]),
+            spans_exported,
             requests_http1: by_protocol.with_label_values(&["http1"]),
             requests_h2: by_protocol.with_label_values(&["h2"]),
             store_calls,
@@ -539,6 +568,20 @@ impl Metrics {
         self.access_log_dropped.inc_by(lines);
     }
 
+    /// One span found the export queue full and was dropped.
+    pub fn span_dropped_queue_full(&self) {
+        self.spans_dropped_queue.inc();
+    }
+
+    /// A batch of `spans` spans was exported (`ok`) or refused by the collector.
+    pub fn spans_exported(&self, spans: u64, ok: bool) {
+        if ok {
+            self.spans_exported.inc_by(spans);
+        } else {
+            self.spans_dropped_export.inc_by(spans);
+        }
+    }
+
     /// The Prometheus text exposition of this gateway's metrics and pingora's own.
     pub fn render(&self) -> Vec<u8> {
         let mut families = self.registry.gather();
@@ -557,115 +600,4 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-/// How one call to an introspection endpoint ended: the `result` label, a closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntrospectionResult {
-    /// `active: true`.
-    Active,
-    /// Any other answer.
-    Inactive,
-    /// Timeout, refused connection, non-2xx, not JSON.
-    Error,
-    /// No endpoint known yet (discovery has not answered).
-    NoEndpoint,
-}
-
-impl IntrospectionResult {
-    /// Every result, for pre-seeding metric series.
-    pub const ALL: [IntrospectionResult; 4] = [
-        IntrospectionResult::Active,
-        IntrospectionResult::Inactive,
-        IntrospectionResult::Error,
-        IntrospectionResult::NoEndpoint,
-    ];
-
-    /// The label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntrospectionResult::Active => "active",
-            IntrospectionResult::Inactive => "inactive",
-            IntrospectionResult::Error => "error",
-            IntrospectionResult::NoEndpoint => "no_endpoint",
-        }
-    }
-}
-
-/// A shared-store command: the `op` label, a closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreOp {
-    /// `SET NX PX`: claim a key once (a DPoP proof).
-    Claim,
-    /// `GET`.
-    Get,
-    /// `SET PX`.
-    Set,
-}
-
-impl StoreOp {
-    /// Every operation.
-    pub const ALL: [StoreOp; 3] = [StoreOp::Claim, StoreOp::Get, StoreOp::Set];
-
-    /// The label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreOp::Claim => "claim",
-            StoreOp::Get => "get",
-            StoreOp::Set => "set",
-        }
-    }
-}
-
-/// How a shared-store command ended: the `result` label, a closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreResult {
-    /// The store answered.
-    Ok,
-    /// Connection refused or lost, an error reply.
-    Error,
-    /// No answer within `command_timeout_ms`.
-    Timeout,
-}
-
-impl StoreResult {
-    /// Every result.
-    pub const ALL: [StoreResult; 3] = [StoreResult::Ok, StoreResult::Error, StoreResult::Timeout];
-
-    /// The label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreResult::Ok => "ok",
-            StoreResult::Error => "error",
-            StoreResult::Timeout => "timeout",
-        }
-    }
-}
-
-/// What the gateway did for a request the shared store failed: the `use` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreFallback {
-    /// A DPoP proof refused with 503 (`on_error: deny`).
-    DpopDenied,
-    /// A DPoP proof checked by the replica's own replay cache (`on_error: local`).
-    DpopLocal,
-    /// An introspection answer asked of the authorization server (and not shared).
-    IntrospectionCalled,
-}
-
-impl StoreFallback {
-    /// Every fallback.
-    pub const ALL: [StoreFallback; 3] = [
-        StoreFallback::DpopDenied,
-        StoreFallback::DpopLocal,
-        StoreFallback::IntrospectionCalled,
-    ];
-
-    /// The label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreFallback::DpopDenied => "dpop_denied",
-            StoreFallback::DpopLocal => "dpop_local",
-            StoreFallback::IntrospectionCalled => "introspection_called",
-        }
-    }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Policy, PolicyError, compile};
 use crate::ops::metrics::Metrics;
+use crate::ops::trace::{Tracing, names};
 use crate::ops::watch::FolderWatch;
 
 /// What a reload did.
@@ -107,12 +108,22 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// The background service that triggers reloads.
 pub struct PolicyWatcher {
     store: Arc<PolicyStore>,
+    tracing: Option<Tracing>,
 }
 
 impl PolicyWatcher {
     /// A watcher for `store`'s file.
     pub fn new(store: Arc<PolicyStore>) -> PolicyWatcher {
-        PolicyWatcher { store }
+        PolicyWatcher {
+            store,
+            tracing: None,
+        }
+    }
+
+    /// Records each reload as a span of its own trace.
+    pub fn with_tracing(mut self, tracing: Option<Tracing>) -> PolicyWatcher {
+        self.tracing = tracing;
+        self
     }
 }
 
@@ -136,7 +147,15 @@ impl BackgroundService for PolicyWatcher {
                 }
                 _ = shutdown.changed() => return,
             }
-            self.store.reload().await;
+            let span = self
+                .tracing
+                .as_ref()
+                .map(|t| t.background(names::POLICY_RELOAD, &[]));
+            let outcome = self.store.reload().await;
+            if let Some(span) = span {
+                let failed = matches!(outcome, ReloadOutcome::Failed(_));
+                span.end(failed.then_some("policy does not compile"));
+            }
         }
     }
 }

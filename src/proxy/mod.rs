@@ -13,6 +13,7 @@
 //! | [`upstream`] | upstream timeouts, and the answer to an upstream fault |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on their own listener |
 //! | [`tls`] | the TLS listener's certificate, reloaded when its files change |
+//! | [`traced`] | the request's spans opened, propagated to the upstream and ended |
 
 pub mod admin;
 pub mod connections;
@@ -24,4 +25,5 @@ pub mod http2;
 pub mod metadata;
 pub mod phases;
 pub mod tls;
+pub mod traced;
 pub mod upstream;

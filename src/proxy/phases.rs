@@ -25,6 +25,7 @@ use crate::ground::{Answer, ChallengeContext, Outcome, Reason, Rejection};
 use crate::ops::access_line::AccessEntry;
 use crate::ops::access_log::AccessLog;
 use crate::ops::metrics::Metrics;
+use crate::ops::trace::{FutureExt as _, RequestTrace, Tracing};
 use crate::policy::Policy;
 use crate::policy::reload::PolicyStore;
 use crate::proxy::grpc::{self, GrpcKind};
@@ -72,6 +73,8 @@ pub struct Gateway {
     pub upstream_h2: bool,
     /// Largest request body forwarded, in bytes.
     pub max_body_bytes: u64,
+    /// OpenTelemetry; `None`: off, and no span is ever made.
+    pub tracing: Option<Tracing>,
 }
 
 /// Per-request state, from `request_filter` to `logging`.
@@ -84,6 +87,8 @@ pub struct RequestCtx {
     rewritten_query: Option<String>,
     /// Request body bytes forwarded so far.
     body_bytes: u64,
+    /// The request's spans, when tracing is on.
+    trace: Option<RequestTrace>,
 }
 
 /// How far a request got.
@@ -107,12 +112,16 @@ impl ProxyHttp for Gateway {
             target_host: TargetHost::Header,
             rewritten_query: None,
             body_bytes: 0,
+            trace: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
             clock.header_read();
+        }
+        if let Some(tracing) = &self.tracing {
+            ctx.trace = Some(crate::proxy::traced::start(tracing, session));
         }
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
@@ -134,7 +143,12 @@ impl ProxyHttp for Gateway {
                 .map(HeaderValue::as_bytes),
             req.uri.query(),
         );
-        let decision = self.decide(&policy, req, &credential, client_cert).await;
+        let decide = self.decide(&policy, req, &credential, client_cert);
+        let decision = match &ctx.trace {
+            None => decide.await,
+            // Verification and introspection open their spans under the server span.
+            Some(trace) => decide.with_context(trace.context()).await,
+        };
         self.metrics
             .decided(decision.verdict.outcome(), ctx.started.elapsed());
         let answer = self.answer(&decision, &credential);
@@ -218,6 +232,9 @@ impl ProxyHttp for Gateway {
         if let Some(would) = decision.verdict.dry_run_rejection() {
             self.headers.mark_dry_run(upstream_request, would.reason());
         }
+        if let Some(trace) = &mut ctx.trace {
+            crate::proxy::traced::propagate(trace, &self.upstream, upstream_request)?;
+        }
         Ok(())
     }
 
@@ -233,7 +250,8 @@ impl ProxyHttp for Gateway {
             Stage::Decided(decision) => Some(decision),
             Stage::Received | Stage::Served(_) => None,
         };
-        let route = decision.and_then(|d| d.route.as_deref()).unwrap_or("none");
+        let matched = decision.and_then(|d| d.route.as_deref());
+        let route = matched.unwrap_or("none");
         let (outcome, reason) = match (&ctx.stage, error) {
             (Stage::Decided(d), _) if matches!(d.verdict, Verdict::Deny { .. }) => {
                 (Outcome::Deny, d.verdict.reason())
@@ -250,6 +268,12 @@ impl ProxyHttp for Gateway {
         let subject = decision
             .and_then(|d| d.verdict.identity())
             .and_then(|id| id.subject.as_deref());
+        let trace = ctx.trace.take().map(|trace| {
+            let issuer = decision
+                .and_then(|d| d.verdict.identity())
+                .and_then(|id| self.auth.verifier.issuer_label(&id.issuer));
+            crate::proxy::traced::finish(trace, matched, status, outcome, reason, issuer, error)
+        });
         let req = session.req_header();
         self.access_log.write(&AccessEntry {
             method: req.method.as_str(),
@@ -261,6 +285,7 @@ impl ProxyHttp for Gateway {
             latency: ctx.started.elapsed(),
             subject,
             protocol: protocol_name(req.version),
+            trace,
         });
     }
 

@@ -26,6 +26,8 @@ struct State {
     /// The `issuer` the metadata names (the mix-up test lies here).
     metadata_issuer: Mutex<Option<String>>,
     jwks_uri: Mutex<String>,
+    /// The `traceparent` of each introspection call, when it had one.
+    traceparents: Mutex<Vec<String>>,
 }
 
 /// An authorization server on a free port.
@@ -128,6 +130,11 @@ impl AuthServer {
     }
 
     /// Introspection calls so far.
+    /// The `traceparent` headers introspection calls carried, in order.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.state.traceparents.lock().unwrap().clone()
+    }
+
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
     }
@@ -173,6 +180,13 @@ async fn introspect(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     state.calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        state
+            .traceparents
+            .lock()
+            .unwrap()
+            .push(traceparent.to_owned());
+    }
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

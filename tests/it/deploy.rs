@@ -413,6 +413,27 @@ fn the_edge_gateway_sizes_its_threads_to_its_cpu_limit_and_the_sidecar_runs_one(
 }
 
 #[test]
+fn every_gateway_names_its_pod_and_namespace_for_its_traces_from_the_downward_api() {
+    for overlay in overlay_names() {
+        for pod in scopegate_pods(&overlay) {
+            let env = pod.container.env.as_deref().unwrap_or_default();
+            for (var, field) in [
+                ("K8S_POD_NAME", "metadata.name"),
+                ("K8S_NAMESPACE_NAME", "metadata.namespace"),
+            ] {
+                let from = env
+                    .iter()
+                    .find(|e| e.name == var)
+                    .and_then(|e| e.value_from.as_ref())
+                    .and_then(|v| v.field_ref.as_ref())
+                    .map(|f| f.field_path.as_str());
+                assert_eq!(from, Some(field), "{}: {var}", pod.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn the_policy_is_mounted_as_a_folder_so_configmap_updates_reach_the_gateway() {
     for overlay in overlay_names() {
         let r = rendered(&overlay);

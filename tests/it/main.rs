@@ -44,3 +44,4 @@ mod soak;
 mod startup;
 mod tls;
 mod tokens;
+mod traces;

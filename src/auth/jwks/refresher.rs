@@ -13,6 +13,7 @@ use pingora::services::background::BackgroundService;
 use super::{KeyStore, MAX_JWKS_BYTES, VerifyKey, parse_jwks};
 use crate::auth::fetch::{self, FetchError};
 use crate::ops::metrics::Metrics;
+use crate::ops::trace::{FutureExt as _, Tracing, names};
 
 /// `Cache-Control: max-age`, if present.
 fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
@@ -36,6 +37,8 @@ pub struct JwksRefresher {
     insecure_allow_http: bool,
     client: reqwest::Client,
     metrics: Metrics,
+    /// Each refresh a trace of its own, when tracing is on.
+    tracing: Option<Tracing>,
 }
 
 impl JwksRefresher {
@@ -57,14 +60,32 @@ impl JwksRefresher {
             insecure_allow_http,
             client,
             metrics,
+            tracing: None,
         }
+    }
+
+    /// Records each refresh as a span (with its discovery and key-set fetches inside).
+    pub fn with_tracing(mut self, tracing: Option<Tracing>) -> JwksRefresher {
+        self.tracing = tracing;
+        self
     }
 
     /// Fetches once (the metadata first, when discovered) and installs the keys on
     /// success; returns the server's `max-age`. Requests waiting for a refetch are woken
     /// when it ends, whatever its result.
     pub async fn refresh(&self) -> Result<Option<u64>, FetchError> {
-        let result = self.refresh_once().await;
+        let result = match &self.tracing {
+            None => self.refresh_once().await,
+            Some(tracing) => {
+                let span = tracing.background(
+                    names::JWKS_REFRESH,
+                    &[("scopegate.issuer", &self.store.label)],
+                );
+                let result = self.refresh_once().with_context(span.context()).await;
+                span.end(result.as_ref().err().map(|_| "refresh failed"));
+                result
+            }
+        };
         self.store.fetch_ended();
         result
     }

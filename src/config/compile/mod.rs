@@ -24,6 +24,7 @@ mod dpop;
 mod headers;
 mod issuers;
 mod store;
+mod tracing;
 
 pub use dpop::DEFAULT_DPOP_ALGORITHMS;
 use dpop::compile_dpop;
@@ -268,6 +269,9 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         return Err(p.found);
     };
     let allow_query = file.token.insecure_allow_query_parameter.unwrap_or(false);
+    let tracing = tracing::compile_tracing(&mut p, &file.tracing, base, &|name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    });
     let http2 = Http2Settings {
         h2c: file.http2.h2c.unwrap_or(false),
         tls: file.http2.tls.unwrap_or(true),
@@ -335,6 +339,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
             .max_request_body_bytes
             .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
         shared_store,
+        tracing,
         paths: PathRules {
             segment_parameters: file.paths.segment_parameters.unwrap_or_default(),
             allow_double_encoding: file.paths.insecure_allow_double_encoding.unwrap_or(false),
