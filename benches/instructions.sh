@@ -27,6 +27,9 @@
 #   dpop           a DPoP-bound RS256 token (cnf.jkt) under the DPoP scheme, a fresh ES256
 #                  proof per request (minted by the client, not measured): the token cache
 #                  hit plus a proof check, which no cache can spare
+#   traced         one-token with OpenTelemetry tracing on, every trace sampled (exported to
+#                  a closed port: spans are made and queued, the export fails off-thread)
+#   traced-10      the same with sampling_ratio: 0.1
 #   h2-passthrough the passthrough accepting HTTP/2 with prior knowledge (--h2c true)
 #   h2-one-token   scopegate with http2.h2c: true, one token; both h2 targets are driven by
 #                  h2load (Debian's nghttp2-client), exactly COUNT requests over CONNS
@@ -52,7 +55,7 @@ WARMUP=${WARMUP:-2000}
 CONNS=${CONNS:-4}
 TOKENS=${TOKENS:-20000}
 SETTLE=${SETTLE:-2}
-TARGETS=${TARGETS:-passthrough one-token one-token-json 20k-tokens opaque-token dpop h2-passthrough h2-one-token}
+TARGETS=${TARGETS:-passthrough one-token one-token-json 20k-tokens opaque-token dpop traced traced-10 h2-passthrough h2-one-token}
 PORT_BASE=${PORT_BASE:-18300}
 url_path=/timesheets/4711
 public_url=https://api.exampleco.com
@@ -80,7 +83,7 @@ for b in "$scopegate_bin" ${BEFORE_BIN:+"$BEFORE_BIN"} "$bin/examples/passthroug
 done
 for t in $TARGETS; do
   case "$t" in
-    passthrough | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token) ;;
+    passthrough | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token | traced | traced-10) ;;
     *) say "instructions.sh: unknown target $t"; exit 2 ;;
   esac
 done
@@ -148,6 +151,12 @@ scopegate_config() { # scopegate_config TARGET: the configuration file for that 
       cache_max_seconds: 86400" ;;
     h2-one-token) top_extra="http2:
   h2c: true" ;;
+    # Tracing on, every trace sampled or one in ten, exported to a port nobody listens on:
+    # the request path's cost of making spans (export runs on its own thread; its
+    # failures are counted and cost the requests nothing).
+    traced | traced-10) top_extra="tracing:
+  endpoint: http://127.0.0.1:9
+  sampling_ratio: $([ "$1" = traced ] && echo 1.0 || echo 0.1)" ;;
     dpop) issuer_extra="    dpop: allowed"
       top_extra="dpop:
   public_url: $public_url" ;;
@@ -174,7 +183,7 @@ EOF
 # The client's arguments for a target: which tokens, which scheme.
 client_args() {
   case "$1" in
-    passthrough | one-token | one-token-json) echo --tokens "$work/one-token.txt" ;;
+    passthrough | one-token | one-token-json | traced | traced-10) echo --tokens "$work/one-token.txt" ;;
     20k-tokens) echo --tokens "$work/tokens.txt" ;;
     opaque-token) echo --tokens "$work/opaque-token.txt" ;;
     dpop) echo --tokens "$work/dpop-token.txt" --dpop "$public_url$url_path" ;;
