@@ -90,6 +90,51 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join(ca), dir.join(cert), dir.join(key))
 }
 
+/// A gateway with a TLS listener serving a certificate made for the test: `top` goes at the
+/// configuration's top level, `listen_tls` adds to the listener's keys.
+struct TlsGateway {
+    gw: Gateway,
+    upstream: Upstream,
+    ca: PathBuf,
+    addr: std::net::SocketAddr,
+    _jwks: JwksServer,
+    _certs: tempfile::TempDir,
+}
+
+fn tls_gateway(name: &str, top: &str, listen_tls: Value) -> TlsGateway {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_cert(certs.path(), name);
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let upstream = Upstream::start();
+    let policy = timesheets_policy();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut tls = json!({
+        "address": addr.to_string(),
+        "cert": cert.display().to_string(),
+        "key": key.display().to_string(),
+    });
+    if let (Some(tls), Value::Object(more)) = (tls.as_object_mut(), listen_tls) {
+        tls.extend(more);
+    }
+    let extra = format!("{top}\nlisten_tls: {tls}\n");
+    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
+    spec.extra = &extra;
+    let gw = Gateway::start(&spec);
+    gw.wait_ready();
+    gw.wait_for(
+        || std::net::TcpStream::connect(addr).is_ok(),
+        "the TLS listener",
+    );
+    TlsGateway {
+        gw,
+        upstream,
+        ca,
+        addr,
+        _jwks: jwks,
+        _certs: certs,
+    }
+}
+
 /// A client that trusts only `ca` and resolves the API's name to the gateway.
 fn client(ca: &Path, addr: std::net::SocketAddr) -> reqwest::Client {
     let pem = std::fs::read(ca).unwrap();
@@ -219,26 +264,13 @@ fn an_https_upstream_is_verified_against_the_configured_authority() {
 fn connections_that_never_send_a_client_hello_hold_a_permit_and_are_cut_off_at_the_handshake_timeout()
  {
     use std::io::Read as _;
-    let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_cert(certs.path(), "hello");
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     // The header deadline is long, so only the handshake's own timeout can cut them off.
-    let extra = format!(
-        "max_connections: 4\nclient_header_timeout_seconds: 120\nlisten_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}\n  handshake_timeout_seconds: 1",
-        cert.display(),
-        key.display()
+    let t = tls_gateway(
+        "hello",
+        "max_connections: 4\nclient_header_timeout_seconds: 120",
+        json!({"handshake_timeout_seconds": 1}),
     );
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = &extra;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
-    gw.wait_for(
-        || std::net::TcpStream::connect(tls_addr).is_ok(),
-        "the TLS listener",
-    );
+    let (gw, tls_addr, ca) = (&t.gw, t.addr, &t.ca);
     gw.wait_metric("scopegate_connections", 0.0);
 
     // Silent clients: TCP connected, no ClientHello.
@@ -273,7 +305,7 @@ fn connections_that_never_send_a_client_hello_hold_a_permit_and_are_cut_off_at_t
     // A client that does the handshake is served as before.
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     assert_eq!(
-        status(&client(&ca, tls_addr), tls_addr.port(), &token),
+        status(&client(ca, tls_addr), tls_addr.port(), &token),
         Ok(200)
     );
     assert_eq!(gw.metric("scopegate_client_header_timeouts_total"), 0.0);
@@ -281,22 +313,13 @@ fn connections_that_never_send_a_client_hello_hold_a_permit_and_are_cut_off_at_t
 
 #[test]
 fn the_header_deadline_runs_from_the_accept_through_the_tls_handshake() {
-    let certs = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = make_cert(certs.path(), "clock");
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     // The handshake may take long, the whole header not: the header's clock cuts first.
-    let extra = format!(
-        "client_header_timeout_seconds: 1\nlisten_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}\n  handshake_timeout_seconds: 120",
-        cert.display(),
-        key.display()
+    let t = tls_gateway(
+        "clock",
+        "client_header_timeout_seconds: 1",
+        json!({"handshake_timeout_seconds": 120}),
     );
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = &extra;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
+    let (gw, tls_addr) = (&t.gw, t.addr);
     let silent = std::net::TcpStream::connect(tls_addr).unwrap();
     gw.wait_metric("scopegate_client_header_timeouts_total", 1.0);
     gw.wait_metric("scopegate_connections", 0.0);
@@ -306,25 +329,8 @@ fn the_header_deadline_runs_from_the_accept_through_the_tls_handshake() {
 
 #[test]
 fn the_tls_listener_offers_h2_by_alpn_and_decides_h2_requests_as_http1_ones() {
-    let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_cert(certs.path(), "h2");
-    let jwks = JwksServer::start(&[&TestKey::rsa()]);
-    let upstream = Upstream::start();
-    let policy = timesheets_policy();
-    let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let extra = format!(
-        "listen_tls:\n  address: \"{tls_addr}\"\n  cert: {}\n  key: {}",
-        cert.display(),
-        key.display()
-    );
-    let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
-    spec.extra = &extra;
-    let gw = Gateway::start(&spec);
-    gw.wait_ready();
-    gw.wait_for(
-        || std::net::TcpStream::connect(tls_addr).is_ok(),
-        "the TLS listener",
-    );
+    let t = tls_gateway("h2", "", json!({}));
+    let (tls_addr, ca, upstream) = (t.addr, &t.ca, &t.upstream);
     let curl = |version: &str, token: Option<&str>| {
         let mut cmd = Command::new("curl");
         cmd.args([
@@ -336,7 +342,7 @@ fn the_tls_listener_offers_h2_by_alpn_and_decides_h2_requests_as_http1_ones() {
             version,
         ])
         .arg("--cacert")
-        .arg(&ca)
+        .arg(ca)
         .arg("--resolve")
         .arg(format!("api.exampleco.test:{}:127.0.0.1", tls_addr.port()));
         if let Some(token) = token {
