@@ -96,7 +96,7 @@ impl Fixture {
             jsonwebtoken::encode(&header, &claims, &rsa).unwrap()
         };
         let policy = scopegate::policy::compile(
-            b"version: 1\nroutes:\n  - {id: read, methods: [GET], path: /timesheets/{id}, scopes: [read:timesheets]}\n",
+            b"version: 1\nroutes:\n  - {id: read, methods: [GET], path: \"/timesheets/{id}\", scopes: [read:timesheets]}\n",
             "bench-policy.yaml",
         )
         .expect("the bench policy compiles");
