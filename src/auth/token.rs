@@ -164,15 +164,7 @@ pub fn check_syntax(token: &str) -> Result<(), Rejection> {
 /// Whether `token` has a compact JWS's shape (three parts): anything else is an opaque
 /// token, for introspection.
 pub fn looks_like_jws(token: &str) -> bool {
-    // Every request's token is counted here, cache hits included: a branch-free sum, which
-    // the compiler vectorizes, costs a tenth of a filtered count of a 700-byte token
-    // (1.8k instructions under callgrind).
-    token
-        .as_bytes()
-        .iter()
-        .map(|&b| usize::from(b == b'.'))
-        .sum::<usize>()
-        == 2
+    token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
