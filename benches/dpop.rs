@@ -6,8 +6,11 @@
 //! `redis://127.0.0.1:6379`; skipped with a message when nothing answers there), the same
 //! DPoP request with the proof claimed in the shared store: one round trip more.
 
+#[path = "support/store.rs"]
+mod store;
 use std::hint::black_box;
 use std::time::Duration;
+use store::bench_store;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
@@ -202,26 +205,6 @@ fn dpop(c: &mut Criterion) {
     });
     group.finish();
     with_store(c);
-}
-
-/// The store's URL for the benches, when something answers there.
-pub fn bench_store() -> Option<String> {
-    let url = std::env::var("SCOPEGATE_BENCH_STORE")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let address = url
-        .strip_prefix("redis://")
-        .unwrap_or(&url)
-        .trim_end_matches('/');
-    match std::net::TcpStream::connect(address) {
-        Ok(_) => Some(url),
-        Err(e) => {
-            eprintln!(
-                "skipping the shared-store benches: nothing answers at {url} ({e}); \
-                 start `redis-server --port 6379 --save '' --appendonly no` or set SCOPEGATE_BENCH_STORE"
-            );
-            None
-        }
-    }
 }
 
 fn with_store(c: &mut Criterion) {
