@@ -28,7 +28,7 @@
 //! | [`proxy`] | pingora's phases, the header plan, metadata, connection guards, TLS, admin | yes |
 //! | [`decision`] | `decide()`: route + authentication + requirement → verdict; `explain`, `test` | no |
 //! | [`policy`] | routes: YAML types, compile, match, live reload | its reloader is a `BackgroundService` |
-//! | [`auth`] | who is calling: credential, JWS, key sets, discovery, introspection, DPoP, cnf | its JWKS refresher is a `BackgroundService` |
+//! | [`auth`] | who is calling: credential, JWS, key sets, discovery, introspection, DPoP, cnf, the shared store (Valkey/Redis) | its JWKS refresher is a `BackgroundService` |
 //! | [`ops`] | metrics (named methods, closed labels), the access log, traces (OpenTelemetry), file watching | no |
 //! | [`config`] | `scopegate.yaml` → [`config::Settings`]: every compiled setting type | no |
 //! | [`ground`] | what all share: refusals and their answers, outcome labels, path and query readers, located errors, `Secret`, algorithm names, the clock | no |
