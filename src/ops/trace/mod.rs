@@ -1,6 +1,6 @@
 //! OpenTelemetry traces: W3C Trace Context in and out, one server span per request, child
 //! spans where a request spends time, background spans for fetches and reloads, and the
-//! OTLP export ([`export`]).
+//! OTLP export (`export`).
 //!
 //! Off (no endpoint configured) means no [`Tracing`] at all: the proxy holds `None`, opens
 //! no span and leaves `traceparent` to pass through like any header. Code below the proxy
