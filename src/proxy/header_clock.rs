@@ -129,8 +129,15 @@ pub struct HeaderClock {
     /// [`HEADER`], [`STOPPED`], [`NEXT`] or [`OFF`]; written by the phases through `&self`,
     /// shared by the timed raw stream and the carrier above a TLS layer.
     phase: Arc<AtomicU8>,
-    /// The deadline, on the stream whose reads are timed; `None` on a carrier.
+    /// The timer that wakes a read waiting past the deadline, on the stream whose reads
+    /// are timed; `None` on a carrier.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// When the current header must be in.
+    deadline_at: Instant,
+    /// Whether `deadline` is set to `deadline_at`. A header that arrives in the read that
+    /// starts it (a kept-alive client's usual request) never touches the timer: it is set
+    /// only when a read of the header has to wait.
+    armed: bool,
     metrics: Option<Metrics>,
     /// Nothing was read yet: the first bytes tell HTTP/1 from h2c.
     first_read: bool,
@@ -144,6 +151,8 @@ impl HeaderClock {
             limit,
             phase,
             deadline: Some(Box::pin(tokio::time::sleep(limit))),
+            deadline_at: Instant::now() + limit,
+            armed: true,
             metrics: Some(metrics),
             first_read: true,
         }
@@ -157,6 +166,8 @@ impl HeaderClock {
             limit,
             phase,
             deadline: None,
+            deadline_at: Instant::now(),
+            armed: false,
             metrics: None,
             first_read: false,
         }
@@ -204,13 +215,25 @@ impl AsyncRead for HeaderClock {
         match this.phase.load(Ordering::Relaxed) {
             NEXT if read => {
                 this.phase.store(HEADER, Ordering::Relaxed);
-                let limit = this.limit;
-                deadline.as_mut().reset(Instant::now() + limit);
+                this.deadline_at = Instant::now() + this.limit;
+                this.armed = false;
                 polled
             }
-            // Whatever the read brought, a header past its deadline ends the connection;
-            // while the read waits, the deadline wakes it.
-            HEADER if deadline.as_mut().poll(cx).is_ready() => {
+            HEADER => {
+                // Whatever a read brought, a header past its deadline ends the connection;
+                // a read that waits arms the timer, which wakes it at the deadline.
+                let late = if polled.is_pending() {
+                    if !this.armed {
+                        deadline.as_mut().reset(this.deadline_at);
+                        this.armed = true;
+                    }
+                    deadline.as_mut().poll(cx).is_ready()
+                } else {
+                    Instant::now() >= this.deadline_at
+                };
+                if !late {
+                    return polled;
+                }
                 if let Some(metrics) = &this.metrics {
                     metrics.client_header_timed_out();
                 }
