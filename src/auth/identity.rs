@@ -225,10 +225,7 @@ impl Identity {
     /// the wrong type, or an `auth_time` in the future (beyond [`OFFLINE_LEEWAY`]), refuse
     /// it as the gateway refuses such a token.
     pub fn offline_from_claims(claims: &Claims) -> Result<Identity, Rejection> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let named = NamedClaims::read(claims, now, OFFLINE_LEEWAY)?;
+        let named = NamedClaims::read(claims, crate::ground::clock::unix_now(), OFFLINE_LEEWAY)?;
         let scopes = collect_scopes(claims, &DEFAULT_SCOPE_CLAIMS);
         let base = Identity::offline(&scopes);
         Ok(Identity {

@@ -27,6 +27,7 @@ use super::identity::Identity;
 use super::jwks::Endpoints;
 use super::store::{Store, StoreKey, sealed};
 use crate::config::{ClientAuthMethod, IntrospectionSettings};
+use crate::ground::clock::unix_now;
 use crate::ground::{Rejection, TokenError};
 use crate::ops::metrics::{IntrospectionResult, Metrics, StoreFallback};
 
@@ -204,7 +205,7 @@ impl Introspector {
             .and_then(|s| sealed::open(token, key.hash(), &s))
             .and_then(|plain| serde_json::from_slice::<SharedAnswer>(&plain).ok())
             .and_then(|shared| {
-                let left = shared.until.checked_sub(now()).filter(|l| *l > 0)?;
+                let left = shared.until.checked_sub(unix_now()).filter(|l| *l > 0)?;
                 let until = Instant::now() + Duration::from_secs(left);
                 match shared.claims {
                     None => Some(Answer::Inactive { until }),
@@ -228,7 +229,7 @@ impl Introspector {
         let Some(store) = &self.shared else {
             return;
         };
-        let left = until.saturating_sub(now());
+        let left = until.saturating_sub(unix_now());
         if left == 0 {
             return;
         }
@@ -276,7 +277,7 @@ impl Introspector {
         let inactive = || Answer::Inactive {
             until: Instant::now() + self.settings.inactive_cache,
         };
-        let inactive_until = now() + self.settings.inactive_cache.as_secs();
+        let inactive_until = unix_now() + self.settings.inactive_cache.as_secs();
         if answer.get("active") != Some(&Value::Bool(true)) {
             if share {
                 self.write_shared(token, None, inactive_until).await;
@@ -286,10 +287,11 @@ impl Introspector {
         let kept = share.then(|| answer.clone());
         match self.judge(answer, identity) {
             Ok((identity, exp)) => {
-                let left = exp.saturating_sub(now());
+                let left = exp.saturating_sub(unix_now());
                 let keep = self.settings.cache_max.min(Duration::from_secs(left));
                 if share {
-                    self.write_shared(token, kept, now() + keep.as_secs()).await;
+                    self.write_shared(token, kept, unix_now() + keep.as_secs())
+                        .await;
                 }
                 Ok(Answer::Active {
                     identity: Arc::new(identity),
@@ -398,17 +400,13 @@ fn identity_exp(answer: &Claims) -> Result<u64, Rejection> {
 fn served(answer: &Answer) -> Result<Arc<Identity>, Rejection> {
     match answer {
         Answer::Active { identity, .. } => {
-            if identity.expires_at < now() {
+            if identity.expires_at < unix_now() {
                 return Err(Rejection::InvalidToken(TokenError::Expired));
             }
             Ok(identity.clone())
         }
         Answer::Inactive { .. } => Err(Rejection::InvalidToken(TokenError::Inactive)),
     }
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
 }
 
 #[cfg(test)]

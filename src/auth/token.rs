@@ -17,25 +17,14 @@ pub enum Scheme {
     Dpop,
 }
 
-/// Where a token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The `Authorization` header.
-    Header,
-    /// The `access_token` query parameter (RFC 6750 §2.3), when allowed.
-    Query,
-}
-
 /// The request's credential, read once: the decision, DPoP and the challenge's scheme all
 /// read this value, never the header again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential<'a> {
     /// The token.
     pub token: Cow<'a, str>,
-    /// The scheme it came with.
+    /// The scheme it came with (`Bearer` for the `access_token` query parameter).
     pub scheme: Scheme,
-    /// Where it came from.
-    pub source: Source,
 }
 
 impl Credential<'_> {
@@ -77,24 +66,20 @@ where
         (true, Some(q)) => query_token(q)?,
         _ => None,
     };
-    let (token, scheme, source) = match (from_header, from_query) {
+    let (token, scheme) = match (from_header, from_query) {
         (Some(_), Some(_)) => {
             return Err(Rejection::InvalidRequest(
                 "The access token was sent in more than one way",
             ));
         }
-        (Some((t, scheme)), None) => (Cow::Borrowed(t), scheme, Source::Header),
-        (None, Some(t)) => (t, Scheme::Bearer, Source::Query),
+        (Some((t, scheme)), None) => (Cow::Borrowed(t), scheme),
+        (None, Some(t)) => (t, Scheme::Bearer),
         (None, None) => return Ok(None),
     };
     if token.len() > rules.max_bytes {
         return Err(Rejection::InvalidRequest("The access token is too large"));
     }
-    Ok(Some(Credential {
-        token,
-        scheme,
-        source,
-    }))
+    Ok(Some(Credential { token, scheme }))
 }
 
 /// `Bearer <token>` (or `DPoP <token>` when `dpop` is accepted) with the scheme matched

@@ -147,7 +147,7 @@ pub fn read_case_file(file: &Path) -> Result<CaseSet, Vec<Located>> {
         let at = Pos::of(case);
         let c = &case.value;
         let name = c.name.clone().unwrap_or_else(|| c.request.clone());
-        let label = format!("{shown}:{}:{}: {name}", at.line, at.column);
+        let label = Located::at(&shown, at, name.clone()).to_string();
         let problem = |what: String| Located::at(&shown, at, format!("{name}: {what}"));
         let Some((method, path)) = c.request.split_once(' ') else {
             problems.push(problem("request must be \"METHOD /path\"".into()));

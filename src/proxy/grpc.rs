@@ -24,12 +24,13 @@ impl GrpcKind {
     pub fn of(content_type: Option<&HeaderValue>) -> Option<GrpcKind> {
         let value = content_type?.to_str().ok()?;
         let essence = value.split(';').next().unwrap_or(value).trim();
-        let essence = essence.get(..).filter(|e| e.len() >= 16)?;
-        if !essence[..16].eq_ignore_ascii_case("application/grpc") {
+        // `to_str` admits visible ASCII only, so byte 16 is a character boundary.
+        let (head, rest) = (essence.get(..16)?, &essence[16..]);
+        if !head.eq_ignore_ascii_case("application/grpc") {
             return None;
         }
         // What follows names a sub-type: `+proto`, `-web`, `-web-text`, `-web+proto`, …
-        let rest = essence[16..].to_ascii_lowercase();
+        let rest = rest.to_ascii_lowercase();
         let kind = if rest.starts_with("-web-text") {
             GrpcKind::WebText
         } else if rest.starts_with("-web") {
