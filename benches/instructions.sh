@@ -16,7 +16,11 @@
 # bench_upstream.rs counts them; it must equal REQUESTS), and printed per thread and in total.
 # Targets:
 #   passthrough    examples/passthrough.rs: pingora, no authorization, same settings and
-#                  allocator (mimalloc) as scopegate, one worker thread
+#                  allocator (mimalloc) as scopegate, one worker thread, and scopegate's
+#                  default upstream timeouts set on the peer as scopegate sets them
+#   passthrough-bare the same without upstream timeouts (--timeouts false): pingora's bare
+#                  defaults, the baseline of the measurements before 2026-12-07 16:00 UTC;
+#                  reported beside the others, never the baseline
 #   one-token      scopegate at its defaults (threads: 1, access log on, info, text), one
 #                  RS256 token on every request (verified-token cache warm)
 #   one-token-json the same with log_format: json (deploy/scopegate.yaml's)
@@ -83,7 +87,7 @@ for b in "$scopegate_bin" ${BEFORE_BIN:+"$BEFORE_BIN"} "$bin/examples/passthroug
 done
 for t in $TARGETS; do
   case "$t" in
-    passthrough | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token | traced | traced-10) ;;
+    passthrough | passthrough-bare | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token | traced | traced-10) ;;
     *) say "instructions.sh: unknown target $t"; exit 2 ;;
   esac
 done
@@ -183,7 +187,7 @@ EOF
 # The client's arguments for a target: which tokens, which scheme.
 client_args() {
   case "$1" in
-    passthrough | one-token | one-token-json | traced | traced-10) echo --tokens "$work/one-token.txt" ;;
+    passthrough | passthrough-bare | one-token | one-token-json | traced | traced-10) echo --tokens "$work/one-token.txt" ;;
     20k-tokens) echo --tokens "$work/tokens.txt" ;;
     opaque-token) echo --tokens "$work/opaque-token.txt" ;;
     dpop) echo --tokens "$work/dpop-token.txt" --dpop "$public_url$url_path" ;;
@@ -209,17 +213,19 @@ client() { # client TARGET COUNT
 # --- 4. measure ---------------------------------------------------------------------------
 # measure TARGET BUILD BINARY: one proxy under callgrind; appends
 # "target build thread role instructions requests" lines to $results.
+is_passthrough() { case "$1" in passthrough | passthrough-bare | h2-passthrough) return 0 ;; esac; return 1; }
 results=$work/results.txt
 : >"$results"
 measure() {
   local target=$1 build=$2 binary=$3 name="$1.$2" pid warm s0 s1 n f th
   local vg=(valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no
     --callgrind-out-file="$work/$name.cg.%p")
-  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
-    local h2c=false
+  if is_passthrough "$target"; then
+    local h2c=false timeouts=true
     [ "$target" = h2-passthrough ] && h2c=true
+    [ "$target" = passthrough-bare ] && timeouts=false
     taskset -c "$proxy_core" "${vg[@]}" "$binary" "127.0.0.1:$proxy_port" "127.0.0.1:$upstream_port" \
-      --threads 1 --h2c "$h2c" >"$work/$name.log" 2>&1 &
+      --threads 1 --h2c "$h2c" --timeouts "$timeouts" >"$work/$name.log" 2>&1 &
   else
     scopegate_config "$target" >"$work/$name.yaml"
     env -u RUST_LOG taskset -c "$proxy_core" "${vg[@]}" "$binary" run -c "$work/$name.yaml" \
@@ -227,7 +233,7 @@ measure() {
   fi
   pid=$!
   pids+=("$pid")
-  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
+  if is_passthrough "$target"; then
     wait_http "http://127.0.0.1:$proxy_port$url_path"
   else
     wait_http "http://127.0.0.1:$admin_port/readyz"
@@ -275,7 +281,7 @@ if [ -n "${BEFORE_BIN:-}" ]; then builds=(before after); bin_of[before]=$BEFORE_
 say "instructions.sh: $REQUESTS requests per target after $WARMUP of warm-up, $CONNS connections; targets: $TARGETS"
 started=$(date +%s)
 for target in $TARGETS; do
-  if [ "$target" = passthrough ] || [ "$target" = h2-passthrough ]; then
+  if is_passthrough "$target"; then
     measure "$target" passthrough "$bin/examples/passthrough"
   else
     for build in "${builds[@]}"; do measure "$target" "$build" "${bin_of[$build]}"; done

@@ -11,8 +11,14 @@
 //!
 //! ```text
 //! cargo run --release --example passthrough -- 127.0.0.1:8080 127.0.0.1:9000 \
-//!     [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true]
+//!     [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true] [--timeouts false]
 //! ```
+//!
+//! The upstream timeouts are scopegate's defaults (`upstream_timeouts`: connect 5 s, each
+//! read and write 60 s, idle 60 s), set on the peer as scopegate sets them: pingora arms a
+//! timer for each timed read and write, and a proxy deployed without them would wait on a
+//! silent upstream forever. `--timeouts false` leaves them off (pingora's bare defaults, the
+//! passthrough measured before 2026-12-07 16:00 UTC).
 //!
 //! `--h2c true` accepts HTTP/2 with prior knowledge as well, as `http2.h2c: true` makes
 //! scopegate do: the HTTP/2 ceiling of `benches/load_h2.sh`.
@@ -26,11 +32,14 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
 use scopegate::auth::jws::SignatureKey;
+use scopegate::config::UpstreamTimeouts;
+use scopegate::proxy::upstream::apply_timeouts;
 
 struct Passthrough {
     upstream: SocketAddr,
     host: String,
     verify: Option<SignatureKey>,
+    timeouts: Option<UpstreamTimeouts>,
 }
 
 #[async_trait]
@@ -57,11 +66,11 @@ impl ProxyHttp for Passthrough {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(
-            self.upstream,
-            false,
-            self.host.clone(),
-        )))
+        let mut peer = HttpPeer::new(self.upstream, false, self.host.clone());
+        if let Some(timeouts) = &self.timeouts {
+            apply_timeouts(timeouts, &mut peer);
+        }
+        Ok(Box::new(peer))
     }
 }
 
@@ -71,7 +80,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true]"
+        "usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [--threads N] [--verify-rs256 JWKS_FILE] [--h2c true] \
+         [--timeouts false]"
     );
     std::process::exit(2)
 }
@@ -95,7 +105,7 @@ fn main() {
         (Some(l), Some(u)) => (l.clone(), u.clone()),
         _ => usage(),
     };
-    let (mut threads, mut verify, mut h2c) = (1, None, false);
+    let (mut threads, mut verify, mut h2c, mut timeouts) = (1, None, false, true);
     let mut rest = args[2..].iter();
     while let Some(flag) = rest.next() {
         let value = rest.next().unwrap_or_else(|| usage());
@@ -103,6 +113,7 @@ fn main() {
             "--threads" => threads = value.parse().unwrap_or_else(|_| usage()),
             "--verify-rs256" => verify = Some(rs256_key(value)),
             "--h2c" => h2c = value == "true",
+            "--timeouts" => timeouts = value != "false",
             _ => usage(),
         }
     }
@@ -129,6 +140,7 @@ fn main() {
             upstream,
             host: upstream.ip().to_string(),
             verify,
+            timeouts: timeouts.then(UpstreamTimeouts::default),
         },
         "passthrough",
     );

@@ -156,6 +156,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         query: settings.query,
         timeouts: settings.upstream_timeouts,
         upstream_h2: settings.upstream_protocol == crate::config::UpstreamProtocol::H2,
+        preserve_header_case: settings.upstream_header_case
+            == crate::config::UpstreamHeaderCase::Preserve,
         max_body_bytes: settings.max_request_body_bytes,
         tracing: tracing.clone(),
     };

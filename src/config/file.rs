@@ -35,6 +35,9 @@ pub struct ConfigFile {
     /// The protocol spoken to the upstream: `http1`, or `h2` (by ALPN over `https`, with
     /// prior knowledge (h2c) over `http`; what a gRPC backend needs). Default `http1`.
     pub upstream_protocol: Option<UpstreamProtocol>,
+    /// How header names are written to an HTTP/1.1 upstream: `lowercase`, or `preserve`
+    /// (each name as the client spelled it). Default `lowercase`.
+    pub upstream_header_case: Option<UpstreamHeaderCase>,
     /// HTTP/2 from clients. Default: offered by ALPN on `listen_tls`, h2c off.
     #[serde(default)]
     pub http2: Http2File,
@@ -279,6 +282,22 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) over plain TCP.
     H2,
+}
+
+/// How header names are written to an HTTP/1.1 upstream. Names are case-insensitive (RFC
+/// 9110 §5.1) and HTTP/2 has only lower case: only a backend that reads them by their exact
+/// spelling needs `preserve`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamHeaderCase {
+    /// Every name in lower case, as HTTP/2 writes them (and Envoy does by default): the
+    /// request is rewritten in one header map.
+    #[default]
+    Lowercase,
+    /// Each name as the client spelled it (the gateway's own in lower case). pingora
+    /// keeps a second, case-preserving map in step for this, about 5k instructions more
+    /// per request.
+    Preserve,
 }
 
 /// Upstream timeouts in seconds; each at least 1.

@@ -24,8 +24,8 @@ pub use settings::{
     AbsoluteForm, ClientAuthMethod, DEFAULT_SCOPE_CLAIMS, DpopMode, DpopSettings, HeaderSettings,
     HostRules, Http2Settings, IntrospectionSettings, IssuerSettings, JwksTiming, KeySource,
     LogFormat, OtlpProtocol, ProtectedResource, Settings, SharedStoreSettings, StoreErrorMode,
-    Threads, TokenRules, TracingSettings, Upstream, UpstreamProtocol, UpstreamTimeouts,
-    UpstreamUrl,
+    Threads, TokenRules, TracingSettings, Upstream, UpstreamHeaderCase, UpstreamProtocol,
+    UpstreamTimeouts, UpstreamUrl,
 };
 
 /// A problem found in the configuration: where, and what to do about it.

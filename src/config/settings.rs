@@ -10,7 +10,9 @@ use std::time::Duration;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-pub use super::file::{ClientAuthMethod, LogFormat, StoreErrorMode, UpstreamProtocol};
+pub use super::file::{
+    ClientAuthMethod, LogFormat, StoreErrorMode, UpstreamHeaderCase, UpstreamProtocol,
+};
 use serde::Deserialize;
 
 use crate::ground::Secret;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub upstream_timeouts: UpstreamTimeouts,
     /// The protocol spoken to the upstream.
     pub upstream_protocol: UpstreamProtocol,
+    /// How header names are written to an HTTP/1.1 upstream.
+    pub upstream_header_case: UpstreamHeaderCase,
     /// HTTP/2 from clients.
     pub http2: Http2Settings,
     /// Longest a client may take to send a whole request header.

@@ -115,16 +115,28 @@ pub fn normalize_with<'a>(raw: &'a str, rules: &PathRules) -> Result<Cow<'a, str
     Ok(Cow::Owned(out))
 }
 
-/// The fast path: nothing to decode, merge or resolve.
+/// The fast path: nothing to decode, merge or resolve. One pass over the bytes: each is
+/// printable ASCII other than `%`, `\` and `;`, and no segment is empty (`//`), `.` or `..`.
 fn is_plain(raw: &str) -> bool {
     let bytes = raw.as_bytes();
-    if raw.contains("//") {
-        return false;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            // The leading slash ends the one empty segment a path may start with.
+            if i > 0 && is_dot_or_empty(&bytes[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if !b.is_ascii_graphic() || b == b'%' || b == b'\\' || b == b';' {
+            return false;
+        }
     }
-    let plain_bytes = bytes
-        .iter()
-        .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\' && b != b';');
-    plain_bytes && !raw.split('/').any(|s| s == "." || s == "..")
+    // A trailing slash leaves an empty last segment, which is plain.
+    !matches!(&bytes[start..], b"." | b"..")
+}
+
+fn is_dot_or_empty(segment: &[u8]) -> bool {
+    matches!(segment, b"" | b"." | b"..")
 }
 
 fn decode_segment(segment: &str, rules: &PathRules) -> Result<(String, bool), Rejection> {

@@ -155,9 +155,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 /// ASCII without quotes or backslashes, which is copied as it is; anything else takes the
 /// standard library's escaping (control characters, `"`, `\`, non-printable Unicode).
 fn debug_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let plain = s.bytes().all(|b| PLAIN[usize::from(b)]);
     if plain {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -166,6 +164,18 @@ fn debug_str(out: &mut Vec<u8>, s: &str) {
         let _ = write!(out, "{s:?}");
     }
 }
+
+/// The bytes `{:?}` writes as they are: printable ASCII but `"` and `\`. A table: one load
+/// per byte instead of three comparisons.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        table[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    table
+};
 
 /// Milliseconds with microsecond precision, e.g. `0.123` or `12.000`.
 fn millis(out: &mut Vec<u8>, d: Duration) {

@@ -7,6 +7,7 @@
 //! token or URL. Each gateway owns its registry, so several can live in one process.
 
 pub use super::labels::{IntrospectionResult, StoreFallback, StoreOp, StoreResult};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -21,6 +22,8 @@ use crate::ground::{Outcome, Reason};
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// This registry's number, for the per-thread request counters ([`super::resolved`]).
+    registry_id: u64,
     /// `scopegate_requests_total{route, decision, reason}`.
     requests: IntCounterVec,
     /// `scopegate_auth_duration_seconds{decision="allow"}`: time to decide, not to proxy.
@@ -310,6 +313,7 @@ impl Metrics {
             &["use"],
         );
         Metrics {
+            registry_id: super::resolved::registry_id(),
             spans_dropped_queue: spans_dropped.with_label_values(&["queue_full"]),
             spans_dropped_export: spans_dropped.with_label_values(&["export_failed"]),
             spans_exported,
@@ -547,11 +551,10 @@ impl Metrics {
         histogram.observe(elapsed.as_secs_f64());
     }
 
-    /// A request is done: one count by route, outcome and reason.
-    pub fn request_done(&self, route: &str, outcome: Outcome, reason: Reason) {
-        self.requests
-            .with_label_values(&[route, outcome.as_str(), reason.as_str()])
-            .inc();
+    /// A request is done: one count by route (`None`: none matched, the label `none`),
+    /// outcome and reason.
+    pub fn request_done(&self, route: Option<&Arc<str>>, outcome: Outcome, reason: Reason) {
+        super::resolved::count(&self.requests, self.registry_id, route, outcome, reason);
     }
 
     /// A request arrived over HTTP/2 (`h2`) or HTTP/1.x.

@@ -5,6 +5,7 @@
 //! | [`access_log`] | the per-request line, queued to a writer thread of its own |
 //! | [`access_line`] | that line formatted by hand, text or JSON |
 //! | [`metrics`] | every Prometheus metric, written through named methods |
+//! | [`resolved`] | request counters resolved once per worker thread, not per request |
 //! | [`labels`] | the closed label sets of introspection and shared-store metrics |
 //! | [`log_filter`] | pingora's log lines held at `info`: no headers, no tokens |
 //! | [`trace`] | OpenTelemetry spans and their OTLP export; off means no work |
@@ -15,5 +16,6 @@ pub mod access_log;
 pub mod labels;
 pub mod log_filter;
 pub mod metrics;
+pub mod resolved;
 pub mod trace;
 pub mod watch;

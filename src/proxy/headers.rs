@@ -34,6 +34,9 @@ pub trait HeaderSink {
     fn remove(&mut self, name: &HeaderName);
     /// Sets `name` to exactly `value`.
     fn set(&mut self, name: &PlannedName, value: HeaderValue);
+    /// Makes room for `additional` more names, so that setting them does not grow the map
+    /// (and rehash it) one insert at a time.
+    fn reserve(&mut self, additional: usize);
 }
 
 impl HeaderSink for http::HeaderMap {
@@ -45,6 +48,9 @@ impl HeaderSink for http::HeaderMap {
     }
     fn set(&mut self, name: &PlannedName, value: HeaderValue) {
         self.insert(name.name.clone(), value);
+    }
+    fn reserve(&mut self, additional: usize) {
+        http::HeaderMap::reserve(self, additional);
     }
 }
 
@@ -132,6 +138,14 @@ impl HeaderPlan {
         let Some(id) = identity else { return };
         // The values were built and checked once, when the token was verified.
         let values = id.header_values();
+        let bound = usize::from(id.confirmation.jkt.is_some())
+            + usize::from(id.confirmation.x5t_s256.is_some());
+        headers.reserve(
+            2 + usize::from(values.subject.is_some())
+                + usize::from(values.client_id.is_some())
+                + bound
+                + values.claims.len(),
+        );
         if let Some(subject) = &values.subject {
             headers.set(&self.subject, subject.clone());
         }
@@ -166,27 +180,29 @@ impl HeaderPlan {
     /// headers and the list a dozen names, and removing an absent name still hashes it and
     /// probes the map, so the present names are looked up in the list instead.
     fn strip_present(&self, headers: &mut impl HeaderSink) {
-        // Names with an underscore are rare: only they pay for the lookalike check.
-        let underscored: Vec<HeaderName> = headers
-            .names()
-            .filter(|n| n.as_str().contains('_') && (self.drop_underscore || self.lookalike(n)))
-            .cloned()
-            .collect();
-        for name in &underscored {
-            headers.remove(name);
-        }
         if self.strip.len() > 64 {
             // More than the bitmask holds: remove them all (still correct, only slower).
             for name in &self.strip {
                 headers.remove(name);
             }
-            return;
         }
+        // One pass over the request's names: each is looked up in the list, and names with
+        // an underscore (rare) are kept aside for the lookalike check.
         let mut found = 0u64;
+        let mut underscored: Vec<HeaderName> = Vec::new();
         for name in headers.names() {
-            if let Ok(i) = self.strip.binary_search_by(|s| by_length(s, name)) {
+            if self.strip.len() <= 64
+                && let Ok(i) = self.strip.binary_search_by(|s| by_length(s, name))
+            {
                 found |= 1 << i;
+            } else if name.as_str().bytes().any(|b| b == b'_')
+                && (self.drop_underscore || self.lookalike(name))
+            {
+                underscored.push(name.clone());
             }
+        }
+        for name in &underscored {
+            headers.remove(name);
         }
         while found != 0 {
             headers.remove(&self.strip[found.trailing_zeros() as usize]);

@@ -38,6 +38,9 @@ use crate::proxy::upstream;
 /// Longest a refused gRPC call's messages are read off after its answer.
 const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The `DPoP` header's name, made once: a lookup by `&str` parses the name on every request.
+static DPOP: HeaderName = HeaderName::from_static("dpop");
+
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
 
@@ -71,6 +74,9 @@ pub struct Gateway {
     pub timeouts: UpstreamTimeouts,
     /// Speak HTTP/2 to the upstream (h2 by ALPN over TLS, h2c otherwise).
     pub upstream_h2: bool,
+    /// Write header names to the upstream as the client spelled them
+    /// (`upstream_header_case: preserve`).
+    pub preserve_header_case: bool,
     /// Largest request body forwarded, in bytes.
     pub max_body_bytes: u64,
     /// OpenTelemetry; `None`: off, and no span is ever made.
@@ -228,9 +234,19 @@ impl ProxyHttp for Gateway {
                 return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
             }
         };
-        self.headers.apply(upstream_request, identity);
-        if let Some(would) = decision.verdict.dry_run_rejection() {
-            self.headers.mark_dry_run(upstream_request, would.reason());
+        let dry_run = decision.verdict.dry_run_rejection().map(Rejection::reason);
+        if self.preserve_header_case || !upstream_request.raw_path_is_utf8() {
+            self.headers.apply(upstream_request, identity);
+            if let Some(reason) = dry_run {
+                self.headers.mark_dry_run(upstream_request, reason);
+            }
+        } else {
+            in_one_map(upstream_request, |headers| {
+                self.headers.apply(headers, identity);
+                if let Some(reason) = dry_run {
+                    self.headers.mark_dry_run(headers, reason);
+                }
+            });
         }
         if let Some(trace) = &mut ctx.trace {
             crate::proxy::traced::propagate(trace, &self.upstream, upstream_request)?;
@@ -250,7 +266,8 @@ impl ProxyHttp for Gateway {
             Stage::Decided(decision) => Some(decision),
             Stage::Received | Stage::Served(_) => None,
         };
-        let matched = decision.and_then(|d| d.route.as_deref());
+        let matched_route = decision.and_then(|d| d.route.as_ref());
+        let matched = matched_route.map(|r| &**r);
         let route = matched.unwrap_or("none");
         let (outcome, reason) = match (&ctx.stage, error) {
             (Stage::Decided(d), _) if matches!(d.verdict, Verdict::Deny { .. }) => {
@@ -262,7 +279,7 @@ impl ProxyHttp for Gateway {
             // The request never reached `request_filter` (a malformed request line).
             (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),
         };
-        self.metrics.request_done(route, outcome, reason);
+        self.metrics.request_done(matched_route, outcome, reason);
         self.metrics
             .request_protocol(session.req_header().version == http::Version::HTTP_2);
         let subject = decision
@@ -391,10 +408,7 @@ impl Gateway {
                     method,
                     path,
                     proof: DpopHeader::from_values(
-                        req.headers
-                            .get_all("dpop")
-                            .iter()
-                            .map(HeaderValue::as_bytes),
+                        req.headers.get_all(&DPOP).iter().map(HeaderValue::as_bytes),
                     ),
                 },
                 client_cert,
@@ -635,5 +649,23 @@ impl HeaderSink for RequestHeader {
         // The name and value are valid already, so this cannot fail. The shared bytes go to
         // the case map as they are (a `HeaderName` would be copied there).
         let _ = self.insert_header(name.wire.clone(), value);
+    }
+    fn reserve(&mut self, _additional: usize) {
+        // pingora's request header has no `reserve`: its two maps grow insert by insert.
+    }
+}
+
+/// Runs `rewrite` on the request's header map alone, as an `http::HeaderMap` (which can
+/// reserve room), and drops pingora's case-preserving name map: the upstream then reads
+/// every name in lower case. The request's other parts move, nothing is copied. Only for an
+/// origin-form target that is valid UTF-8 (pingora's raw target is not carried over).
+fn in_one_map(req: &mut RequestHeader, rewrite: impl FnOnce(&mut http::HeaderMap)) {
+    let end_stream = req.send_end_stream();
+    let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts = http::request::Parts::from(std::mem::replace(req, empty));
+    rewrite(&mut parts.headers);
+    *req = RequestHeader::from(parts);
+    if let Some(end_stream) = end_stream {
+        req.set_send_end_stream(end_stream);
     }
 }

@@ -107,3 +107,83 @@ fn every_underscore_header_can_be_dropped() {
     assert_eq!(upstream.last().header("x_trace_id"), None);
     assert_eq!(upstream.last().header("x-trace"), Some("y"));
 }
+
+/// An upstream that keeps each request's head as the bytes it read, so that the test sees
+/// the names' spelling (an HTTP library would hand them over in one case).
+fn raw_upstream() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (heads, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let heads = heads.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                    if head.ends_with(b"\r\n\r\n") {
+                        let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                        head.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (address, received)
+}
+
+/// The head the upstream received for one allowed request through a gateway with `extra`.
+fn head_upstream_reads(extra: &str) -> String {
+    let jwks = JwksServer::start(&[&TestKey::rsa()]);
+    let echo = Upstream::start();
+    let policy = timesheets_policy();
+    let mut spec = GatewaySpec::new(&jwks, &echo, &policy);
+    spec.extra = extra;
+    let (address, heads) = raw_upstream();
+    let gw = Gateway::start_with_upstream(&spec, &address);
+    gw.wait_ready();
+    let token = TestKey::rsa().sign(&claims("read:timesheets"));
+    let auth = format!("Bearer {token}");
+    let sent = [
+        ("Authorization", auth.as_str()),
+        ("X-Request-Id", "r-1"),
+        ("X-Auth-Subject", "auth0|bob"),
+    ];
+    assert_eq!(gw.request("GET", "/timesheets", &sent).status, 200);
+    heads
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the upstream read a request")
+}
+
+#[test]
+fn header_names_reach_the_upstream_in_lower_case_by_default() {
+    let head = head_upstream_reads("");
+    assert!(head.starts_with("GET /timesheets HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-request-id: r-1\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nx-auth-subject: auth0|alice\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("auth0|bob"), "{head}");
+    assert!(!head.contains("X-"), "no name keeps a capital: {head}");
+}
+
+#[test]
+fn header_names_keep_the_clients_spelling_when_asked() {
+    let head = head_upstream_reads("upstream_header_case: preserve");
+    assert!(head.contains("\r\nX-Request-Id: r-1\r\n"), "{head}");
+    assert!(head.contains("\r\nAuthorization: Bearer "), "{head}");
+    // The gateway's own headers are written as it holds their names, in lower case.
+    assert!(
+        head.contains("\r\nx-auth-subject: auth0|alice\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("auth0|bob"), "{head}");
+}

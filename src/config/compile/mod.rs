@@ -332,6 +332,7 @@ pub fn compile(file: ConfigFile, shown: &str, base: &Path) -> Result<Settings, V
         token_cache_max_bytes: cache_bytes,
         upstream_timeouts,
         upstream_protocol: file.upstream_protocol.unwrap_or_default(),
+        upstream_header_case: file.upstream_header_case.unwrap_or_default(),
         http2,
         client_header_timeout,
         max_connections,
