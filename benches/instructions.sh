@@ -24,6 +24,9 @@
 #   one-token      scopegate at its defaults (threads: 1, access log on, info, text), one
 #                  RS256 token on every request (verified-token cache warm)
 #   one-token-json the same with log_format: json (deploy/scopegate.yaml's)
+#   one-token-preserve one-token with upstream_header_case: preserve: the identity headers
+#                  written through pingora's RequestHeader, whose case-preserving second map
+#                  grows insert by insert (it has no reserve)
 #   20k-tokens     TOKENS distinct RS256 tokens cycled, cache warm (the warm-up sends each once)
 #   opaque-token   introspection (RFC 7662) configured, one opaque token, introspection cache
 #                  warm (bench_upstream answers the one introspection call; cache_max_seconds
@@ -59,7 +62,7 @@ WARMUP=${WARMUP:-2000}
 CONNS=${CONNS:-4}
 TOKENS=${TOKENS:-20000}
 SETTLE=${SETTLE:-2}
-TARGETS=${TARGETS:-passthrough one-token one-token-json 20k-tokens opaque-token dpop traced traced-10 h2-passthrough h2-one-token}
+TARGETS=${TARGETS:-passthrough passthrough-bare one-token one-token-json one-token-preserve 20k-tokens opaque-token dpop traced traced-10 h2-passthrough h2-one-token}
 PORT_BASE=${PORT_BASE:-18300}
 url_path=/timesheets/4711
 public_url=https://api.exampleco.com
@@ -87,7 +90,7 @@ for b in "$scopegate_bin" ${BEFORE_BIN:+"$BEFORE_BIN"} "$bin/examples/passthroug
 done
 for t in $TARGETS; do
   case "$t" in
-    passthrough | passthrough-bare | one-token | one-token-json | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token | traced | traced-10) ;;
+    passthrough | passthrough-bare | one-token | one-token-json | one-token-preserve | 20k-tokens | opaque-token | dpop | h2-passthrough | h2-one-token | traced | traced-10) ;;
     *) say "instructions.sh: unknown target $t"; exit 2 ;;
   esac
 done
@@ -153,6 +156,7 @@ scopegate_config() { # scopegate_config TARGET: the configuration file for that 
       client_id: scopegate
       client_secret_file: $work/introspection-secret
       cache_max_seconds: 86400" ;;
+    one-token-preserve) top_extra="upstream_header_case: preserve" ;;
     h2-one-token) top_extra="http2:
   h2c: true" ;;
     # Tracing on, every trace sampled or one in ten, exported to a port nobody listens on:
@@ -187,7 +191,7 @@ EOF
 # The client's arguments for a target: which tokens, which scheme.
 client_args() {
   case "$1" in
-    passthrough | passthrough-bare | one-token | one-token-json | traced | traced-10) echo --tokens "$work/one-token.txt" ;;
+    passthrough | passthrough-bare | one-token | one-token-json | one-token-preserve | traced | traced-10) echo --tokens "$work/one-token.txt" ;;
     20k-tokens) echo --tokens "$work/tokens.txt" ;;
     opaque-token) echo --tokens "$work/opaque-token.txt" ;;
     dpop) echo --tokens "$work/dpop-token.txt" --dpop "$public_url$url_path" ;;

@@ -247,13 +247,20 @@ impl Identity {
     /// one allocation per scope.
     pub fn has_scope(&self, scope: &str) -> bool {
         // Scopes never contain whitespace (see `collect_scopes`), so the join is exact.
-        !scope.is_empty()
-            && self
-                .values
-                .scopes
-                .as_bytes()
-                .split(|&b| b == b' ')
-                .any(|s| s == scope.as_bytes())
+        let (mut rest, wanted) = (self.values.scopes.as_bytes(), scope.as_bytes());
+        if wanted.is_empty() {
+            return false;
+        }
+        loop {
+            let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            if rest[..end] == *wanted {
+                return true;
+            }
+            match rest.get(end + 1..) {
+                Some(next) => rest = next,
+                None => return false,
+            }
+        }
     }
 }
 

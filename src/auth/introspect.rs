@@ -151,8 +151,11 @@ impl Introspector {
         fresh: bool,
         identity: IdentityFrom<'_>,
     ) -> Result<Arc<Identity>, Rejection> {
+        // The calls to the store and the server are boxed: their futures are large, and
+        // unboxed they would make every request's future (moved on each poll's way in) as
+        // large, though a cache hit never runs them.
         if fresh {
-            let answer = self.call_and_judge(token, identity, false).await?;
+            let answer = Box::pin(self.call_and_judge(token, identity, false)).await?;
             return served(&answer);
         }
         loop {
@@ -170,16 +173,22 @@ impl Introspector {
                     self.metrics.introspection_cache_miss(&self.label);
                     // On failure the guard is dropped unfilled: waiting requests then try
                     // themselves, each bounded by the timeout.
-                    let answer = match self.read_shared(token, identity).await {
-                        Shared::Found(answer) => answer,
-                        Shared::Missing => self.call_and_judge(token, identity, true).await?,
-                        Shared::Failed => self.call_and_judge(token, identity, false).await?,
-                    };
+                    let answer = Box::pin(self.fetch(token, identity)).await?;
                     let _ = guard.insert(answer.clone());
                     return served(&answer);
                 }
             }
         }
+    }
+
+    /// The answer for a token the cache does not hold: shared by another replica, else the
+    /// authorization server's.
+    async fn fetch(&self, token: &str, identity: IdentityFrom<'_>) -> Result<Answer, Rejection> {
+        Ok(match self.read_shared(token, identity).await {
+            Shared::Found(answer) => answer,
+            Shared::Missing => self.call_and_judge(token, identity, true).await?,
+            Shared::Failed => self.call_and_judge(token, identity, false).await?,
+        })
     }
 
     fn shared_key(&self, token: &str) -> StoreKey {

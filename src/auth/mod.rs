@@ -186,16 +186,17 @@ impl Authenticator {
         // The cached identity says whether the token is bound; an unbound bearer token on a
         // gateway without DPoP pays nothing more.
         if self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off {
-            self.dpop
-                .check(
-                    &identity,
-                    &presented.token,
-                    presented.is_dpop(),
-                    &sender.dpop,
-                    route.dpop,
-                    now,
-                )
-                .await?;
+            // Boxed: the proof check's future (with the shared store's) is large, and only
+            // DPoP requests pay for it.
+            Box::pin(self.dpop.check(
+                &identity,
+                &presented.token,
+                presented.is_dpop(),
+                &sender.dpop,
+                route.dpop,
+                now,
+            ))
+            .await?;
             cnf::check_certificate(&identity, sender.client_cert.as_ref())?;
         }
         Ok(identity)

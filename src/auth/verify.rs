@@ -218,7 +218,7 @@ impl Verifier {
                 // refetch they caused instead of being refused while it runs.
                 let _span =
                     crate::ops::trace::InternalSpan::start(crate::ops::trace::names::KEY_WAIT);
-                let _ = tokio::time::timeout(wait, fetched.changed()).await;
+                let _ = Box::pin(tokio::time::timeout(wait, fetched.changed())).await;
                 self.verify_jws(token, conditions, now)
                     .map_err(Failure::into_rejection)?
             }
@@ -277,7 +277,7 @@ impl Verifier {
         };
         if let Some(hit) = cache.get(token) {
             let issuer = &self.issuers[hit.issuer];
-            let key_current = issuer.keys.keys().is_some_and(|set| set.contains(&hit.key));
+            let key_current = issuer.keys.holds(&hit.key);
             // After a reload that reads other claims, the entry lacks them: verify again.
             if now <= hit.valid_until && key_current && hit.conditions == *conditions {
                 self.metrics.token_cache_hit();

@@ -93,8 +93,9 @@ pub struct RequestCtx {
     rewritten_query: Option<String>,
     /// Request body bytes forwarded so far.
     body_bytes: u64,
-    /// The request's spans, when tracing is on.
-    trace: Option<RequestTrace>,
+    /// The request's spans, when tracing is on; boxed, so that the context pingora moves
+    /// with every request stays small when it is off.
+    trace: Option<Box<RequestTrace>>,
 }
 
 /// How far a request got.
@@ -127,7 +128,7 @@ impl ProxyHttp for Gateway {
             clock.header_read();
         }
         if let Some(tracing) = &self.tracing {
-            ctx.trace = Some(crate::proxy::traced::start(tracing, session));
+            ctx.trace = Some(Box::new(crate::proxy::traced::start(tracing, session)));
         }
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
@@ -289,7 +290,7 @@ impl ProxyHttp for Gateway {
             let issuer = decision
                 .and_then(|d| d.verdict.identity())
                 .and_then(|id| self.auth.verifier.issuer_label(&id.issuer));
-            crate::proxy::traced::finish(trace, matched, status, outcome, reason, issuer, error)
+            crate::proxy::traced::finish(*trace, matched, status, outcome, reason, issuer, error)
         });
         let req = session.req_header();
         self.access_log.write(&AccessEntry {

@@ -130,6 +130,15 @@ impl KeyStore {
         Some(set)
     }
 
+    /// Whether `key` is among the usable keys: [`KeyStore::keys`] without taking a
+    /// reference to the set (a cached token's check on every request).
+    pub fn holds(&self, key: &Arc<VerifyKey>) -> bool {
+        let set = self.current.load();
+        set.as_ref().is_some_and(|set| {
+            (self.fixed || set.loaded_at.elapsed() <= self.max_staleness()) && set.contains(key)
+        })
+    }
+
     /// Whether the store has keys it may use (readiness).
     pub fn is_ready(&self) -> bool {
         self.keys().is_some()
