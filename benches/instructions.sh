@@ -19,7 +19,7 @@
 #                  allocator (mimalloc) as scopegate, one worker thread, and scopegate's
 #                  default upstream timeouts set on the peer as scopegate sets them
 #   passthrough-bare the same without upstream timeouts (--timeouts false): pingora's bare
-#                  defaults, the baseline of the measurements before 2026-12-07 16:00 UTC;
+#                  defaults, the baseline of the measurements before 2026-12-07 14:00 UTC;
 #                  reported beside the others, never the baseline
 #   one-token      scopegate at its defaults (threads: 1, access log on, info, text), one
 #                  RS256 token on every request (verified-token cache warm)
@@ -50,7 +50,9 @@
 # TARGETS (all of the above, space-separated), PORT_BASE (18300), SKIP_SETUP=1, SKIP_BUILD=1,
 # SCOPEGATE_BIN (another scopegate binary to measure instead of this checkout's release
 # build), BEFORE_BIN (a second scopegate binary, e.g. an older commit's, measured in the
-# same run beside SCOPEGATE_BIN: the table shows both and the difference), PROFILES (a
+# same run beside SCOPEGATE_BIN: the table shows both and the difference; it must accept
+# each target's configuration, so leave one-token-preserve out for a build older than
+# upstream_header_case), PROFILES (a
 # directory to keep the callgrind files in, for callgrind_annotate), CARGO_TARGET_DIR as
 # cargo reads it.
 set -euo pipefail

@@ -18,7 +18,7 @@
 //! read and write 60 s, idle 60 s), set on the peer as scopegate sets them: pingora arms a
 //! timer for each timed read and write, and a proxy deployed without them would wait on a
 //! silent upstream forever. `--timeouts false` leaves them off (pingora's bare defaults, the
-//! passthrough measured before 2026-12-07 16:00 UTC).
+//! passthrough measured before 2026-12-07 14:00 UTC).
 //!
 //! `--h2c true` accepts HTTP/2 with prior knowledge as well, as `http2.h2c: true` makes
 //! scopegate do: the HTTP/2 ceiling of `benches/load_h2.sh`.
