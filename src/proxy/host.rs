@@ -48,6 +48,14 @@ pub fn check<'a>(
         ));
     }
     let (target, effective) = match raw_target_authority(raw_target) {
+        // Neither origin-form nor absolute-form (`GET foo?access_token=x`): pingora keeps
+        // such a target verbatim for the wire but gives the policy `/` to read, so the
+        // upstream would act on another path and query than the one decided on.
+        RawTargetAuthority::None if !raw_target.starts_with(b"/") => {
+            return Err(Rejection::InvalidRequest(
+                "The request target must be an absolute path",
+            ));
+        }
         RawTargetAuthority::None => (
             TargetHost::Header,
             host.or(uri_authority.map(str::as_bytes)),
@@ -129,6 +137,16 @@ mod tests {
         assert_eq!(run(&rules, "/a", &["api", "evil"]), Err(400));
         let http10 = check(&rules, b"/a", [], false, None);
         assert_eq!(http10, Ok(TargetHost::Header));
+    }
+
+    #[test]
+    fn a_target_in_neither_origin_nor_absolute_form_is_refused() {
+        let rules = HostRules::default();
+        // pingora would forward these bytes as they are while the policy reads `/`.
+        assert_eq!(run(&rules, "foo?access_token=x", &["api"]), Err(400));
+        assert_eq!(run(&rules, "timesheets", &["api"]), Err(400));
+        assert_eq!(run(&rules, "*", &["api"]), Err(400));
+        assert_eq!(run(&rules, "/timesheets", &["api"]), Ok(TargetHost::Header));
     }
 
     #[test]

@@ -6,33 +6,6 @@ fn send(gw: &Gateway, text: &str) -> RawResponse {
     raw(gw.addr, text).unwrap_or_else(|e| panic!("{e}\n{}", gw.log()))
 }
 
-/// An upstream that records the request head byte for byte (an HTTP library would hide
-/// the request-target's form).
-fn raw_upstream() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-            if tx
-                .send(String::from_utf8_lossy(&head).into_owned())
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    (addr, rx)
-}
-
 #[test]
 fn absolute_form_targets_are_forwarded_in_origin_form_with_their_authority_as_host() {
     let jwks = JwksServer::start(&[&TestKey::rsa()]);
@@ -102,6 +75,22 @@ fn a_missing_or_repeated_host_is_a_bad_request() {
     // HTTP/1.0 may omit it.
     assert_eq!(send(&gw, "GET /healthz HTTP/1.0\r\n\r\n").status, 200);
     assert_eq!(upstream.count(), 1);
+}
+
+#[test]
+fn a_target_that_is_not_a_path_is_a_bad_request() {
+    // pingora keeps such a target for the wire as it came while the policy would read `/`:
+    // the backend would act on a path and query nobody decided on.
+    let (gw, _jwks, upstream) = Gateway::with_extra("upstream_header_case: preserve");
+    for target in ["healthz", "healthz?access_token=x", "*"] {
+        let r = send(
+            &gw,
+            &format!("GET {target} HTTP/1.1\r\nHost: api.exampleco.test\r\n\r\n"),
+        );
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.body.contains("invalid_request"), "{target}: {r:?}");
+    }
+    assert_eq!(upstream.count(), 0);
 }
 
 #[test]

@@ -108,37 +108,6 @@ fn every_underscore_header_can_be_dropped() {
     assert_eq!(upstream.last().header("x-trace"), Some("y"));
 }
 
-/// An upstream that keeps each request's head as the bytes it read, so that the test sees
-/// the names' spelling (an HTTP library would hand them over in one case).
-fn raw_upstream() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (heads, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let heads = heads.clone();
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                    if head.ends_with(b"\r\n\r\n") {
-                        let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
-                        head.clear();
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if stream.write_all(answer).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (address, received)
-}
-
 /// The head the upstream received for one allowed request through a gateway with `extra`.
 fn head_upstream_reads(extra: &str) -> String {
     let jwks = JwksServer::start(&[&TestKey::rsa()]);
@@ -147,7 +116,7 @@ fn head_upstream_reads(extra: &str) -> String {
     let mut spec = GatewaySpec::new(&jwks, &echo, &policy);
     spec.extra = extra;
     let (address, heads) = raw_upstream();
-    let gw = Gateway::start_with_upstream(&spec, &address);
+    let gw = Gateway::start_with_upstream(&spec, &format!("http://{address}"));
     gw.wait_ready();
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let auth = format!("Bearer {token}");

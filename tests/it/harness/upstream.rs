@@ -183,3 +183,40 @@ impl Drop for Upstream {
         }
     }
 }
+
+/// An upstream that records each request head byte for byte, as it arrived (an HTTP library
+/// would hide the request-target's form and the names' spelling), and answers `200` with an
+/// empty body, on kept-alive connections too.
+pub fn raw_upstream() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().unwrap();
+    let (heads, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let heads = heads.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                    if head.ends_with(b"\r\n\r\n") {
+                        if heads
+                            .send(String::from_utf8_lossy(&head).into_owned())
+                            .is_err()
+                        {
+                            return;
+                        }
+                        head.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                        if stream.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
