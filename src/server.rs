@@ -161,16 +161,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         max_body_bytes: settings.max_request_body_bytes,
         tracing: tracing.clone(),
     };
-    if let (Some(metadata), Some(resource)) = (&gateway.metadata, &settings.protected_resource) {
-        let snapshot = policy.snapshot();
-        let uncovered = metadata.uncovered_routes(&snapshot);
-        if !uncovered.is_empty() {
-            tracing::warn!(
-                resource = %resource.resource,
-                routes = ?uncovered,
-                "protected routes lie outside the resource identifier's path: clients that check the metadata a challenge names against the URL they called refuse it there; use an identifier that covers every route (often the origin)"
-            );
-        }
+    if let Some(resource) = &settings.protected_resource {
+        policy.check_resource_coverage(&resource.resource, &resource.resource_path);
     }
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     app.server_options = Some(crate::proxy::http2::server_options(&settings.http2));

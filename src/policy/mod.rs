@@ -89,6 +89,22 @@ impl Policy {
         &self.routes
     }
 
+    /// The ids of the protected routes whose paths lie outside `base` (a resource
+    /// identifier's path): a client that checks the metadata a challenge names against the
+    /// URL it called (RFC 9728 §3.3) refuses it on those routes.
+    pub fn routes_outside(&self, base: &str) -> Vec<&str> {
+        let base = base.trim_end_matches('/');
+        self.routes
+            .iter()
+            .filter(|route| !route.is_public())
+            .filter(|route| {
+                let path = route.template.as_str();
+                !(path == base || path.strip_prefix(base).is_some_and(|r| r.starts_with('/')))
+            })
+            .map(|route| &*route.id)
+            .collect()
+    }
+
     /// The top-level claims the routes' conditions read: what a verified identity must
     /// keep of its token for this policy.
     pub fn condition_claims(&self) -> &ConditionClaims {

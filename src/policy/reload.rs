@@ -6,7 +6,7 @@
 //! slow content-hash poll as a safety net for missed events, and SIGHUP.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -39,6 +39,9 @@ pub struct PolicyStore {
     path: PathBuf,
     metrics: Metrics,
     reload_lock: tokio::sync::Mutex<()>,
+    /// The RFC 9728 resource identifier and its path, when one is configured: every policy
+    /// loaded is checked against it.
+    resource: OnceLock<(String, String)>,
 }
 
 impl PolicyStore {
@@ -51,7 +54,30 @@ impl PolicyStore {
             path: path.to_owned(),
             metrics,
             reload_lock: tokio::sync::Mutex::new(()),
+            resource: OnceLock::new(),
         })
+    }
+
+    /// Warns, now and after every reload, about protected routes outside the resource
+    /// identifier `resource` (whose path is `path`): clients that check the metadata a
+    /// challenge names against the URL they called refuse it on those routes.
+    pub fn check_resource_coverage(&self, resource: &str, path: &str) {
+        let _ = self.resource.set((resource.to_owned(), path.to_owned()));
+        self.warn_uncovered(&self.current.load());
+    }
+
+    fn warn_uncovered(&self, policy: &Policy) {
+        let Some((resource, path)) = self.resource.get() else {
+            return;
+        };
+        let uncovered = policy.routes_outside(path);
+        if !uncovered.is_empty() {
+            tracing::warn!(
+                resource = %resource,
+                routes = ?uncovered,
+                "protected routes lie outside the resource identifier's path: clients that check the metadata a challenge names against the URL they called refuse it there; use an identifier that covers every route (often the origin)"
+            );
+        }
     }
 
     /// The live policy.
@@ -82,6 +108,7 @@ impl PolicyStore {
                     let routes = policy.routes().len();
                     self.metrics.policy_loaded(routes, &policy.hash);
                     tracing::info!(policy = %file, routes, hash = %policy.hash, "policy reloaded");
+                    self.warn_uncovered(&policy);
                     self.current.store(Arc::new(policy));
                     ReloadOutcome::Reloaded { routes }
                 }

@@ -45,17 +45,7 @@ impl ResourceMetadata {
     /// client that checks the document it reached from a challenge against the URL it
     /// called (prefix or exact, RFC 9728 §3.3) refuses the document on those routes.
     pub fn uncovered_routes<'p>(&self, policy: &'p Policy) -> Vec<&'p str> {
-        let base = self.settings.resource_path.trim_end_matches('/');
-        policy
-            .routes()
-            .iter()
-            .filter(|route| !route.is_public())
-            .filter(|route| {
-                let path = route.template.as_str();
-                !(path == base || path.starts_with(&format!("{base}/")))
-            })
-            .map(|route| &*route.id)
-            .collect()
+        policy.routes_outside(&self.settings.resource_path)
     }
 
     /// The path the document is served at.

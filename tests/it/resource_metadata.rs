@@ -81,6 +81,16 @@ fn the_metadata_follows_a_policy_reload() {
         || scopes().to_string().contains("export:timesheets"),
         "the reloaded policy's scopes in the metadata",
     );
+    // `/export` lies outside the resource's path: the reload warns about it as the
+    // start-up did about the policy it started with.
+    gw.wait_for(
+        || {
+            gw.log()
+                .lines()
+                .any(|l| l.contains("lie outside") && l.contains("\"export\""))
+        },
+        "a warning naming the reloaded policy's route outside the resource",
+    );
     // Other methods than GET and HEAD are not allowed on the document.
     assert_eq!(
         gw.request(
