@@ -193,7 +193,9 @@ impl Verifier {
         conditions: &ConditionClaims,
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
-        if !crate::auth::token::looks_like_jws(token) {
+        // A token the cache holds verified as a JWS: its shape needs no second look.
+        let cached = self.cached(token, conditions, now);
+        if cached.is_none() && !crate::auth::token::looks_like_jws(token) {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
             return match self.opaque_issuer {
@@ -210,7 +212,11 @@ impl Verifier {
                     .map_err(Failure::into_rejection),
             };
         }
-        let identity = match self.verify_jws(token, conditions, now) {
+        let verified = match cached {
+            Some(identity) => Ok(identity),
+            None => self.verify_and_cache(token, conditions, now),
+        };
+        let identity = match verified {
             Ok(identity) => identity,
             Err(Failure::Rejected(rejection)) => return Err(rejection),
             Err(Failure::KeyPending { mut fetched, wait }) => {
@@ -270,21 +276,43 @@ impl Verifier {
         conditions: &ConditionClaims,
         now: u64,
     ) -> Result<Arc<Identity>, Failure> {
+        match self.cached(token, conditions, now) {
+            Some(identity) => Ok(identity),
+            None => self.verify_and_cache(token, conditions, now),
+        }
+    }
+
+    /// The identity the verified-token cache holds for `token` while it is still good: before
+    /// its expiry, its key still published, made for the claims the policy reads now. A
+    /// stale entry is dropped. Misses are counted by [`Verifier::verify_and_cache`], so that
+    /// an opaque token looked up here first is not counted as one.
+    fn cached(&self, token: &str, conditions: &ConditionClaims, now: u64) -> Option<Arc<Identity>> {
+        let cache = self.cache.as_ref()?;
+        let hit = cache.get(token)?;
+        // After a reload that reads other claims, the entry lacks them: verify again.
+        if now <= hit.valid_until
+            && hit.conditions == *conditions
+            && self.issuers[hit.issuer].keys.holds(&hit.key)
+        {
+            self.metrics.token_cache_hit();
+            return Some(hit.identity);
+        }
+        cache.remove(token);
+        None
+    }
+
+    /// A full verification of the JWS `token`, kept in the cache when it passes.
+    fn verify_and_cache(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+        now: u64,
+    ) -> Result<Arc<Identity>, Failure> {
         let Some(cache) = &self.cache else {
             return self
                 .verify_uncached(token, conditions, now)
                 .map(|c| c.identity);
         };
-        if let Some(hit) = cache.get(token) {
-            let issuer = &self.issuers[hit.issuer];
-            let key_current = issuer.keys.holds(&hit.key);
-            // After a reload that reads other claims, the entry lacks them: verify again.
-            if now <= hit.valid_until && key_current && hit.conditions == *conditions {
-                self.metrics.token_cache_hit();
-                return Ok(hit.identity);
-            }
-            cache.remove(token);
-        }
         self.metrics.token_cache_miss();
         let span = crate::ops::trace::InternalSpan::start(crate::ops::trace::names::VERIFY);
         let verified = self.verify_uncached(token, conditions, now);
