@@ -1,35 +1,41 @@
-//! The access log: one line per request, formatted on the request thread into a small
-//! buffer and written to stdout by a thread of its own.
+//! The access log: one line per request, formatted on the request thread and written to
+//! stdout by a thread of its own.
 //!
-//! The request thread never waits for stdout. Lines go through a bounded queue
-//! (`tracing-appender`'s non-blocking writer, [`QUEUED_LINES`] lines); when the writer
-//! cannot keep up and the queue is full, lines are dropped, never the request delayed, and
-//! counted in `scopegate_access_log_dropped_lines_total`. The writer thread takes whatever
-//! is queued and writes it in one go. [`AccessLogFlush::flush`], called once the server's
-//! runtimes have stopped (shutdown, or the old process of an upgrade), writes out what is
-//! still queued.
+//! The request thread never waits for stdout. Each worker thread formats its lines straight
+//! into a buffer of its own (a slot), under a lock only the writer thread ever contends for;
+//! the writer, woken when a slot goes from empty to holding a line, swaps each slot's buffer
+//! for an empty one and writes what it took in one go. A line costs no allocation, copy or
+//! queue message of its own. A slot holds at most [`QUEUED_BYTES`]: when the writer cannot
+//! keep up, further lines are dropped, never the request delayed, and counted in
+//! `scopegate_access_log_dropped_lines_total`. [`AccessLogFlush::flush`], called once the
+//! server's runtimes have stopped (shutdown, or the old process of an upgrade), writes out
+//! what is still buffered. Lines of one worker thread keep their order; lines of several
+//! are written a buffer at a time.
 //!
 //! Everything else scopegate logs (start-up, JWKS, reloads, errors) stays on `tracing`.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{JoinHandle, Thread};
 use std::time::SystemTime;
-
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 use super::access_line::{self, AccessEntry};
 use super::metrics::Metrics;
 use crate::config::LogFormat;
 
-/// Most lines queued for the writer thread: half a second of one worker thread at full
-/// speed; lines are at most about 1.5 KiB ([`access_line`] cuts long fields), so the queue
-/// holds at most about 25 MiB (3 MiB with typical 200-byte lines).
-pub const QUEUED_LINES: usize = 16_384;
+/// Most bytes one worker thread's lines may wait for the writer: lines are at most about
+/// 1.5 KiB ([`access_line`] cuts long fields), typically 200 bytes, so this is 5 000 to
+/// 40 000 lines, a fraction of a second to seconds of one worker thread at full speed.
+pub const QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
-/// Bytes the writer thread gathers before it writes, within one batch.
-const WRITE_CHUNK: usize = 64 * 1024;
+/// How long the writer sleeps when nothing wakes it, before it looks again (a wake-up
+/// lost to a race costs at most this much delay, never a line).
+const IDLE_LOOK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long the writer lets lines gather after it is woken.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Where the proxy writes its access lines; cheap to share between worker threads.
 #[derive(Clone)]
@@ -39,17 +45,27 @@ pub struct AccessLog {
 }
 
 struct Inner {
-    queue: NonBlocking,
+    /// This log's number in the process (several live side by side in tests).
+    id: u64,
     format: LogFormat,
-    dropped: ErrorCounter,
-    /// Dropped lines already added to the metric.
-    counted: AtomicUsize,
     metrics: Metrics,
+    /// Every worker thread's slot; the writer drains them in turn.
+    slots: Mutex<Vec<Arc<Slot>>>,
+    queued_bytes: usize,
+    /// The writer thread, to wake.
+    writer: Thread,
+    stop: AtomicBool,
 }
 
-/// Writes out the queued lines when the process is done serving.
+/// One worker thread's lines, waiting for the writer.
+#[derive(Default)]
+struct Slot {
+    lines: Mutex<Vec<u8>>,
+}
+
+/// Writes out the buffered lines when the process is done serving.
 pub struct AccessLogFlush {
-    guard: Option<WorkerGuard>,
+    stop: Option<(Arc<Inner>, JoinHandle<()>)>,
 }
 
 impl AccessLog {
@@ -69,7 +85,7 @@ impl AccessLog {
             format,
             metrics,
             Stdout,
-            QUEUED_LINES,
+            QUEUED_BYTES,
         )
     }
 
@@ -78,28 +94,40 @@ impl AccessLog {
         format: LogFormat,
         metrics: Metrics,
         out: W,
-        queued_lines: usize,
+        queued_bytes: usize,
     ) -> (AccessLog, AccessLogFlush) {
         if !enabled {
-            return (AccessLog { inner: None }, AccessLogFlush { guard: None });
+            return (AccessLog { inner: None }, AccessLogFlush { stop: None });
         }
-        let (queue, guard) = NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(queued_lines)
-            .thread_name("scopegate-access-log")
-            .finish(WholeLines::new(out));
-        let inner = Inner {
-            dropped: queue.error_counter(),
-            queue,
+        let (handoff, taken) = std::sync::mpsc::sync_channel::<Arc<Inner>>(1);
+        let writer = std::thread::Builder::new()
+            .name("scopegate-access-log".into())
+            .spawn(move || {
+                if let Ok(inner) = taken.recv() {
+                    inner.write_until_stopped(out);
+                }
+            })
+            .expect("the access log's writer thread starts");
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             format,
-            counted: AtomicUsize::new(0),
             metrics,
-        };
+            slots: Mutex::new(Vec::new()),
+            queued_bytes,
+            writer: writer.thread().clone(),
+            stop: AtomicBool::new(false),
+        });
+        handoff
+            .send(inner.clone())
+            .expect("the writer thread waits for its log");
         (
             AccessLog {
-                inner: Some(Arc::new(inner)),
+                inner: Some(inner.clone()),
             },
-            AccessLogFlush { guard: Some(guard) },
+            AccessLogFlush {
+                stop: Some((inner, writer)),
+            },
         )
     }
 
@@ -108,51 +136,94 @@ impl AccessLog {
         self.inner.is_some()
     }
 
-    /// Queues the line for one request; never blocks.
+    /// Buffers the line for one request; never blocks on the writer.
     pub fn write(&self, entry: &AccessEntry) {
         let Some(inner) = &self.inner else {
             return;
         };
         thread_local! {
-            /// One buffer per worker thread, reused: formatting allocates nothing.
-            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+            /// This thread's slot in each log it writes to (one, but for tests).
+            static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
         }
-        LINE.with(|line| {
-            let mut line = line.borrow_mut();
-            line.clear();
-            access_line::format(&mut line, inner.format, SystemTime::now(), entry);
-            // The lossy writer queues a copy or drops it; it never fails or waits.
-            let _ = inner.queue.clone().write_all(&line);
+        let log = inner.id;
+        let slot = SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if let Some((_, slot)) = slots.iter().find(|(l, _)| *l == log) {
+                return slot.clone();
+            }
+            let slot = Arc::new(Slot::default());
+            inner
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(slot.clone());
+            slots.push((log, slot.clone()));
+            slot
         });
-        inner.count_dropped();
+        let was_empty = {
+            let mut lines = slot.lines.lock().unwrap_or_else(PoisonError::into_inner);
+            if lines.len() >= inner.queued_bytes {
+                drop(lines);
+                inner.metrics.access_lines_dropped(1);
+                return;
+            }
+            let was_empty = lines.is_empty();
+            access_line::format(&mut lines, inner.format, SystemTime::now(), entry);
+            was_empty
+        };
+        if was_empty {
+            inner.writer.unpark();
+        }
     }
 }
 
 impl Inner {
-    /// Adds lines dropped since the last look to the metric. The thread that dropped a line
-    /// sees it here, right after its own write.
-    fn count_dropped(&self) {
-        let dropped = self.dropped.dropped_lines();
-        if dropped != self.counted.load(Ordering::Relaxed) {
-            let before = self.counted.fetch_max(dropped, Ordering::Relaxed);
-            if dropped > before {
-                self.metrics.access_lines_dropped((dropped - before) as u64);
+    /// The writer thread: drains the slots whenever woken (or every [`IDLE_LOOK`]), until
+    /// stopped, then once more.
+    fn write_until_stopped<W: Write>(&self, mut out: W) {
+        let mut spare = Vec::new();
+        loop {
+            let stopping = self.stop.load(Ordering::Acquire);
+            let slots: Vec<Arc<Slot>> = self
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            for slot in &slots {
+                std::mem::swap(
+                    &mut *slot.lines.lock().unwrap_or_else(PoisonError::into_inner),
+                    &mut spare,
+                );
+                if !spare.is_empty() {
+                    // Lines that cannot be written (a closed stdout) are not retried.
+                    let _ = out.write_all(&spare);
+                    spare.clear();
+                }
             }
+            let _ = out.flush();
+            if stopping {
+                return;
+            }
+            std::thread::park_timeout(IDLE_LOOK);
+            // Woken by a first line: let a few more join it, so that a busy worker's lines
+            // go out in batches rather than a write each.
+            std::thread::sleep(GATHER);
         }
     }
 }
 
 impl AccessLogFlush {
-    /// Writes out every queued line and stops the writer thread (waiting at most about a
-    /// second for it).
+    /// Writes out every buffered line and stops the writer thread.
     pub fn flush(mut self) {
-        // The guard's drop queues a stop behind the lines and waits for the writer to
-        // reach it.
-        drop(self.guard.take());
+        if let Some((inner, writer)) = self.stop.take() {
+            inner.stop.store(true, Ordering::Release);
+            writer.thread().unpark();
+            let _ = writer.join();
+        }
     }
 }
 
-/// stdout, written without Rust's line buffering: [`WholeLines`] hands it whole lines only.
+/// stdout, written without Rust's line buffering: the writer hands it whole lines only.
 struct Stdout;
 
 impl Write for Stdout {
@@ -166,52 +237,9 @@ impl Write for Stdout {
     }
 }
 
-/// Gathers the lines of one batch and writes them with as few writes as possible, always
-/// ending on a line boundary: `tracing`'s own lines go to the same stdout, and a partial
-/// access line left in stdout's buffer would have one of them spliced into it.
-struct WholeLines<W: Write> {
-    out: W,
-    pending: Vec<u8>,
-}
-
-impl<W: Write> WholeLines<W> {
-    fn new(out: W) -> Self {
-        WholeLines {
-            out,
-            pending: Vec::with_capacity(WRITE_CHUNK),
-        }
-    }
-
-    fn write_pending(&mut self) -> io::Result<()> {
-        let result = self.out.write_all(&self.pending);
-        // Lines that could not be written (a closed stdout) are not retried.
-        self.pending.clear();
-        result
-    }
-}
-
-impl<W: Write> Write for WholeLines<W> {
-    /// Takes one whole line (the non-blocking writer passes each queued line in one call).
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(line);
-        if self.pending.len() >= WRITE_CHUNK {
-            self.write_pending()?;
-        }
-        Ok(line.len())
-    }
-
-    /// The end of a batch.
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.write_pending()?;
-        }
-        self.out.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
     use super::*;
@@ -277,8 +305,13 @@ mod tests {
     fn every_line_is_written_by_the_flush_in_order() {
         let sink = Sink::default();
         let metrics = Metrics::new();
-        let (log, flush) =
-            AccessLog::start_with(true, LogFormat::Json, metrics.clone(), sink.clone(), 1000);
+        let (log, flush) = AccessLog::start_with(
+            true,
+            LogFormat::Json,
+            metrics.clone(),
+            sink.clone(),
+            1 << 20,
+        );
         for i in 0..500 {
             log.write(&entry(&format!("/{i}")));
         }
@@ -299,9 +332,10 @@ mod tests {
         let sink = Sink::default();
         let metrics = Metrics::new();
         let (log, flush) =
-            AccessLog::start_with(true, LogFormat::Text, metrics.clone(), sink.clone(), 10);
+            AccessLog::start_with(true, LogFormat::Text, metrics.clone(), sink.clone(), 1000);
         let held = sink.gate.lock().unwrap();
-        // The writer thread gets stuck writing the first line; then the queue holds 10.
+        // The writer thread gets stuck writing the first line; then the slot holds 1000
+        // bytes, a handful of lines.
         log.write(&entry("/first"));
         while sink.attempts.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -331,7 +365,7 @@ mod tests {
     fn off_writes_nothing() {
         let sink = Sink::default();
         let (log, flush) =
-            AccessLog::start_with(false, LogFormat::Text, Metrics::new(), sink.clone(), 10);
+            AccessLog::start_with(false, LogFormat::Text, Metrics::new(), sink.clone(), 1000);
         assert!(!log.enabled());
         log.write(&entry("/"));
         flush.flush();

@@ -2,7 +2,7 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | [`access_log`] | the per-request line, queued to a writer thread of its own |
+//! | [`access_log`] | the per-request line, buffered per worker thread, written by a thread of its own |
 //! | [`access_line`] | that line formatted by hand, text or JSON |
 //! | [`metrics`] | every Prometheus metric, written through named methods |
 //! | [`resolved`] | request counters resolved once per worker thread, not per request |
