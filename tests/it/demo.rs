@@ -19,7 +19,7 @@ use scopegate::demo::login::{LoginError, LoginRequest, login, login_opaque};
 use scopegate::demo::{API_AUDIENCE, EMAIL_CLAIM, pkce};
 use serde_json::Value;
 
-use crate::harness::{free_port, raw};
+use crate::harness::{free_ports, raw};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -1059,7 +1059,7 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
         let [authz, backend, gateway, admin] =
-            [0; 4].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
+            free_ports::<4>().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
             .args(["demo", "--authz-listen", &authz.to_string()])
             .args(["--backend-listen", &backend.to_string()])

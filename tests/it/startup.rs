@@ -64,6 +64,7 @@ fn check_accepts_the_example_config_and_reports_every_problem_with_its_location(
 #[test]
 fn a_broken_policy_is_a_start_up_error_naming_its_location() {
     let dir = tempfile::tempdir().unwrap();
+    let [admin_port, listen_port] = free_ports::<2>();
     std::fs::write(
         dir.path().join("p.yaml"),
         "version: 1\nroutes:\n  - id: x\n    methods: [GET]\n    path: /x\n",
@@ -71,7 +72,7 @@ fn a_broken_policy_is_a_start_up_error_naming_its_location() {
     .unwrap();
     std::fs::write(
         dir.path().join("c.yaml"),
-        format!("version: 1\nupstream: http://127.0.0.1:1\npolicy: p.yaml\nadmin_listen: 127.0.0.1:{}\nlisten: 127.0.0.1:{}\nissuers:\n  - issuer: x\n    audiences: [y]\n    jwks_uri: http://127.0.0.1:1/\n", free_port(), free_port()),
+        format!("version: 1\nupstream: http://127.0.0.1:1\npolicy: p.yaml\nadmin_listen: 127.0.0.1:{}\nlisten: 127.0.0.1:{}\nissuers:\n  - issuer: x\n    audiences: [y]\n    jwks_uri: http://127.0.0.1:1/\n", admin_port, listen_port),
     )
     .unwrap();
     let (code, out) = scopegate(&[

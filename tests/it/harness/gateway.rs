@@ -116,8 +116,7 @@ impl Gateway {
         let policy_dir = dir.path().join("policy");
         std::fs::create_dir(&policy_dir).unwrap();
         std::fs::write(policy_dir.join("policy.yaml"), spec.policy).unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let [addr, admin] = free_ports::<2>().map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         let config = format!(
             "version: 1
 listen: \"{addr}\"

@@ -53,6 +53,15 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// `N` ports nobody listens on right now, all different: each is held until all are chosen
+/// (one at a time, the system can hand out a port just released twice in a row).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound address").port())
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
