@@ -69,7 +69,9 @@ PORT_BASE=${PORT_BASE:-18300}
 url_path=/timesheets/4711
 public_url=https://api.exampleco.com
 
-say() { printf '%s\n' "$*" >&2; }
+SCRIPT=instructions.sh STOP_TENTHS=300 WAIT_TENTHS=1200
+# shellcheck source=benches/support/processes.sh
+. benches/support/processes.sh
 
 # --- 1. tools -------------------------------------------------------------------------
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
@@ -97,26 +99,6 @@ for t in $TARGETS; do
   esac
 done
 
-# --- processes and cleanup ----------------------------------------------------------------
-work=$(mktemp -d /tmp/scopegate-instructions.XXXXXX)
-pids=()
-stop() { # stop PID: SIGINT is pingora's fast shutdown; SIGKILL if it lingers
-  local pid=$1
-  kill -INT "$pid" 2>/dev/null || return 0
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 upstream_port=$PORT_BASE
 proxy_port=$((PORT_BASE + 1))
 admin_port=$((PORT_BASE + 2))
@@ -127,13 +109,6 @@ for port in "$upstream_port" "$proxy_port" "$admin_port"; do
 done
 if [ "$(nproc)" -ge 2 ]; then proxy_core=0; load_core=1; else proxy_core=0; load_core=0; fi
 
-wait_http() { # wait_http URL [HEADER]: until it answers 200, at most 120 s (valgrind starts slowly)
-  for _ in $(seq 1200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' ${2:+-H "$2"} "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  say "instructions.sh: $1 never answered 200"; return 1
-}
 served() { curl -s "http://127.0.0.1:$upstream_port/.bench/served"; }
 
 # --- 3. tokens, JWKS, upstream ------------------------------------------------------------

@@ -46,7 +46,9 @@ TOKENS=${TOKENS:-20000}
 PORT_BASE=${PORT_BASE:-18000}
 url_path=/timesheets/4711
 
-say() { printf '%s\n' "$*" >&2; }
+SCRIPT=load.sh
+# shellcheck source=benches/support/processes.sh
+. benches/support/processes.sh
 
 # --- 1. tools -------------------------------------------------------------------------
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
@@ -68,26 +70,6 @@ for b in "$scopegate_bin" "$bin/examples/passthrough" "$bin/examples/bench_upstr
   [ -x "$b" ] || { say "load.sh: $b is not built"; exit 1; }
 done
 
-# --- processes and cleanup ----------------------------------------------------------------
-work=$(mktemp -d /tmp/scopegate-load.XXXXXX)
-pids=()
-stop() { # stop PID: SIGINT is pingora's fast shutdown; SIGKILL if it lingers
-  local pid=$1
-  kill -INT "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 upstream_port=$PORT_BASE
 for port in $(seq "$PORT_BASE" $((PORT_BASE + 9))) $(seq $((PORT_BASE + 91)) $((PORT_BASE + 96))); do
   if ss -Hltn "sport = :$port" | grep -q .; then
@@ -108,13 +90,6 @@ busy_before=$(
     awk 'NR == 1 { b = $1; t = $2 } NR == 2 { printf "%.0f", 100 * ($1 - b) / ($2 - t) }'
 )
 
-wait_http() { # wait_http URL [HEADER]: until it answers 200, at most 15 s
-  for _ in $(seq 150); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' ${2:+-H "$2"} "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  say "load.sh: $1 never answered 200"; return 1
-}
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 writer_ticks() { # writer_ticks PID: CPU ticks of the process's access-log writer thread (0 if none)
   local f t=0

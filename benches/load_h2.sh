@@ -21,7 +21,9 @@ ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-3}
 PORT_BASE=${PORT_BASE:-18200}
 url_path=/timesheets/4711
-say() { printf '%s\n' "$*" >&2; }
+SCRIPT=load_h2.sh
+# shellcheck source=benches/support/processes.sh
+. benches/support/processes.sh
 
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
   scripts/setup --bench
@@ -35,15 +37,6 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 
-work=$(mktemp -d /tmp/scopegate-load-h2.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  sleep 0.5
-  for pid in "${pids[@]}"; do { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 if [ "$(nproc)" -ge 2 ]; then proxy_core=0; load_core=1; else proxy_core=0; load_core=0; fi
 
 wait_h2() { # wait_h2 URL [HEADER]: until it answers 200 over h2c, at most 15 s

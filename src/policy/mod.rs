@@ -140,6 +140,21 @@ impl Policy {
 mod tests {
     use super::*;
 
+    #[test]
+    fn routes_outside_the_resource_path_are_named() {
+        let policy = load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/timesheets.yaml"
+        )))
+        .unwrap();
+        let uncovered = policy.routes_outside("/timesheets");
+        assert!(uncovered.contains(&"approve-timesheet"), "{uncovered:?}");
+        assert!(!uncovered.contains(&"read-timesheet"), "{uncovered:?}");
+        // Public routes need no token, so no discovery.
+        assert!(!uncovered.contains(&"health"), "{uncovered:?}");
+        assert!(policy.routes_outside("").is_empty());
+    }
+
     const TIMESHEETS: &str = include_str!("../../policies/timesheets.yaml");
 
     fn policy() -> Policy {

@@ -41,13 +41,6 @@ impl ResourceMetadata {
         }
     }
 
-    /// The routes of `policy` whose paths lie outside the resource identifier's path: a
-    /// client that checks the document it reached from a challenge against the URL it
-    /// called (prefix or exact, RFC 9728 §3.3) refuses the document on those routes.
-    pub fn uncovered_routes<'p>(&self, policy: &'p Policy) -> Vec<&'p str> {
-        policy.routes_outside(&self.settings.resource_path)
-    }
-
     /// The path the document is served at.
     pub fn path(&self) -> &str {
         &self.settings.path
@@ -73,40 +66,5 @@ impl ResourceMetadata {
             doc["resource_documentation"] = link.as_str().into();
         }
         Bytes::from(serde_json::to_vec(&doc).expect("a JSON object serializes"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn metadata(resource: &str, path: &str) -> ResourceMetadata {
-        let settings = ProtectedResource {
-            resource: resource.into(),
-            resource_path: path.into(),
-            authorization_servers: vec![],
-            resource_name: None,
-            resource_documentation: None,
-            path: String::new(),
-            url: String::new(),
-        };
-        ResourceMetadata::new(&settings, false, vec![], false)
-    }
-
-    #[test]
-    fn routes_outside_the_resource_path_are_named() {
-        let policy = crate::policy::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/policies/timesheets.yaml"
-        )))
-        .unwrap();
-        let narrow = metadata("https://api.exampleco.com/timesheets", "/timesheets");
-        let uncovered = narrow.uncovered_routes(&policy);
-        assert!(uncovered.contains(&"approve-timesheet"), "{uncovered:?}");
-        assert!(!uncovered.contains(&"read-timesheet"), "{uncovered:?}");
-        // Public routes need no token, so no discovery.
-        assert!(!uncovered.contains(&"health"), "{uncovered:?}");
-        let origin = metadata("https://api.exampleco.com", "");
-        assert!(origin.uncovered_routes(&policy).is_empty());
     }
 }

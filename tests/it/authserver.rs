@@ -144,6 +144,16 @@ impl AuthServer {
     pub fn introspection(&self, secret_file: &std::path::Path) -> Value {
         json!({"client_id": CLIENT_ID, "client_secret_file": secret_file.display().to_string()})
     }
+
+    /// [`AuthServer::introspection`] with the right secret written into `dir` and this
+    /// server's endpoint named (no discovery).
+    pub fn introspection_in(&self, dir: &std::path::Path) -> Value {
+        let file = dir.join("client-secret");
+        std::fs::write(&file, format!("{CLIENT_SECRET}\n")).unwrap();
+        let mut introspection = self.introspection(&file);
+        introspection["endpoint"] = json!(self.introspection_endpoint());
+        introspection
+    }
 }
 
 impl Drop for AuthServer {

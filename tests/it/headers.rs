@@ -141,7 +141,18 @@ fn header_names_reach_the_upstream_in_lower_case_by_default() {
         "{head}"
     );
     assert!(!head.contains("auth0|bob"), "{head}");
-    assert!(!head.contains("X-"), "no name keeps a capital: {head}");
+    // Names only (a token may hold capitals); `Host` is pingora's own, written after the
+    // gateway's rewrite.
+    let capitalized: Vec<&str> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name))
+        .filter(|name| *name != "Host" && name.bytes().any(|b| b.is_ascii_uppercase()))
+        .collect();
+    assert!(
+        capitalized.is_empty(),
+        "names keep capitals: {capitalized:?}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use scopegate::decision::{Rejection, TokenError};
 use scopegate::ops::metrics::Metrics;
 use serde_json::{Value, json};
 
-use crate::authserver::{AuthServer, CLIENT_SECRET, active};
+use crate::authserver::{AuthServer, active};
 use crate::harness::*;
 use crate::properties_support::*;
 
@@ -234,10 +234,7 @@ fn introspecting() -> &'static Introspecting {
     IT.get_or_init(|| {
         let auth = AuthServer::start("http://127.0.0.1:1/jwks");
         let secret = tempfile::tempdir().unwrap();
-        let file = secret.path().join("client-secret");
-        std::fs::write(&file, CLIENT_SECRET).unwrap();
-        let mut introspection = auth.introspection(&file);
-        introspection["endpoint"] = json!(auth.introspection_endpoint());
+        let introspection = auth.introspection_in(secret.path());
         let config = format!(
             "version: 1
 upstream: http://127.0.0.1:1

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::authserver::{AuthServer, CLIENT_SECRET, active};
+use crate::authserver::{AuthServer, active};
 use crate::dpop::{Holder, PUBLIC_URL, assert_dpop_error, dpop_call};
 use crate::harness::*;
 
@@ -238,10 +238,7 @@ fn introspecting(redis: &Redis) -> Introspecting {
     let upstream = Upstream::start();
     let auth = AuthServer::start(&jwks.uri());
     let secret = tempfile::tempdir().unwrap();
-    let file = secret.path().join("client-secret");
-    std::fs::write(&file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let mut introspection = auth.introspection(&file);
-    introspection["endpoint"] = json!(auth.introspection_endpoint());
+    let introspection = auth.introspection_in(secret.path());
     let policy = timesheets_policy();
     let store = store_section(redis, "deny");
     let gws = (0..2)

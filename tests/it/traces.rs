@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
 
-use crate::authserver::{AuthServer, CLIENT_SECRET, active};
+use crate::authserver::{AuthServer, active};
 use crate::harness::*;
 
 /// One exported span, flattened for assertions.
@@ -403,10 +403,7 @@ fn an_opaque_tokens_introspection_is_a_client_span_whose_traceparent_reached_the
     let upstream = Upstream::start();
     let auth = AuthServer::start(&jwks.uri());
     let secret = tempfile::tempdir().unwrap();
-    let file = secret.path().join("client-secret");
-    std::fs::write(&file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let mut introspection = auth.introspection(&file);
-    introspection["endpoint"] = json!(auth.introspection_endpoint());
+    let introspection = auth.introspection_in(secret.path());
     let policy = timesheets_policy();
     let tracing = tracing_section(&collector.endpoint(), "");
     let mut spec = GatewaySpec::new(&jwks, &upstream, &policy);
@@ -442,13 +439,11 @@ fn an_opaque_tokens_introspection_is_a_client_span_whose_traceparent_reached_the
     );
 }
 
-#[test]
-fn a_client_trace_is_continued_and_a_malformed_traceparent_starts_a_new_one() {
-    let collector = Collector::start();
-    let (gw, _jwks, upstream) = traced(&collector.endpoint(), "");
+/// `GET /timesheets`, allowed, with the client's own `traceparent` and
+/// `tracestate: vendor=abc`; the `Authorization` value and the `traceparent` sent.
+fn call_with_client_trace(gw: &Gateway) -> (String, String) {
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
     let auth = format!("Bearer {token}");
-
     let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let r = gw.request(
         "GET",
@@ -460,6 +455,14 @@ fn a_client_trace_is_continued_and_a_malformed_traceparent_starts_a_new_one() {
         ],
     );
     assert_eq!(r.status, 200);
+    (auth, traceparent)
+}
+
+#[test]
+fn a_client_trace_is_continued_and_a_malformed_traceparent_starts_a_new_one() {
+    let collector = Collector::start();
+    let (gw, _jwks, upstream) = traced(&collector.endpoint(), "");
+    let (auth, _) = call_with_client_trace(&gw);
     let server = collector.wait_for("the continued trace", |s| {
         s.trace_id == CLIENT_TRACE && s.kind == 2
     });
@@ -563,19 +566,7 @@ fn spans_are_exported_over_grpc_too() {
 #[test]
 fn with_tracing_off_the_upstream_sees_the_clients_own_trace_headers_and_the_line_has_no_trace_id() {
     let (gw, _jwks, upstream) = Gateway::standard();
-    let token = TestKey::rsa().sign(&claims("read:timesheets"));
-    let auth = format!("Bearer {token}");
-    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
-    let r = gw.request(
-        "GET",
-        "/timesheets",
-        &[
-            ("authorization", &auth),
-            ("traceparent", &traceparent),
-            ("tracestate", "vendor=abc"),
-        ],
-    );
-    assert_eq!(r.status, 200);
+    let (auth, traceparent) = call_with_client_trace(&gw);
     let seen = upstream.last();
     assert_eq!(seen.header("traceparent"), Some(traceparent.as_str()));
     assert_eq!(seen.header("tracestate"), Some("vendor=abc"));
