@@ -15,6 +15,12 @@ pub trait Weighed {
     fn bytes(&self) -> u64;
 }
 
+impl<T: Weighed> Weighed for Arc<T> {
+    fn bytes(&self) -> u64 {
+        (**self).bytes()
+    }
+}
+
 /// Entries weigh their bytes, at least `floor`.
 #[derive(Clone)]
 pub struct ByBytes {

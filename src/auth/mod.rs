@@ -29,6 +29,7 @@ pub mod jwks;
 pub mod jws;
 pub mod store;
 pub mod token;
+pub mod token_key;
 pub mod verify;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use crate::auth::claims::{self, Claims};
 use crate::auth::identity::{ConditionClaims, Identity, NamedClaims, collect_scopes};
 use crate::auth::introspect::Introspector;
 use crate::auth::jwks::{KeyStore, MAX_KID_BYTES, VerifyKey};
+use crate::auth::token_key::{TokenKey, TokenLookup};
 use crate::config::IssuerSettings;
 use crate::ground::rejection::{Rejection, TokenError};
 use crate::ops::metrics::Metrics;
@@ -116,9 +117,9 @@ pub struct Verifier {
     opaque_issuer: Option<usize>,
     /// Claims copied into upstream headers.
     claim_names: Vec<Arc<str>>,
-    /// Keyed by the whole token: a lookup hashes it and compares it byte for byte, so a
-    /// token only ever finds its own entry.
-    cache: Option<BoundedCache<Box<str>, Cached>>,
+    /// Keyed by the whole token: a lookup hashes its signature's end ([`TokenKey`]) and
+    /// compares it byte for byte, so a token only ever finds its own entry.
+    cache: Option<BoundedCache<TokenKey, Arc<Cached>>>,
     metrics: Metrics,
 }
 
@@ -288,16 +289,17 @@ impl Verifier {
     /// an opaque token looked up here first is not counted as one.
     fn cached(&self, token: &str, conditions: &ConditionClaims, now: u64) -> Option<Arc<Identity>> {
         let cache = self.cache.as_ref()?;
-        let hit = cache.get(token)?;
+        // Shared, not cloned: one reference count instead of the entry's three.
+        let hit = cache.get(&TokenLookup(token))?;
         // After a reload that reads other claims, the entry lacks them: verify again.
         if now <= hit.valid_until
             && hit.conditions == *conditions
             && self.issuers[hit.issuer].keys.holds(&hit.key)
         {
             self.metrics.token_cache_hit();
-            return Some(hit.identity);
+            return Some(hit.identity.clone());
         }
-        cache.remove(token);
+        cache.remove(&TokenLookup(token));
         None
     }
 
@@ -320,8 +322,9 @@ impl Verifier {
             span.fail(rejection.reason().as_str());
         }
         let verified = verified?;
-        cache.insert(Box::from(token), verified.clone());
-        Ok(verified.identity)
+        let identity = verified.identity.clone();
+        cache.insert(TokenKey::new(token), Arc::new(verified));
+        Ok(identity)
     }
 
     fn verify_uncached(

@@ -121,19 +121,44 @@ fn is_plain(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if b == b'/' {
+        match PATH_BYTE[usize::from(b)] {
+            SEGMENT => {}
             // The leading slash ends the one empty segment a path may start with.
-            if i > 0 && is_dot_or_empty(&bytes[start..i]) {
-                return false;
+            SLASH => {
+                if i > 0 && is_dot_or_empty(&bytes[start..i]) {
+                    return false;
+                }
+                start = i + 1;
             }
-            start = i + 1;
-        } else if !b.is_ascii_graphic() || b == b'%' || b == b'\\' || b == b';' {
-            return false;
+            _ => return false,
         }
     }
     // A trailing slash leaves an empty last segment, which is plain.
     !matches!(&bytes[start..], b"." | b"..")
 }
+
+/// A byte a plain segment may hold: printable ASCII other than `%`, `\` and `;`.
+const SEGMENT: u8 = 0;
+/// `/`.
+const SLASH: u8 = 1;
+/// Anything else: the path takes the slow path.
+const OTHER: u8 = 2;
+
+/// Each byte's class: one load per byte instead of five comparisons.
+static PATH_BYTE: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte == b'/' {
+            table[b] = SLASH;
+        } else if byte.is_ascii_graphic() && byte != b'%' && byte != b'\\' && byte != b';' {
+            table[b] = SEGMENT;
+        }
+        b += 1;
+    }
+    table
+};
 
 fn is_dot_or_empty(segment: &[u8]) -> bool {
     matches!(segment, b"" | b"." | b"..")

@@ -146,36 +146,62 @@ fn json(out: &mut Vec<u8>, now: SystemTime, e: &AccessEntry) {
 }
 
 /// A JSON string literal; `serde_json` escapes quotes, backslashes and control characters.
+/// A plain string (see [`debug_str`]) needs none of that and is copied as it is.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a `&str` to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if plain(s.as_bytes()) {
+        quoted(out, s);
+    } else {
+        // Writing a `&str` to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// A quoted string as `{:?}` writes it. Paths and route ids are nearly always printable
 /// ASCII without quotes or backslashes, which is copied as it is; anything else takes the
 /// standard library's escaping (control characters, `"`, `\`, non-printable Unicode).
 fn debug_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s.bytes().all(|b| PLAIN[usize::from(b)]);
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+    if plain(s.as_bytes()) {
+        quoted(out, s);
     } else {
         let _ = write!(out, "{s:?}");
     }
 }
 
-/// The bytes `{:?}` writes as they are: printable ASCII but `"` and `\`. A table: one load
-/// per byte instead of three comparisons.
-static PLAIN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7f {
-        table[b] = b != b'"' as usize && b != b'\\' as usize;
-        b += 1;
+fn quoted(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether every byte is one that `{:?}` and JSON both write as it is: printable ASCII
+/// but `"` and `\`. Eight bytes at a time (the bit tricks of "Bit Twiddling Hacks":
+/// each test is exact for "some byte in the word"), the tail byte by byte.
+fn plain(bytes: &[u8]) -> bool {
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
     }
-    table
-};
+    const HIGH: u64 = splat(0x80);
+    // Some byte of `x` is below `n` (n <= 0x80).
+    let has_less = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x & HIGH != 0;
+    let has_byte = |x: u64, b: u8| has_less(x ^ splat(b), 1);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        if x & HIGH != 0
+            || has_less(x, 0x20)
+            || has_byte(x, b'"')
+            || has_byte(x, b'\\')
+            || has_byte(x, 0x7f)
+        {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
 
 /// Milliseconds with microsecond precision, e.g. `0.123` or `12.000`.
 fn millis(out: &mut Vec<u8>, d: Duration) {
@@ -208,17 +234,33 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     out.push(b'Z');
 }
 
-/// `n` in decimal, zero-padded to `width`. By hand: `write!` through `io::Write` costs
-/// about 400 instructions a number, nearly half of the whole line.
+/// `n` in decimal, zero-padded to `width` (at most 20). By hand, two digits per division:
+/// `write!` through `io::Write` costs about 400 instructions a number, nearly half of the
+/// whole line.
 fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    while n > 0 || buf.len() - i < width {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    out.extend_from_slice(&buf[i..]);
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else if n > 0 {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    // The buffer starts as zeros: the padding is already there.
+    out.extend_from_slice(&buf[i.min(buf.len() - width.min(buf.len()))..]);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix second (days to the civil date: H. Hinnant's algorithm).
@@ -271,6 +313,44 @@ mod tests {
         let now = UNIX_EPOCH + Duration::new(1_796_115_600, 42_000);
         super::format(&mut out, format, now, e);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_zero_padded_to_their_width() {
+        for (n, width) in [
+            (0, 1),
+            (0, 3),
+            (7, 1),
+            (42, 6),
+            (99, 2),
+            (100, 1),
+            (1234, 3),
+        ]
+        .into_iter()
+        .chain([(u64::MAX, 1), (123_456, 6), (1_000_001, 3)])
+        {
+            let mut out = Vec::new();
+            digits(&mut out, n, width);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{n:0width$}"));
+        }
+    }
+
+    #[test]
+    fn the_word_at_a_time_check_agrees_with_the_byte_at_a_time_one() {
+        let by_byte = |s: &[u8]| {
+            s.iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ')
+        };
+        // Every byte value at every position of a two-word string and of a tail.
+        for len in [7, 16, 19] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(plain(&s), by_byte(&s), "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,10 @@ impl PlannedName {
 pub struct HeaderPlan {
     /// Sorted by length, then bytes ([`by_length`]), for the lookup in `strip_present`.
     strip: Vec<HeaderName>,
+    /// Bit `n` set when a stripped name is `n` bytes long (bit 63: 63 bytes or more): a
+    /// request's header whose length has no bit is neither stripped nor a lookalike (a
+    /// lookalike has its stripped name's length), and is passed over without a search.
+    strip_lengths: u64,
     subject: PlannedName,
     issuer: PlannedName,
     scopes: PlannedName,
@@ -118,8 +122,10 @@ impl HeaderPlan {
         }
         strip.sort_by(by_length);
         strip.dedup();
+        let strip_lengths = strip.iter().fold(0, |bits, n| bits | length_bit(n));
         HeaderPlan {
             strip,
+            strip_lengths,
             subject: PlannedName::new(h.subject.clone()),
             issuer: PlannedName::new(h.issuer.clone()),
             scopes: PlannedName::new(h.scopes.clone()),
@@ -191,12 +197,17 @@ impl HeaderPlan {
         let mut found = 0u64;
         let mut underscored: Vec<HeaderName> = Vec::new();
         for name in headers.names() {
-            if self.strip.len() <= 64
+            let listed_length = self.strip_lengths & length_bit(name) != 0;
+            if !listed_length && !self.drop_underscore {
+                continue;
+            }
+            if listed_length
+                && self.strip.len() <= 64
                 && let Ok(i) = self.strip.binary_search_by(|s| by_length(s, name))
             {
                 found |= 1 << i;
-            } else if name.as_str().bytes().any(|b| b == b'_')
-                && (self.drop_underscore || self.lookalike(name))
+            } else if memchr::memchr(b'_', name.as_str().as_bytes()).is_some()
+                && (self.drop_underscore || (listed_length && self.lookalike(name)))
             {
                 underscored.push(name.clone());
             }
@@ -218,6 +229,11 @@ impl HeaderPlan {
         HeaderName::from_bytes(dashed.as_bytes())
             .is_ok_and(|d| self.strip.binary_search_by(|s| by_length(s, &d)).is_ok())
     }
+}
+
+/// `name`'s bit in [`HeaderPlan::strip_lengths`].
+fn length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
 }
 
 /// Orders names by length first: most comparisons end on one integer compare.
