@@ -16,7 +16,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use scopegate::auth::dpop::proof::{self, ProofRules, ProofTarget};
-use scopegate::auth::dpop::{DpopHeader, DpopRequest};
+use scopegate::auth::dpop::{DPOP, DpopRequest};
 use scopegate::auth::{Authenticator, Sender};
 use scopegate::config::Settings;
 use scopegate::ops::metrics::Metrics;
@@ -130,11 +130,15 @@ impl Fixture {
     }
 
     fn call(&self, authorization: &str, proof: Option<&str>) -> bool {
+        let mut headers = http::HeaderMap::new();
+        if let Some(proof) = proof {
+            headers.insert(&DPOP, proof.parse().expect("a proof is a header value"));
+        }
         let sender = Sender {
             dpop: DpopRequest {
                 method: "GET",
                 path: "/timesheets/4711",
-                proof: proof.map_or(DpopHeader::Absent, |p| DpopHeader::One(p.as_bytes())),
+                headers: &headers,
             },
             client_cert: None,
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use scopegate::auth::dpop::{DpopHeader, DpopRequest};
+use scopegate::auth::dpop::DpopRequest;
 use scopegate::auth::{Authenticator, Sender};
 use scopegate::config::Settings;
 use scopegate::decision;
@@ -247,12 +247,13 @@ fn decide(c: &mut Criterion) {
     let uncached = f.authenticator(None);
     let plain = format!("Bearer {}", f.tokens[0]);
     let rich = format!("Bearer {}", f.rich);
+    let no_headers = http::HeaderMap::new();
     let run = |auth: &Authenticator, path: &str, authorization: &str| {
         let sender = Sender {
             dpop: DpopRequest {
                 method: "GET",
                 path,
-                proof: DpopHeader::Absent,
+                headers: &no_headers,
             },
             client_cert: None,
         };

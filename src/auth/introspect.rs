@@ -142,6 +142,18 @@ impl Introspector {
             .or_else(|| self.discovered.introspection.load_full())
     }
 
+    /// The cached answer for `token`, while it is still good: what
+    /// [`Introspector::introspect`] would answer at once. `None` when it would have to
+    /// wait (no answer cached, or one past its time).
+    pub fn cached(&self, token: &str) -> Option<Result<Arc<Identity>, Rejection>> {
+        let answer = self.cache.get(token)?;
+        if Instant::now() >= answer.until() {
+            return None;
+        }
+        self.metrics.introspection_cache_hit(&self.label);
+        Some(served(&answer))
+    }
+
     /// The identity behind `token`, from the cache or the authorization server. With
     /// `fresh`, the cache is neither read nor written: every call asks the server (routes
     /// with `introspect: always`, where a revocation must bite at once).

@@ -174,25 +174,87 @@ impl Authenticator {
         sender: &Sender<'_>,
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
+        match self.at_once(credential, route, conditions, now) {
+            AtOnce::Done(answer) => answer,
+            AtOnce::Wait { token, found } => {
+                self.wait(token, found, route, conditions, sender, now)
+                    .await
+            }
+        }
+    }
+
+    /// The answer [`Authenticator::authenticate`] gives without waiting on anything, or
+    /// what is left to wait for: a missing or malformed credential, and a token either
+    /// cache holds (verified JWS, introspection answer) that no proof of possession
+    /// concerns, are answered here; a token to verify or introspect, and a proof to check,
+    /// are not. The proxy asks this first, so that a
+    /// cache hit builds no future at all.
+    pub fn at_once<'c>(
+        &self,
+        credential: &'c Result<Option<Credential<'_>>, Rejection>,
+        route: RouteAuth,
+        conditions: &ConditionClaims,
+        now: u64,
+    ) -> AtOnce<'c> {
         let presented = match credential {
             Ok(Some(credential)) => credential,
-            Ok(None) => return Err(Rejection::MissingToken),
-            Err(rejection) => return Err(rejection.clone()),
+            Ok(None) => return AtOnce::Done(Err(Rejection::MissingToken)),
+            Err(rejection) => return AtOnce::Done(Err(rejection.clone())),
         };
-        let introspect = route.introspect == Introspect::Always;
-        let identity = self
-            .verifier
-            .authenticate(&presented.token, introspect, conditions, now)
-            .await?;
-        // The cached identity says whether the token is bound; an unbound bearer token on a
-        // gateway without DPoP pays nothing more.
-        if self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off {
+        let token = Presented {
+            token: &presented.token,
+            dpop: presented.is_dpop(),
+        };
+        // A route that introspects always asks the server, cache or not.
+        if route.introspect == Introspect::Always {
+            return AtOnce::Wait { token, found: None };
+        }
+        let found = match self.verifier.cached(token.token, conditions, now) {
+            Some(identity) => identity,
+            None => match self.verifier.cached_opaque(token.token) {
+                Some(Ok(identity)) => identity,
+                Some(Err(refused)) => return AtOnce::Done(Err(refused)),
+                None => return AtOnce::Wait { token, found: None },
+            },
+        };
+        if self.needs_proof(&found, route) {
+            AtOnce::Wait {
+                token,
+                found: Some(found),
+            }
+        } else {
+            AtOnce::Done(Ok(found))
+        }
+    }
+
+    /// The rest of [`Authenticator::authenticate`] after [`Authenticator::at_once`]: the
+    /// token verified (unless `found` already holds its cached identity) and, for a
+    /// sender-constrained one, its proof checked.
+    pub async fn wait(
+        &self,
+        token: Presented<'_>,
+        found: Option<Arc<Identity>>,
+        route: RouteAuth,
+        conditions: &ConditionClaims,
+        sender: &Sender<'_>,
+        now: u64,
+    ) -> Result<Arc<Identity>, Rejection> {
+        let identity = match found {
+            Some(identity) => identity,
+            None => {
+                let introspect = route.introspect == Introspect::Always;
+                self.verifier
+                    .authenticate(token.token, introspect, conditions, now)
+                    .await?
+            }
+        };
+        if self.needs_proof(&identity, route) {
             // Boxed: the proof check's future (with the shared store's) is large, and only
             // DPoP requests pay for it.
             Box::pin(self.dpop.check(
                 &identity,
-                &presented.token,
-                presented.is_dpop(),
+                token.token,
+                token.dpop,
                 &sender.dpop,
                 route.dpop,
                 now,
@@ -202,4 +264,34 @@ impl Authenticator {
         }
         Ok(identity)
     }
+
+    /// Whether the request must prove it holds the token (DPoP, or the certificate it is
+    /// bound to). The cached identity says whether the token is bound; an unbound bearer
+    /// token on a gateway without DPoP pays nothing more.
+    fn needs_proof(&self, identity: &Identity, route: RouteAuth) -> bool {
+        self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off
+    }
+}
+
+/// What [`Authenticator::at_once`] could tell.
+pub enum AtOnce<'c> {
+    /// The answer.
+    Done(Result<Arc<Identity>, Rejection>),
+    /// Verification, introspection or a proof check is needed: hand these to
+    /// [`Authenticator::wait`].
+    Wait {
+        /// The presented token.
+        token: Presented<'c>,
+        /// Its identity, when the cache held it (only its proof is left to check).
+        found: Option<Arc<Identity>>,
+    },
+}
+
+/// A presented token and whether it came under the `DPoP` scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'c> {
+    /// The token.
+    pub token: &'c str,
+    /// Sent as `Authorization: DPoP`.
+    pub dpop: bool,
 }

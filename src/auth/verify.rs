@@ -283,11 +283,22 @@ impl Verifier {
         }
     }
 
+    /// The introspection cache's answer for an opaque `token`, when it holds a good one
+    /// (see [`Introspector::cached`]); `None` for a JWS or when the answer must be waited
+    /// for.
+    pub fn cached_opaque(&self, token: &str) -> Option<Result<Arc<Identity>, Rejection>> {
+        let index = self.opaque_issuer?;
+        if crate::auth::token::looks_like_jws(token) {
+            return None;
+        }
+        self.issuers[index].introspector.as_ref()?.cached(token)
+    }
+
     /// The identity the verified-token cache holds for `token` while it is still good: before
     /// its expiry, its key still published, made for the claims the policy reads now. A
     /// stale entry is dropped. Misses are counted by [`Verifier::verify_and_cache`], so that
     /// an opaque token looked up here first is not counted as one.
-    fn cached(&self, token: &str, conditions: &ConditionClaims, now: u64) -> Option<Arc<Identity>> {
+    pub fn cached(&self, token: &str, conditions: &ConditionClaims, now: u64) -> Option<Arc<Identity>> {
         let cache = self.cache.as_ref()?;
         // Shared, not cloned: one reference count instead of the entry's three.
         let hit = cache.get(&TokenLookup(token))?;

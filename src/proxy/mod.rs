@@ -24,6 +24,7 @@ pub mod host;
 pub mod http2;
 pub mod metadata;
 pub mod phases;
+pub mod read_headers;
 pub mod tls;
 pub mod traced;
 pub mod upstream;

@@ -13,7 +13,8 @@ use pingora::protocols::http::server::Session as HttpSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::cnf::ClientCert;
-use crate::auth::dpop::{DpopHeader, DpopRequest};
+use crate::auth::dpop::DpopRequest;
+use crate::auth::AtOnce;
 use crate::auth::token::Credential;
 use crate::auth::{Authenticator, Sender};
 use crate::config::{HostRules, Upstream, UpstreamTimeouts};
@@ -33,13 +34,11 @@ use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
+use crate::proxy::read_headers;
 use crate::proxy::upstream;
 
 /// Longest a refused gRPC call's messages are read off after its answer.
 const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The `DPoP` header's name, made once: a lookup by `&str` parses the name on every request.
-static DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Largest request body read and discarded to keep a refused client's connection open.
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
@@ -132,7 +131,8 @@ impl ProxyHttp for Gateway {
         }
         // One snapshot per request: a reload mid-request does not change its decision.
         let policy = self.policy.snapshot();
-        if let Err(rejection) = self.check_target(session.req_header(), ctx) {
+        let read = read_headers::read(&session.req_header().headers);
+        if let Err(rejection) = self.check_target(session.req_header(), &read, ctx) {
             return self.refuse(session, ctx, rejection).await;
         }
         if let Some(metadata) = self.metadata_request(session.req_header()) {
@@ -143,13 +143,7 @@ impl ProxyHttp for Gateway {
         }
         let client_cert = self.client_cert(session);
         let req = session.req_header();
-        let credential = self.auth.credential(
-            req.headers
-                .get_all(http::header::AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            req.uri.query(),
-        );
+        let credential = self.auth.credential(read.authorization.values(), req.uri.query());
         let decide = self.decide(&policy, req, &credential, client_cert);
         let decision = match &ctx.trace {
             None => decide.await,
@@ -408,16 +402,23 @@ impl Gateway {
                 dpop: DpopRequest {
                     method,
                     path,
-                    proof: DpopHeader::from_values(
-                        req.headers.get_all(&DPOP).iter().map(HeaderValue::as_bytes),
-                    ),
+                    headers: &req.headers,
                 },
                 client_cert,
             };
+            // A cache hit is answered here, with no future but this block's; what must
+            // wait (verification, introspection, a proof) is boxed, off the hit's path.
+            let first = self.auth.at_once(credential, route, conditions, now);
             async move {
-                self.auth
-                    .authenticate(credential, route, conditions, &sender, now)
-                    .await
+                match first {
+                    AtOnce::Done(answer) => answer,
+                    AtOnce::Wait { token, found } => {
+                        let wait = self
+                            .auth
+                            .wait(token, found, route, conditions, &sender, now);
+                        Box::pin(wait).await
+                    }
+                }
             }
         })
         .await
@@ -461,24 +462,26 @@ impl Gateway {
     }
 
     /// The host and query checks that come before the policy.
-    fn check_target(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), Rejection> {
+    fn check_target(
+        &self,
+        req: &RequestHeader,
+        read: &read_headers::Read<'_>,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), Rejection> {
         ctx.target_host = host::check(
             &self.hosts,
             req.raw_path(),
-            req.headers
-                .get_all(http::header::HOST)
-                .iter()
-                .map(HeaderValue::as_bytes),
+            read.host.values(),
             req.version == http::Version::HTTP_11,
             req.uri.authority().map(|a| a.as_str()),
         )?;
         if let Some(q) = req.uri.query() {
             ctx.rewritten_query = query::check(q, &self.query)?;
         }
-        let declared = req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = read
+            .content_length
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
             return Err(Rejection::PayloadTooLarge);
         }

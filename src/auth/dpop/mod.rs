@@ -58,6 +58,9 @@ impl<'a> DpopHeader<'a> {
     }
 }
 
+/// The `DPoP` header's name, made once: a lookup by `&str` parses the name every time.
+pub static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+
 /// What DPoP checks need of the request besides the token.
 #[derive(Debug, Clone, Copy)]
 pub struct DpopRequest<'a> {
@@ -65,8 +68,16 @@ pub struct DpopRequest<'a> {
     pub method: &'a str,
     /// The path as the client sent it (no query).
     pub path: &'a str,
-    /// The `DPoP` header.
-    pub proof: DpopHeader<'a>,
+    /// The request's headers: the `DPoP` header is looked up only by a check that reads
+    /// it, so a bearer token on a gateway without DPoP never pays for the lookup.
+    pub headers: &'a http::HeaderMap,
+}
+
+impl<'a> DpopRequest<'a> {
+    /// The request's `DPoP` header values.
+    pub fn proof(&self) -> DpopHeader<'a> {
+        DpopHeader::from_values(self.headers.get_all(&DPOP).iter().map(|v| v.as_bytes()))
+    }
 }
 
 /// DPoP enforcement for every issuer and route.
@@ -187,7 +198,7 @@ impl DpopGuard {
             }
         };
         let invalid = Rejection::InvalidDpopProof;
-        let proof = match request.proof {
+        let proof = match request.proof() {
             DpopHeader::Absent => return Err(invalid(ProofError::Missing)),
             DpopHeader::Several => return Err(invalid(ProofError::Several)),
             DpopHeader::One(value) => {
