@@ -19,7 +19,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::trace::Tracing;
 use crate::policy::reload::{PolicyStore, PolicyWatcher};
 use crate::proxy::admin::Admin;
-use crate::proxy::connections::ConnectionLimit;
+use crate::proxy::connections::ConnectionCap;
 use crate::proxy::header_clock::HeaderDeadline;
 use crate::proxy::headers::HeaderPlan;
 use crate::proxy::metadata::ResourceMetadata;
@@ -167,7 +167,8 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     app.server_options = Some(crate::proxy::http2::server_options(&settings.http2));
     app.h2_options = Some(crate::proxy::http2::h2_options(&settings.http2));
-    let mut app = HeaderDeadline::new(app, settings.client_header_timeout, metrics.clone());
+    let cap = ConnectionCap::new(settings.max_connections, metrics.clone());
+    let mut app = HeaderDeadline::new(app, settings.client_header_timeout, cap, metrics.clone());
     let mut cert_watcher = None;
     let mut tls_address = None;
     if let Some(tls) = &settings.listen_tls {
@@ -199,7 +200,6 @@ pub fn build(settings: &Settings, options: RunOptions) -> Result<Process, StartE
         tls_address = Some(tls.address);
         cert_watcher = Some(CertWatcher::new(cert));
     }
-    let app = ConnectionLimit::new(app, settings.max_connections, metrics.clone());
     let mut proxy = Service::new("scopegate".into(), app);
     proxy.add_tcp(&settings.listen.to_string());
     if let Some(address) = tls_address {

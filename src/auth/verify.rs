@@ -298,7 +298,12 @@ impl Verifier {
     /// its expiry, its key still published, made for the claims the policy reads now. A
     /// stale entry is dropped. Misses are counted by [`Verifier::verify_and_cache`], so that
     /// an opaque token looked up here first is not counted as one.
-    pub fn cached(&self, token: &str, conditions: &ConditionClaims, now: u64) -> Option<Arc<Identity>> {
+    pub fn cached(
+        &self,
+        token: &str,
+        conditions: &ConditionClaims,
+        now: u64,
+    ) -> Option<Arc<Identity>> {
         let cache = self.cache.as_ref()?;
         // Shared, not cloned: one reference count instead of the entry's three.
         let hit = cache.get(&TokenLookup(token))?;

@@ -39,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::ops::metrics::Metrics;
+use crate::proxy::connections::ConnectionCap;
 use crate::proxy::tls::TlsHandshake;
 
 /// The clock is running: the header has not been read yet.
@@ -55,22 +56,27 @@ const OFF: u8 = 3;
 /// bound and `http2.idle_timeout_seconds` bound it instead.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-/// Wraps the proxy application: each HTTP/1 connection's stream gets a [`HeaderClock`].
+/// Wraps the proxy application: each connection first takes its place under the
+/// connection cap, and each HTTP/1 connection's stream gets a [`HeaderClock`].
 pub struct HeaderDeadline<A> {
     inner: Arc<A>,
     limit: Duration,
     metrics: Metrics,
+    /// The cap on open connections, taken here before anything else.
+    cap: ConnectionCap,
     /// The TLS listener's handshake, done here for its connections.
     tls: Option<TlsHandshake>,
 }
 
 impl<A> HeaderDeadline<A> {
-    /// `inner`, with every request header read within `limit`.
-    pub fn new(inner: A, limit: Duration, metrics: Metrics) -> HeaderDeadline<A> {
+    /// `inner`, with every request header read within `limit`, and at most `cap`'s
+    /// connections open.
+    pub fn new(inner: A, limit: Duration, cap: ConnectionCap, metrics: Metrics) -> Self {
         HeaderDeadline {
             inner: Arc::new(inner),
             limit,
             metrics,
+            cap,
             tls: None,
         }
     }
@@ -89,6 +95,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // Held until the connection ends, however it ends.
+        let _admitted = self.cap.admit()?;
         if let Some(tls) = self.tls.as_ref().filter(|tls| tls.serves(&stream)) {
             // The clock starts at the accept, under the handshake.
             let phase = Arc::new(AtomicU8::new(HEADER));

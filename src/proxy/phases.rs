@@ -12,9 +12,9 @@ use pingora::prelude::*;
 use pingora::protocols::http::server::Session as HttpSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::auth::AtOnce;
 use crate::auth::cnf::ClientCert;
 use crate::auth::dpop::DpopRequest;
-use crate::auth::AtOnce;
 use crate::auth::token::Credential;
 use crate::auth::{Authenticator, Sender};
 use crate::config::{HostRules, Upstream, UpstreamTimeouts};
@@ -143,7 +143,9 @@ impl ProxyHttp for Gateway {
         }
         let client_cert = self.client_cert(session);
         let req = session.req_header();
-        let credential = self.auth.credential(read.authorization.values(), req.uri.query());
+        let credential = self
+            .auth
+            .credential(read.authorization.values(), req.uri.query());
         let decide = self.decide(&policy, req, &credential, client_cert);
         let decision = match &ctx.trace {
             None => decide.await,
