@@ -163,8 +163,16 @@ fn debug_str(out: &mut Vec<u8>, s: &str) {
     if plain(s.as_bytes()) {
         quoted(out, s);
     } else {
-        let _ = write!(out, "{s:?}");
+        escaped(out, s);
     }
+}
+
+/// Kept out of line: the formatting machinery would otherwise make every caller save and
+/// restore registers it only needs here.
+#[cold]
+#[inline(never)]
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    let _ = write!(out, "{s:?}");
 }
 
 fn quoted(out: &mut Vec<u8>, s: &str) {
@@ -176,31 +184,37 @@ fn quoted(out: &mut Vec<u8>, s: &str) {
 
 /// Whether every byte is one that `{:?}` and JSON both write as it is: printable ASCII
 /// but `"` and `\`. Eight bytes at a time (the bit tricks of "Bit Twiddling Hacks":
-/// each test is exact for "some byte in the word"), the tail byte by byte.
+/// each test is exact for "some byte in the word"); the last word overlaps the one
+/// before it rather than ending in a loop over single bytes, and a string shorter than a
+/// word is padded with a plain byte.
 fn plain(bytes: &[u8]) -> bool {
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight"));
+    if bytes.len() < 8 {
+        let mut padded = [b'a'; 8];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        return plain_word(u64::from_le_bytes(padded));
+    }
+    let last = bytes.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if !plain_word(word(at)) {
+            return false;
+        }
+        at += 8;
+    }
+    plain_word(word(last))
+}
+
+/// [`plain`] for one word.
+fn plain_word(x: u64) -> bool {
     const fn splat(b: u8) -> u64 {
         0x0101_0101_0101_0101 * b as u64
     }
     const HIGH: u64 = splat(0x80);
-    // Some byte of `x` is below `n` (n <= 0x80).
-    let has_less = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x & HIGH != 0;
-    let has_byte = |x: u64, b: u8| has_less(x ^ splat(b), 1);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        if x & HIGH != 0
-            || has_less(x, 0x20)
-            || has_byte(x, b'"')
-            || has_byte(x, b'\\')
-            || has_byte(x, 0x7f)
-        {
-            return false;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    // High bit of some byte set when a byte of `x` is below `n` (n <= 0x80).
+    let less = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x;
+    let equal = |x: u64, b: u8| less(x ^ splat(b), 1);
+    (x | less(x, 0x20) | equal(x, b'"') | equal(x, b'\\') | equal(x, 0x7f)) & HIGH == 0
 }
 
 /// Milliseconds with microsecond precision, e.g. `0.123` or `12.000`.
@@ -208,7 +222,7 @@ fn millis(out: &mut Vec<u8>, d: Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     digits(out, micros / 1000, 1);
     out.push(b'.');
-    digits(out, micros % 1000, 3);
+    fixed::<3>(out, micros % 1000);
 }
 
 thread_local! {
@@ -230,7 +244,7 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
         out.extend_from_slice(&cached.1);
     });
     out.push(b'.');
-    digits(out, u64::from(since.subsec_micros()), 6);
+    fixed::<6>(out, u64::from(since.subsec_micros()));
     out.push(b'Z');
 }
 
@@ -261,6 +275,17 @@ fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     }
     // The buffer starts as zeros: the padding is already there.
     out.extend_from_slice(&buf[i.min(buf.len() - width.min(buf.len()))..]);
+}
+
+/// The last `W` decimal digits of `n`, zero-padded: the fractions of the timestamp and
+/// the latency, a fixed number of digits that needs no loop.
+fn fixed<const W: usize>(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [b'0'; W];
+    for digit in buf.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix second (days to the civil date: H. Hinnant's algorithm).
@@ -333,6 +358,11 @@ mod tests {
             digits(&mut out, n, width);
             assert_eq!(String::from_utf8(out).unwrap(), format!("{n:0width$}"));
         }
+        let mut out = Vec::new();
+        fixed::<3>(&mut out, 7);
+        fixed::<6>(&mut out, 123_456);
+        fixed::<3>(&mut out, 1234);
+        assert_eq!(out, b"007123456234");
     }
 
     #[test]
@@ -342,7 +372,8 @@ mod tests {
                 .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ')
         };
         // Every byte value at every position of a two-word string and of a tail.
-        for len in [7, 16, 19] {
+        assert!(plain(b""));
+        for len in [1, 7, 8, 9, 16, 19] {
             for at in 0..len {
                 for b in 0..=255u8 {
                     let mut s = vec![b'a'; len];
