@@ -33,6 +33,7 @@ pub mod token_key;
 pub mod verify;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::Settings;
 use crate::config::TokenRules;
@@ -174,7 +175,7 @@ impl Authenticator {
         sender: &Sender<'_>,
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
-        match self.at_once(credential, route, conditions, now) {
+        match self.at_once(credential, route, conditions, now, Instant::now()) {
             AtOnce::Done(answer) => answer,
             AtOnce::Wait { token, found } => {
                 self.wait(token, found, route, conditions, sender, now)
@@ -188,13 +189,15 @@ impl Authenticator {
     /// cache holds (verified JWS, introspection answer) that no proof of possession
     /// concerns, are answered here; a token to verify or introspect, and a proof to check,
     /// are not. The proxy asks this first, so that a
-    /// cache hit builds no future at all.
+    /// cache hit builds no future at all. `arrived` is when the request came in: a cached
+    /// token's key set is judged fresh or stale as of then, without another clock reading.
     pub fn at_once<'c>(
         &self,
         credential: &'c Result<Option<Credential<'_>>, Rejection>,
         route: RouteAuth,
         conditions: &ConditionClaims,
         now: u64,
+        arrived: Instant,
     ) -> AtOnce<'c> {
         let presented = match credential {
             Ok(Some(credential)) => credential,
@@ -209,7 +212,7 @@ impl Authenticator {
         if route.introspect == Introspect::Always {
             return AtOnce::Wait { token, found: None };
         }
-        let found = match self.verifier.cached(token.token, conditions, now) {
+        let found = match self.verifier.cached(token.token, conditions, now, arrived) {
             Some(identity) => identity,
             None => match self.verifier.cached_opaque(token.token) {
                 Some(Ok(identity)) => identity,

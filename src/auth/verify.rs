@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::Value;
@@ -195,7 +196,7 @@ impl Verifier {
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
         // A token the cache holds verified as a JWS: its shape needs no second look.
-        let cached = self.cached(token, conditions, now);
+        let cached = self.cached(token, conditions, now, Instant::now());
         if cached.is_none() && !crate::auth::token::looks_like_jws(token) {
             // Garbage never costs the authorization server a call.
             crate::auth::token::check_syntax(token)?;
@@ -277,7 +278,7 @@ impl Verifier {
         conditions: &ConditionClaims,
         now: u64,
     ) -> Result<Arc<Identity>, Failure> {
-        match self.cached(token, conditions, now) {
+        match self.cached(token, conditions, now, Instant::now()) {
             Some(identity) => Ok(identity),
             None => self.verify_and_cache(token, conditions, now),
         }
@@ -303,6 +304,7 @@ impl Verifier {
         token: &str,
         conditions: &ConditionClaims,
         now: u64,
+        arrived: Instant,
     ) -> Option<Arc<Identity>> {
         let cache = self.cache.as_ref()?;
         // Shared, not cloned: one reference count instead of the entry's three.
@@ -310,7 +312,7 @@ impl Verifier {
         // After a reload that reads other claims, the entry lacks them: verify again.
         if now <= hit.valid_until
             && hit.conditions == *conditions
-            && self.issuers[hit.issuer].keys.holds(&hit.key)
+            && self.issuers[hit.issuer].keys.holds(&hit.key, arrived)
         {
             self.metrics.token_cache_hit();
             return Some(hit.identity.clone());

@@ -206,7 +206,7 @@ impl HeaderPlan {
                 && let Ok(i) = self.strip.binary_search_by(|s| by_length(s, name))
             {
                 found |= 1 << i;
-            } else if memchr::memchr(b'_', name.as_str().as_bytes()).is_some()
+            } else if name.as_str().as_bytes().contains(&b'_')
                 && (self.drop_underscore || (listed_length && self.lookalike(name)))
             {
                 underscored.push(name.clone());

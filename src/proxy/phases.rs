@@ -146,7 +146,7 @@ impl ProxyHttp for Gateway {
         let credential = self
             .auth
             .credential(read.authorization.values(), req.uri.query());
-        let decide = self.decide(&policy, req, &credential, client_cert);
+        let decide = self.decide(&policy, req, &credential, client_cert, ctx.started);
         let decision = match &ctx.trace {
             None => decide.await,
             // Verification and introspection open their spans under the server span.
@@ -387,13 +387,15 @@ impl ProxyHttp for Gateway {
 
 impl Gateway {
     /// The decision for `req`, with its `credential` read once: the policy's route, then
-    /// (on a protected route) authentication with the request's one clock reading.
+    /// (on a protected route) authentication with the request's one clock reading, and
+    /// the instant it `arrived` for the freshness of a cached token's keys.
     async fn decide(
         &self,
         policy: &Policy,
         req: &RequestHeader,
         credential: &Result<Option<Credential<'_>>, Rejection>,
         client_cert: Option<ClientCert>,
+        arrived: Instant,
     ) -> Decision {
         let now = unix_now();
         let conditions = policy.condition_claims();
@@ -410,7 +412,9 @@ impl Gateway {
             };
             // A cache hit is answered here, with no future but this block's; what must
             // wait (verification, introspection, a proof) is boxed, off the hit's path.
-            let first = self.auth.at_once(credential, route, conditions, now);
+            let first = self
+                .auth
+                .at_once(credential, route, conditions, now, arrived);
             async move {
                 match first {
                     AtOnce::Done(answer) => answer,

@@ -130,12 +130,14 @@ impl KeyStore {
         Some(set)
     }
 
-    /// Whether `key` is among the usable keys: [`KeyStore::keys`] without taking a
-    /// reference to the set (a cached token's check on every request).
-    pub fn holds(&self, key: &Arc<VerifyKey>) -> bool {
+    /// Whether `key` is among the keys usable `at` (the request's arrival):
+    /// [`KeyStore::keys`] without taking a reference to the set or reading the clock again
+    /// (a cached token's check on every request).
+    pub fn holds(&self, key: &Arc<VerifyKey>, at: Instant) -> bool {
         let set = self.current.load();
         set.as_ref().is_some_and(|set| {
-            (self.fixed || set.loaded_at.elapsed() <= self.max_staleness()) && set.contains(key)
+            (self.fixed || at.saturating_duration_since(set.loaded_at) <= self.max_staleness())
+                && set.contains(key)
         })
     }
 
