@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
@@ -41,19 +41,25 @@ pub struct KeySet {
     by_kid: HashMap<String, Arc<VerifyKey>>,
     pub(super) all: Vec<Arc<VerifyKey>>,
     pub(super) loaded_at: Instant,
+    /// The last instant its keys may be used (`loaded_at` plus the maximum staleness);
+    /// `None` when that lies past what an `Instant` can hold.
+    pub(super) fresh_until: Option<Instant>,
 }
 
 impl KeySet {
-    /// Builds a set from keys; keys without a `kid` are only found by [`KeySet::without_kid`].
-    pub fn new(keys: Vec<Arc<VerifyKey>>) -> KeySet {
+    /// Builds a set from keys, usable for `max_staleness` from now; keys without a `kid`
+    /// are only found by [`KeySet::without_kid`].
+    pub fn new(keys: Vec<Arc<VerifyKey>>, max_staleness: Duration) -> KeySet {
         let by_kid = keys
             .iter()
             .filter_map(|k| k.kid.clone().map(|kid| (kid, k.clone())))
             .collect();
+        let loaded_at = Instant::now();
         KeySet {
             by_kid,
             all: keys,
-            loaded_at: Instant::now(),
+            loaded_at,
+            fresh_until: loaded_at.checked_add(max_staleness),
         }
     }
 

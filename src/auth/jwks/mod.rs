@@ -113,9 +113,10 @@ impl KeyStore {
                 signature: SignatureKey::hmac(secret.expose()),
                 fingerprint: String::new(),
             };
-            store
-                .current
-                .store(Some(Arc::new(KeySet::new(vec![Arc::new(key)]))));
+            store.current.store(Some(Arc::new(KeySet::new(
+                vec![Arc::new(key)],
+                Duration::MAX,
+            ))));
             store.fixed = true;
         }
         store
@@ -136,8 +137,7 @@ impl KeyStore {
     pub fn holds(&self, key: &Arc<VerifyKey>, at: Instant) -> bool {
         let set = self.current.load();
         set.as_ref().is_some_and(|set| {
-            (self.fixed || at.saturating_duration_since(set.loaded_at) <= self.max_staleness())
-                && set.contains(key)
+            (self.fixed || set.fresh_until.is_none_or(|until| at <= until)) && set.contains(key)
         })
     }
 
@@ -217,7 +217,8 @@ impl KeyStore {
             })
             .collect();
         let n = keys.len();
-        self.current.store(Some(Arc::new(KeySet::new(keys))));
+        self.current
+            .store(Some(Arc::new(KeySet::new(keys, self.max_staleness()))));
         self.unknown_kids.clear();
         n
     }
