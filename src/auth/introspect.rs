@@ -144,14 +144,14 @@ impl Introspector {
 
     /// The cached answer for `token`, while it is still good: what
     /// [`Introspector::introspect`] would answer at once. `None` when it would have to
-    /// wait (no answer cached, or one past its time).
-    pub fn cached(&self, token: &str) -> Option<Result<Arc<Identity>, Rejection>> {
+    /// wait (no answer cached, or one past its time). `now` is the request's Unix second.
+    pub fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
         let answer = self.cache.get(token)?;
         if Instant::now() >= answer.until() {
             return None;
         }
         self.metrics.introspection_cache_hit(&self.label);
-        Some(served(&answer))
+        Some(served(&answer, now))
     }
 
     /// The identity behind `token`, from the cache or the authorization server. With
@@ -168,13 +168,13 @@ impl Introspector {
         // large, though a cache hit never runs them.
         if fresh {
             let answer = Box::pin(self.call_and_judge(token, identity, false)).await?;
-            return served(&answer);
+            return served(&answer, unix_now());
         }
         loop {
             match self.cache.get_value_or_guard_async(token).await {
                 Ok(answer) if Instant::now() < answer.until() => {
                     self.metrics.introspection_cache_hit(&self.label);
-                    return served(&answer);
+                    return served(&answer, unix_now());
                 }
                 Ok(_) => {
                     // Past its time: drop it, then take the placeholder (or wait for a
@@ -187,7 +187,7 @@ impl Introspector {
                     // themselves, each bounded by the timeout.
                     let answer = Box::pin(self.fetch(token, identity)).await?;
                     let _ = guard.insert(answer.clone());
-                    return served(&answer);
+                    return served(&answer, unix_now());
                 }
             }
         }
@@ -418,10 +418,10 @@ fn identity_exp(answer: &Claims) -> Result<u64, Rejection> {
     }
 }
 
-fn served(answer: &Answer) -> Result<Arc<Identity>, Rejection> {
+fn served(answer: &Answer, now: u64) -> Result<Arc<Identity>, Rejection> {
     match answer {
         Answer::Active { identity, .. } => {
-            if identity.expires_at < unix_now() {
+            if identity.expires_at < now {
                 return Err(Rejection::InvalidToken(TokenError::Expired));
             }
             Ok(identity.clone())

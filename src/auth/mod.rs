@@ -214,7 +214,7 @@ impl Authenticator {
         }
         let found = match self.verifier.cached(token.token, conditions, now, arrived) {
             Some(identity) => identity,
-            None => match self.verifier.cached_opaque(token.token) {
+            None => match self.verifier.cached_opaque(token.token, now) {
                 Some(Ok(identity)) => identity,
                 Some(Err(refused)) => return AtOnce::Done(Err(refused)),
                 None => return AtOnce::Wait { token, found: None },

@@ -287,12 +287,15 @@ impl Verifier {
     /// The introspection cache's answer for an opaque `token`, when it holds a good one
     /// (see [`Introspector::cached`]); `None` for a JWS or when the answer must be waited
     /// for.
-    pub fn cached_opaque(&self, token: &str) -> Option<Result<Arc<Identity>, Rejection>> {
+    pub fn cached_opaque(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
         let index = self.opaque_issuer?;
         if crate::auth::token::looks_like_jws(token) {
             return None;
         }
-        self.issuers[index].introspector.as_ref()?.cached(token)
+        self.issuers[index]
+            .introspector
+            .as_ref()?
+            .cached(token, now)
     }
 
     /// The identity the verified-token cache holds for `token` while it is still good: before

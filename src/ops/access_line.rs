@@ -46,6 +46,8 @@ pub struct AccessEntry<'a> {
     pub status: u16,
     /// Time from the request's headers to this line.
     pub latency: Duration,
+    /// When the line is written (its timestamp).
+    pub at: SystemTime,
     /// The verified token's `sub`; `None` when no token was verified or it had none.
     pub subject: Option<&'a str>,
     /// The client's protocol: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
@@ -55,8 +57,9 @@ pub struct AccessEntry<'a> {
     pub trace: Option<(TraceId, SpanId)>,
 }
 
-/// Appends one line (with its newline) for `entry` at `now` to `out`.
-pub fn format(out: &mut Vec<u8>, format: LogFormat, now: SystemTime, entry: &AccessEntry) {
+/// Appends one line (with its newline) for `entry` to `out`.
+pub fn format(out: &mut Vec<u8>, format: LogFormat, entry: &AccessEntry) {
+    let now = entry.at;
     let method = cut(entry.method, MAX_METHOD);
     let path = cut(entry.path, MAX_PATH);
     let subject = entry.subject.map(|s| cut(s, MAX_SUBJECT));
@@ -326,6 +329,8 @@ mod tests {
             reason: Reason::Authorized,
             status: 200,
             latency: Duration::from_micros(1234),
+            // 2026-12-01T09:00:00.000042Z
+            at: UNIX_EPOCH + Duration::new(1_796_115_600, 42_000),
             subject,
             protocol: "HTTP/1.1",
             trace: None,
@@ -334,9 +339,7 @@ mod tests {
 
     fn line(format: LogFormat, e: &AccessEntry) -> String {
         let mut out = Vec::new();
-        // 2026-12-01T09:00:00.000042Z
-        let now = UNIX_EPOCH + Duration::new(1_796_115_600, 42_000);
-        super::format(&mut out, format, now, e);
+        super::format(&mut out, format, e);
         String::from_utf8(out).unwrap()
     }
 

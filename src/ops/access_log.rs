@@ -19,7 +19,6 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
-use std::time::SystemTime;
 
 use super::access_line::{self, AccessEntry};
 use super::metrics::Metrics;
@@ -168,7 +167,7 @@ impl AccessLog {
                 return;
             }
             let was_empty = lines.is_empty();
-            access_line::format(&mut lines, inner.format, SystemTime::now(), entry);
+            access_line::format(&mut lines, inner.format, entry);
             was_empty
         };
         if was_empty {
@@ -286,6 +285,7 @@ mod tests {
             reason: Reason::Public,
             status: 200,
             latency: Duration::from_micros(5),
+            at: std::time::SystemTime::now(),
             subject: None,
             protocol: "HTTP/1.1",
             trace: None,

@@ -4,8 +4,10 @@
 //! wrapped in a [`HeaderClock`]: its reads fail with `TimedOut` once the header has taken
 //! longer than the limit, and pingora closes the connection.
 //!
-//! The clock runs from the accept for a connection's first request and from the first byte
-//! of each later one (the keep-alive idle wait before it has its own timeout). The proxy's
+//! The clock runs from the accept for a connection's first request, and for each later one
+//! from the first read of it that has to wait for more (right after its first bytes: the
+//! keep-alive idle wait before them has its own timeout). A header that arrives whole, as
+//! a kept-alive client's usually does, never reads the clock at all. The proxy's
 //! phases tell it when a header is complete ([`HeaderClock::header_read`]) and when a request
 //! is over ([`HeaderClock::request_done`]), so a slow request body or a long answer is never
 //! cut by it.
@@ -140,8 +142,9 @@ pub struct HeaderClock {
     /// The timer that wakes a read waiting past the deadline, on the stream whose reads
     /// are timed; `None` on a carrier.
     deadline: Option<Pin<Box<Sleep>>>,
-    /// When the current header must be in.
-    deadline_at: Instant,
+    /// When the current header must be in; `None` until a read of a later request's
+    /// header first waits.
+    deadline_at: Option<Instant>,
     /// Whether `deadline` is set to `deadline_at`. A header that arrives in the read that
     /// starts it (a kept-alive client's usual request) never touches the timer: it is set
     /// only when a read of the header has to wait.
@@ -159,7 +162,7 @@ impl HeaderClock {
             limit,
             phase,
             deadline: Some(Box::pin(tokio::time::sleep(limit))),
-            deadline_at: Instant::now() + limit,
+            deadline_at: Some(Instant::now() + limit),
             armed: true,
             metrics: Some(metrics),
             first_read: true,
@@ -174,7 +177,7 @@ impl HeaderClock {
             limit,
             phase,
             deadline: None,
-            deadline_at: Instant::now(),
+            deadline_at: None,
             armed: false,
             metrics: None,
             first_read: false,
@@ -223,7 +226,8 @@ impl AsyncRead for HeaderClock {
         match this.phase.load(Ordering::Relaxed) {
             NEXT if read => {
                 this.phase.store(HEADER, Ordering::Relaxed);
-                this.deadline_at = Instant::now() + this.limit;
+                // Set at this header's first wait, if it has one.
+                this.deadline_at = None;
                 this.armed = false;
                 polled
             }
@@ -231,13 +235,17 @@ impl AsyncRead for HeaderClock {
                 // Whatever a read brought, a header past its deadline ends the connection;
                 // a read that waits arms the timer, which wakes it at the deadline.
                 let late = if polled.is_pending() {
+                    let limit = this.limit;
+                    let at = *this
+                        .deadline_at
+                        .get_or_insert_with(|| Instant::now() + limit);
                     if !this.armed {
-                        deadline.as_mut().reset(this.deadline_at);
+                        deadline.as_mut().reset(at);
                         this.armed = true;
                     }
                     deadline.as_mut().poll(cx).is_ready()
                 } else {
-                    Instant::now() >= this.deadline_at
+                    this.deadline_at.is_some_and(|at| Instant::now() >= at)
                 };
                 if !late {
                     return polled;

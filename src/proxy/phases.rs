@@ -2,7 +2,7 @@
 //! pure core (`gate`, `headers`); the only logic here is plumbing.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use crate::auth::token::Credential;
 use crate::auth::{Authenticator, Sender};
 use crate::config::{HostRules, Upstream, UpstreamTimeouts};
 use crate::decision::{self, Access, Decision, Verdict};
-use crate::ground::clock::unix_now;
+use crate::ground::clock::unix_time;
 use crate::ground::path::PathRules;
 use crate::ground::query::{self, QueryRules};
 use crate::ground::{Answer, ChallengeContext, Outcome, Reason, Rejection};
@@ -84,7 +84,11 @@ pub struct Gateway {
 
 /// Per-request state, from `request_filter` to `logging`.
 pub struct RequestCtx {
+    /// When the request's header was in: the start of its latency.
     started: Instant,
+    /// The wall clock at `started`, read once: the request's checks (`exp`, …) use its
+    /// second, and its access line's timestamp is it plus the latency.
+    started_unix: Duration,
     stage: Stage,
     /// The host as forwarded: an absolute-form target's authority replaces `Host`.
     target_host: TargetHost,
@@ -114,6 +118,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            started_unix: unix_time(),
             stage: Stage::Received,
             target_host: TargetHost::Header,
             rewritten_query: None,
@@ -146,7 +151,8 @@ impl ProxyHttp for Gateway {
         let credential = self
             .auth
             .credential(read.authorization.values(), req.uri.query());
-        let decide = self.decide(&policy, req, &credential, client_cert, ctx.started);
+        let arrived = (ctx.started, ctx.started_unix.as_secs());
+        let decide = self.decide(&policy, req, &credential, client_cert, arrived);
         let decision = match &ctx.trace {
             None => decide.await,
             // Verification and introspection open their spans under the server span.
@@ -289,6 +295,7 @@ impl ProxyHttp for Gateway {
             crate::proxy::traced::finish(*trace, matched, status, outcome, reason, issuer, error)
         });
         let req = session.req_header();
+        let latency = ctx.started.elapsed();
         self.access_log.write(&AccessEntry {
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -296,7 +303,9 @@ impl ProxyHttp for Gateway {
             decision: outcome,
             reason,
             status,
-            latency: ctx.started.elapsed(),
+            latency,
+            // The start's wall clock plus the monotonic latency: no second reading.
+            at: UNIX_EPOCH + ctx.started_unix + latency,
             subject,
             protocol: protocol_name(req.version),
             trace,
@@ -387,17 +396,17 @@ impl ProxyHttp for Gateway {
 
 impl Gateway {
     /// The decision for `req`, with its `credential` read once: the policy's route, then
-    /// (on a protected route) authentication with the request's one clock reading, and
-    /// the instant it `arrived` for the freshness of a cached token's keys.
+    /// (on a protected route) authentication as of the request's one clock reading
+    /// (`arrived`: the instant, for the freshness of a cached token's keys, and the Unix
+    /// second).
     async fn decide(
         &self,
         policy: &Policy,
         req: &RequestHeader,
         credential: &Result<Option<Credential<'_>>, Rejection>,
         client_cert: Option<ClientCert>,
-        arrived: Instant,
+        (arrived, now): (Instant, u64),
     ) -> Decision {
-        let now = unix_now();
         let conditions = policy.condition_claims();
         let (method, path) = (req.method.as_str(), req.uri.path());
         decision::decide(&self.paths, method, path, policy, now, |route| {

@@ -131,6 +131,26 @@ fn a_header_sent_a_few_bytes_at_a_time_is_cut_off_at_the_header_deadline() {
 }
 
 #[test]
+fn a_later_header_on_a_kept_alive_connection_is_cut_off_at_the_deadline_too() {
+    let (gw, _jwks, _upstream) = Gateway::with_extra("client_header_timeout_seconds: 1");
+    let mut conn = Connection::open(gw.addr).unwrap();
+    let first = conn
+        .send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(first.status, 200);
+    // The second request's header over about 4 s: its clock starts with its first wait.
+    let header =
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let sent = conn.trickle(header, Duration::from_millis(200));
+    let answer = conn.receive();
+    assert!(
+        sent.is_err() || answer.is_err(),
+        "a slow second header was answered: {answer:?}"
+    );
+    gw.wait_metric("scopegate_client_header_timeouts_total", 1.0);
+}
+
+#[test]
 fn the_header_deadline_spares_a_slow_body_and_an_idle_keep_alive_connection() {
     let (gw, _jwks, upstream) = Gateway::with_extra("client_header_timeout_seconds: 1");
     let token = TestKey::rsa().sign(&claims("create:timesheets"));
