@@ -65,9 +65,16 @@ pub struct PlannedName {
 }
 
 impl PlannedName {
+    /// Made once, when the server starts: the name's text is kept for the life of the
+    /// process, so that the copies every request inserts (and drops with its upstream
+    /// request) are plain copies, where a name of shared bytes would take and give back a
+    /// reference count each time.
     fn new(name: HeaderName) -> PlannedName {
-        let wire = Bytes::copy_from_slice(name.as_str().as_bytes());
-        PlannedName { name, wire }
+        let text: &'static str = Box::leak(Box::from(name.as_str()));
+        PlannedName {
+            name: HeaderName::from_static(text),
+            wire: Bytes::from_static(text.as_bytes()),
+        }
     }
 }
 
