@@ -8,6 +8,7 @@
 //! | [`claims`] | registered claims (RFC 7519): `iss`, `aud`, `exp`, `nbf`, `iat` |
 //! | [`jwks`] | key sets per issuer: fetch, refresh, unknown `kid`, staleness |
 //! | [`verify`] | token → [`identity::Identity`], and the verified-token cache |
+//! | [`token_key`] | the verified-token cache's key: hashed by the signature's end |
 //! | [`introspect`] | opaque tokens by introspection (RFC 7662), cached, single-flight |
 //! | [`fetch`] | the one bounded, redirect-free HTTP fetch from an authorization server |
 //! | [`discovery`] | an issuer's metadata (RFC 8414, OpenID Connect Discovery) |

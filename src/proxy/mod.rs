@@ -3,7 +3,8 @@
 //! | file | job |
 //! |---|---|
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
-//! | [`connections`] | the cap on concurrent client connections |
+//! | [`read_headers`] | `Host`, `Authorization`, `Content-Length` in one pass |
+//! | [`connections`] | the cap on concurrent client connections (taken by [`header_clock`]) |
 //! | [`header_clock`] | the deadline on a whole request header |
 //! | [`grpc`] | refusals of gRPC and gRPC-Web requests, as gRPC: trailers-only with `grpc-status` |
 //! | [`http2`] | h2c on the plain listener and the bounds of every HTTP/2 connection |
