@@ -6,8 +6,9 @@
 //!
 //! The clock runs from the accept for a connection's first request, and for each later one
 //! from the first read of it that has to wait for more (right after its first bytes: the
-//! keep-alive idle wait before them has its own timeout). A header that arrives whole, as
-//! a kept-alive client's usually does, never reads the clock at all. The proxy's
+//! keep-alive idle wait before them has its own timeout), or from its fourth read if none
+//! had to wait (a stream kept full). A header that arrives in one read, as a kept-alive
+//! client's over plain TCP usually does, never reads the clock at all. The proxy's
 //! phases tell it when a header is complete ([`HeaderClock::header_read`]) and when a request
 //! is over ([`HeaderClock::request_done`]), so a slow request body or a long answer is never
 //! cut by it.
@@ -52,6 +53,11 @@ const STOPPED: u8 = 1;
 const NEXT: u8 = 2;
 /// Never timed (an HTTP/2 connection, whose headers pingora's h2 timeouts bound).
 const OFF: u8 = 3;
+
+/// Reads of a later request's header that may find data before its clock starts without
+/// a wait: a header comes in one or two reads, a stream that keeps a read busy longer is
+/// timed from its fourth.
+const UNCLOCKED_READS: u8 = 4;
 
 /// The client preface of HTTP/2 with prior knowledge (h2c, RFC 9113 §3.4): such a
 /// connection multiplexes many headers and is never timed here either; `h2`'s header-list
@@ -152,6 +158,8 @@ pub struct HeaderClock {
     metrics: Option<Metrics>,
     /// Nothing was read yet: the first bytes tell HTTP/1 from h2c.
     first_read: bool,
+    /// Reads of the current header that found data while its clock was not yet set.
+    unclocked_reads: u8,
 }
 
 impl HeaderClock {
@@ -166,6 +174,7 @@ impl HeaderClock {
             armed: true,
             metrics: Some(metrics),
             first_read: true,
+            unclocked_reads: 0,
         }
     }
 
@@ -181,6 +190,7 @@ impl HeaderClock {
             armed: false,
             metrics: None,
             first_read: false,
+            unclocked_reads: 0,
         }
     }
 
@@ -228,6 +238,7 @@ impl AsyncRead for HeaderClock {
                 this.phase.store(HEADER, Ordering::Relaxed);
                 // Set at this header's first wait, if it has one.
                 this.deadline_at = None;
+                this.unclocked_reads = 0;
                 this.armed = false;
                 polled
             }
@@ -244,8 +255,17 @@ impl AsyncRead for HeaderClock {
                         this.armed = true;
                     }
                     deadline.as_mut().poll(cx).is_ready()
+                } else if let Some(at) = this.deadline_at {
+                    Instant::now() >= at
                 } else {
-                    this.deadline_at.is_some_and(|at| Instant::now() >= at)
+                    // A header still coming after a few reads that never had to wait (a
+                    // stream kept full, such as TLS records of a byte each) gets its clock
+                    // without a wait.
+                    this.unclocked_reads += 1;
+                    if this.unclocked_reads >= UNCLOCKED_READS {
+                        this.deadline_at = Some(Instant::now() + this.limit);
+                    }
+                    false
                 };
                 if !late {
                     return polled;
@@ -369,5 +389,34 @@ impl fmt::Debug for HeaderClock {
             .field("inner", &self.inner)
             .field("limit", &self.limit)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A later request's header (the clock at `NEXT`) read one byte per read, none waiting.
+    fn flooded(reads: usize, limit: Duration) -> HeaderClock {
+        let mut mock = tokio_test::io::Builder::new();
+        for _ in 0..reads {
+            mock.read(b"x");
+        }
+        let phase = Arc::new(AtomicU8::new(NEXT));
+        HeaderClock::timed(Box::new(mock.build()), limit, phase, Metrics::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_header_whose_reads_never_wait_still_meets_its_deadline() {
+        let limit = Duration::from_secs(1);
+        let mut clock = flooded(9, limit);
+        let mut byte = [0u8; 1];
+        for _ in 0..8 {
+            clock.read_exact(&mut byte).await.expect("inside the limit");
+        }
+        tokio::time::advance(limit * 2).await;
+        let late = clock.read_exact(&mut byte).await.unwrap_err();
+        assert_eq!(late.kind(), io::ErrorKind::TimedOut);
     }
 }
