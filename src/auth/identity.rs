@@ -248,18 +248,20 @@ impl Identity {
     pub fn has_scope(&self, scope: &str) -> bool {
         // Scopes never contain whitespace (see `collect_scopes`), so the join is exact.
         let (mut rest, wanted) = (self.values.scopes.as_bytes(), scope.as_bytes());
-        if wanted.is_empty() {
+        // A name with a space is no one scope (and would match across two below).
+        if wanted.is_empty() || wanted.contains(&b' ') {
             return false;
         }
         loop {
-            let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-            if rest[..end] == *wanted {
+            // The scope at hand is compared before the next space is looked for: the one
+            // that matches costs no search.
+            if rest.starts_with(wanted) && rest.get(wanted.len()).is_none_or(|&b| b == b' ') {
                 return true;
             }
-            match rest.get(end + 1..) {
-                Some(next) => rest = next,
-                None => return false,
-            }
+            let Some(space) = memchr::memchr(b' ', rest) else {
+                return false;
+            };
+            rest = &rest[space + 1..];
         }
     }
 }

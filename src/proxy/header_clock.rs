@@ -22,6 +22,7 @@
 //! state and times nothing itself.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::ops::metrics::Metrics;
-use crate::proxy::connections::ConnectionCap;
+use crate::proxy::connections::{Admitted, ConnectionCap};
 use crate::proxy::tls::TlsHandshake;
 
 /// The clock is running: the header has not been read yet.
@@ -96,26 +97,58 @@ impl<A> HeaderDeadline<A> {
     }
 }
 
+/// A connection's future as the inner application made it, holding the connection's place
+/// under the cap until it ends.
+struct Holding<F> {
+    inner: F,
+    _admitted: Admitted,
+}
+
+impl<F: Future + Unpin> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+/// The future [`ServerApp::process_new`] returns (`async_trait`'s form of it).
+type Processing<'a> = Pin<Box<dyn Future<Output = Option<Stream>> + Send + 'a>>;
+
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
-    async fn process_new(
-        self: &Arc<Self>,
+    // Written out rather than as an `async fn`: a plain-TCP connection (every sidecar's) gets
+    // the inner application's future itself, held by [`Holding`], instead of one more async
+    // block that every wake-up of the connection polls through.
+    fn process_new<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
         stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Processing<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         // Held until the connection ends, however it ends.
-        let _admitted = self.cap.admit()?;
+        let Some(admitted) = self.cap.admit() else {
+            return Box::pin(std::future::ready(None));
+        };
         if let Some(tls) = self.tls.as_ref().filter(|tls| tls.serves(&stream)) {
-            // The clock starts at the accept, under the handshake.
-            let phase = Arc::new(AtomicU8::new(HEADER));
-            let raw = HeaderClock::timed(stream, self.limit, phase.clone(), self.metrics.clone());
-            let secured = tls.accept(raw).await?;
-            if matches!(secured.selected_alpn_proto(), Some(ALPN::H2)) {
-                phase.store(OFF, Ordering::Relaxed);
-                return self.inner.process_new(Box::new(secured), shutdown).await;
-            }
-            let carrier = HeaderClock::carrier(Box::new(secured), self.limit, phase);
-            return self.inner.process_new(Box::new(carrier), shutdown).await;
+            return Box::pin(async move {
+                let _admitted = admitted;
+                // The clock starts at the accept, under the handshake.
+                let phase = Arc::new(AtomicU8::new(HEADER));
+                let raw =
+                    HeaderClock::timed(stream, self.limit, phase.clone(), self.metrics.clone());
+                let secured = tls.accept(raw).await?;
+                if matches!(secured.selected_alpn_proto(), Some(ALPN::H2)) {
+                    phase.store(OFF, Ordering::Relaxed);
+                    return self.inner.process_new(Box::new(secured), shutdown).await;
+                }
+                let carrier = HeaderClock::carrier(Box::new(secured), self.limit, phase);
+                self.inner.process_new(Box::new(carrier), shutdown).await
+            });
         }
         // HTTP/2 multiplexes many headers on one stream, and its sessions give the phases no
         // stream to stop the clock with: it is left to pingora's own h2 timeouts.
@@ -130,7 +163,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
                 self.metrics.clone(),
             ))
         };
-        self.inner.process_new(stream, shutdown).await
+        Box::pin(Holding {
+            inner: self.inner.process_new(stream, shutdown),
+            _admitted: admitted,
+        })
     }
 
     async fn cleanup(&self) {

@@ -3,6 +3,7 @@
 //! | file | job |
 //! |---|---|
 //! | [`phases`] | the `ProxyHttp` phases: plumbing only |
+//! | [`phase_future`] | the futures of phases that never wait: nothing allocated |
 //! | [`read_headers`] | `Host`, `Authorization`, `Content-Length` in one pass |
 //! | [`connections`] | the cap on concurrent client connections (taken by [`header_clock`]) |
 //! | [`header_clock`] | the deadline on a whole request header |
@@ -24,6 +25,7 @@ pub mod headers;
 pub mod host;
 pub mod http2;
 pub mod metadata;
+pub mod phase_future;
 pub mod phases;
 pub mod read_headers;
 pub mod tls;

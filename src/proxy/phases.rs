@@ -34,6 +34,7 @@ use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
+use crate::proxy::phase_future::{Phase, done, finished};
 use crate::proxy::read_headers;
 use crate::proxy::upstream;
 
@@ -171,11 +172,18 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
+    fn upstream_peer<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        _session: &'life1 mut Session,
+        _ctx: &'life2 mut RequestCtx,
+    ) -> Phase<'async_trait, Result<Box<HttpPeer>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        // Never waits either: the peer is made in the call.
         let mut peer = HttpPeer::new(
             self.upstream.address,
             self.upstream.tls,
@@ -185,146 +193,59 @@ impl ProxyHttp for Gateway {
         if self.upstream_h2 {
             peer.options.alpn = pingora::protocols::ALPN::H2;
         }
-        Ok(Box::new(peer))
+        Box::pin(std::future::ready(Ok(Box::new(peer))))
     }
 
-    async fn upstream_request_filter(
-        &self,
-        _session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let Stage::Decided(decision) = &ctx.stage else {
-            return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
-        };
-        let absolute = match &ctx.target_host {
-            TargetHost::Header => None,
-            TargetHost::Absolute(authority) => Some(authority),
-        };
-        if decision.rewritten_path.is_some() || ctx.rewritten_query.is_some() || absolute.is_some()
-        {
-            // Forward exactly the path (and query) the policy was matched on, in
-            // origin-form: `set_uri` drops pingora's verbatim absolute-form target.
-            let path = decision
-                .rewritten_path
-                .as_deref()
-                .unwrap_or(upstream_request.uri.path());
-            let query = ctx
-                .rewritten_query
-                .as_deref()
-                .or(upstream_request.uri.query());
-            let target = match query {
-                Some(q) if !q.is_empty() => format!("{path}?{q}"),
-                _ => path.to_owned(),
-            };
-            let uri = target
-                .parse()
-                .or_err(ErrorType::InternalError, "normalized path is a valid URI")?;
-            upstream_request.set_uri(uri);
-        }
-        if let Some(authority) = absolute {
-            // RFC 9112 §3.2.2: the target's authority, not the client's Host.
-            upstream_request.insert_header(http::header::HOST, authority.as_str())?;
-        }
-        // Only an allowed request gets here; on public routes no token was verified.
-        let identity = match &decision.verdict {
-            Verdict::Allow(Access::Authorized(identity)) => Some(&**identity),
-            Verdict::Allow(Access::Public) => None,
-            // A dry-run refusal is forwarded as the request would be without the rule: with
-            // the identity of a token that verified, without one otherwise.
-            Verdict::Allow(Access::DryRun { identity, .. }) => identity.as_deref(),
-            Verdict::Deny { .. } => {
-                return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
-            }
-        };
-        let dry_run = decision.verdict.dry_run_rejection().map(Rejection::reason);
-        if self.preserve_header_case || !upstream_request.raw_path_is_utf8() {
-            self.headers.apply(upstream_request, identity);
-            if let Some(reason) = dry_run {
-                self.headers.mark_dry_run(upstream_request, reason);
-            }
-        } else {
-            in_one_map(upstream_request, |headers| {
-                self.headers.apply(headers, identity);
-                if let Some(reason) = dry_run {
-                    self.headers.mark_dry_run(headers, reason);
-                }
-            });
-        }
-        if let Some(trace) = &mut ctx.trace {
-            crate::proxy::traced::propagate(trace, &self.upstream, upstream_request)?;
-        }
-        Ok(())
+    // The three phases below never wait: their work is done in the call (see
+    // `phase_future`), so no future is allocated for them on any request.
+    fn upstream_request_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        upstream_request: &'life2 mut RequestHeader,
+        ctx: &'life3 mut RequestCtx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        finished(self.forward_as_decided(session, upstream_request, ctx))
     }
 
-    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
-            clock.request_done();
-        }
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
-        let decision = match &ctx.stage {
-            Stage::Decided(decision) => Some(decision),
-            Stage::Received | Stage::Served(_) => None,
-        };
-        let matched_route = decision.and_then(|d| d.route.as_ref());
-        let matched = matched_route.map(|r| &**r);
-        let route = matched.unwrap_or("none");
-        let (outcome, reason) = match (&ctx.stage, error) {
-            (Stage::Decided(d), _) if matches!(d.verdict, Verdict::Deny { .. }) => {
-                (Outcome::Deny, d.verdict.reason())
-            }
-            (Stage::Decided(_), Some(_)) => (Outcome::Error, Reason::UpstreamError),
-            (Stage::Decided(d), None) => (d.verdict.outcome(), d.verdict.reason()),
-            (Stage::Served(reason), _) => (Outcome::Served, *reason),
-            // The request never reached `request_filter` (a malformed request line).
-            (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),
-        };
-        self.metrics.request_done(matched_route, outcome, reason);
-        self.metrics
-            .request_protocol(session.req_header().version == http::Version::HTTP_2);
-        let subject = decision
-            .and_then(|d| d.verdict.identity())
-            .and_then(|id| id.subject.as_deref());
-        let trace = ctx.trace.take().map(|trace| {
-            let issuer = decision
-                .and_then(|d| d.verdict.identity())
-                .and_then(|id| self.auth.verifier.issuer_label(&id.issuer));
-            crate::proxy::traced::finish(*trace, matched, status, outcome, reason, issuer, error)
-        });
-        let req = session.req_header();
-        let latency = ctx.started.elapsed();
-        self.access_log.write(&AccessEntry {
-            method: req.method.as_str(),
-            path: req.uri.path(),
-            route,
-            decision: outcome,
-            reason,
-            status,
-            latency,
-            // The start's wall clock plus the monotonic latency: no second reading.
-            at: UNIX_EPOCH + ctx.started_unix + latency,
-            subject,
-            protocol: protocol_name(req.version),
-            trace,
-        });
+    fn logging<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        error: Option<&'life2 Error>,
+        ctx: &'life3 mut RequestCtx,
+    ) -> Phase<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.log_request(session, error, ctx);
+        done()
     }
 
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        _end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        // A chunked body declares no length: it is counted as it streams.
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        if ctx.body_bytes > self.max_body_bytes {
-            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
-        }
-        Ok(())
+    fn request_body_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        body: &'life2 mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &'life3 mut RequestCtx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        finished(self.count_body(session, body, end_of_stream, ctx))
     }
 
     async fn fail_to_proxy(
@@ -395,6 +316,149 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// `upstream_request_filter`: the request as decided (path, query, host), the
+    /// identity headers, the trace context.
+    fn forward_as_decided(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Stage::Decided(decision) = &ctx.stage else {
+            return Error::e_explain(ErrorType::InternalError, "forwarding an undecided request");
+        };
+        let absolute = match &ctx.target_host {
+            TargetHost::Header => None,
+            TargetHost::Absolute(authority) => Some(authority),
+        };
+        if decision.rewritten_path.is_some() || ctx.rewritten_query.is_some() || absolute.is_some()
+        {
+            // Forward exactly the path (and query) the policy was matched on, in
+            // origin-form: `set_uri` drops pingora's verbatim absolute-form target.
+            let path = decision
+                .rewritten_path
+                .as_deref()
+                .unwrap_or(upstream_request.uri.path());
+            let query = ctx
+                .rewritten_query
+                .as_deref()
+                .or(upstream_request.uri.query());
+            let target = match query {
+                Some(q) if !q.is_empty() => format!("{path}?{q}"),
+                _ => path.to_owned(),
+            };
+            let uri = target
+                .parse()
+                .or_err(ErrorType::InternalError, "normalized path is a valid URI")?;
+            upstream_request.set_uri(uri);
+        }
+        if let Some(authority) = absolute {
+            // RFC 9112 §3.2.2: the target's authority, not the client's Host.
+            upstream_request.insert_header(http::header::HOST, authority.as_str())?;
+        }
+        // Only an allowed request gets here; on public routes no token was verified.
+        let identity = match &decision.verdict {
+            Verdict::Allow(Access::Authorized(identity)) => Some(&**identity),
+            Verdict::Allow(Access::Public) => None,
+            // A dry-run refusal is forwarded as the request would be without the rule: with
+            // the identity of a token that verified, without one otherwise.
+            Verdict::Allow(Access::DryRun { identity, .. }) => identity.as_deref(),
+            Verdict::Deny { .. } => {
+                return Error::e_explain(ErrorType::InternalError, "forwarding a denied request");
+            }
+        };
+        let dry_run = decision.verdict.dry_run_rejection().map(Rejection::reason);
+        if self.preserve_header_case || !upstream_request.raw_path_is_utf8() {
+            self.headers.apply(upstream_request, identity);
+            if let Some(reason) = dry_run {
+                self.headers.mark_dry_run(upstream_request, reason);
+            }
+        } else {
+            in_one_map(upstream_request, |headers| {
+                self.headers.apply(headers, identity);
+                if let Some(reason) = dry_run {
+                    self.headers.mark_dry_run(headers, reason);
+                }
+            });
+        }
+        if let Some(trace) = &mut ctx.trace {
+            crate::proxy::traced::propagate(trace, &self.upstream, upstream_request)?;
+        }
+        Ok(())
+    }
+
+    /// `logging`: the request's metrics, its span ended, its access line.
+    fn log_request(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
+            clock.request_done();
+        }
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let decision = match &ctx.stage {
+            Stage::Decided(decision) => Some(decision),
+            Stage::Received | Stage::Served(_) => None,
+        };
+        let matched_route = decision.and_then(|d| d.route.as_ref());
+        let matched = matched_route.map(|r| &**r);
+        let route = matched.unwrap_or("none");
+        let (outcome, reason) = match (&ctx.stage, error) {
+            (Stage::Decided(d), _) if matches!(d.verdict, Verdict::Deny { .. }) => {
+                (Outcome::Deny, d.verdict.reason())
+            }
+            (Stage::Decided(_), Some(_)) => (Outcome::Error, Reason::UpstreamError),
+            (Stage::Decided(d), None) => (d.verdict.outcome(), d.verdict.reason()),
+            (Stage::Served(reason), _) => (Outcome::Served, *reason),
+            // The request never reached `request_filter` (a malformed request line).
+            (Stage::Received, _) => (Outcome::Deny, Reason::InvalidRequest),
+        };
+        self.metrics.request_done(matched_route, outcome, reason);
+        self.metrics
+            .request_protocol(session.req_header().version == http::Version::HTTP_2);
+        let subject = decision
+            .and_then(|d| d.verdict.identity())
+            .and_then(|id| id.subject.as_deref());
+        let trace = ctx.trace.take().map(|trace| {
+            let issuer = decision
+                .and_then(|d| d.verdict.identity())
+                .and_then(|id| self.auth.verifier.issuer_label(&id.issuer));
+            crate::proxy::traced::finish(*trace, matched, status, outcome, reason, issuer, error)
+        });
+        let req = session.req_header();
+        let latency = ctx.started.elapsed();
+        self.access_log.write(&AccessEntry {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            route,
+            decision: outcome,
+            reason,
+            status,
+            latency,
+            // The start's wall clock plus the monotonic latency: no second reading.
+            at: UNIX_EPOCH + ctx.started_unix + latency,
+            subject,
+            protocol: protocol_name(req.version),
+            trace,
+        });
+    }
+
+    /// `request_body_filter`: the body counted against its limit as it streams.
+    fn count_body(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // A chunked body declares no length: it is counted as it streams.
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.max_body_bytes {
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+        }
+        Ok(())
+    }
+
     /// The decision for `req`, with its `credential` read once: the policy's route, then
     /// (on a protected route) authentication as of the request's one clock reading
     /// (`arrived`: the instant, for the freshness of a cached token's keys, and the Unix
