@@ -100,6 +100,8 @@ impl<A> HeaderDeadline<A> {
 /// A connection's future as the inner application made it, holding the connection's place
 /// under the cap until it ends.
 struct Holding<F> {
+    /// Declared first, so dropped first: the connection closes before its place is given
+    /// back.
     inner: F,
     _admitted: Admitted,
 }
