@@ -152,8 +152,9 @@ impl Fixture {
             &credential,
             route.auth,
             self.policy.condition_claims(),
-            &sender,
+            sender,
             scopegate::ground::clock::unix_now(),
+            std::time::Instant::now(),
         );
         match &self.rt {
             Some(rt) => rt.block_on(authenticated).is_ok(),

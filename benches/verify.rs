@@ -7,7 +7,7 @@
 //! JWKS document.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -266,7 +266,10 @@ fn decide(c: &mut Criterion) {
             black_box(path),
             &policy,
             now,
-            |route| auth.authenticate(&credential, route, policy.condition_claims(), &sender, now),
+            |route| {
+                let conditions = policy.condition_claims();
+                auth.authenticate(&credential, route, conditions, sender, now, Instant::now())
+            },
         ));
         assert!(d.verdict.rejection().is_none(), "{path}: {:?}", d.verdict);
         d

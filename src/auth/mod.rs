@@ -33,6 +33,7 @@ pub mod token;
 pub mod token_key;
 pub mod verify;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -167,20 +168,29 @@ impl Authenticator {
     /// The identity behind the request's `credential`, for a request to a route with
     /// `route` facts, and, for a sender-constrained token, the proof that the `sender`
     /// holds its key or certificate. It keeps the claims `conditions` names, for the
-    /// policy's claim conditions. `now` is the request's one clock reading.
-    pub async fn authenticate(
-        &self,
-        credential: &Result<Option<Credential<'_>>, Rejection>,
+    /// policy's claim conditions. `now` is the request's one clock reading, and `arrived`
+    /// the instant it came in: a cached token's key set is judged fresh as of then.
+    ///
+    /// What needs no waiting is answered in the call (a missing or malformed credential,
+    /// a cache hit): the future then only hands it over. Verification, introspection and
+    /// proof checks are awaited in a boxed future, so that a hit's future stays small.
+    pub fn authenticate<'a>(
+        &'a self,
+        credential: &'a Result<Option<Credential<'a>>, Rejection>,
         route: RouteAuth,
-        conditions: &ConditionClaims,
-        sender: &Sender<'_>,
+        conditions: &'a ConditionClaims,
+        sender: Sender<'a>,
         now: u64,
-    ) -> Result<Arc<Identity>, Rejection> {
-        match self.at_once(credential, route, conditions, now, Instant::now()) {
-            AtOnce::Done(answer) => answer,
-            AtOnce::Wait { token, found } => {
-                self.wait(token, found, route, conditions, sender, now)
-                    .await
+        arrived: Instant,
+    ) -> impl Future<Output = Result<Arc<Identity>, Rejection>> + 'a {
+        let first = self.at_once(credential, route, conditions, now, arrived);
+        async move {
+            match first {
+                AtOnce::Done(answer) => answer,
+                AtOnce::Wait { token, found } => {
+                    let wait = self.wait(token, found, route, conditions, &sender, now);
+                    Box::pin(wait).await
+                }
             }
         }
     }
@@ -189,10 +199,8 @@ impl Authenticator {
     /// what is left to wait for: a missing or malformed credential, and a token either
     /// cache holds (verified JWS, introspection answer) that no proof of possession
     /// concerns, are answered here; a token to verify or introspect, and a proof to check,
-    /// are not. The proxy asks this first, so that a
-    /// cache hit builds no future at all. `arrived` is when the request came in: a cached
-    /// token's key set is judged fresh or stale as of then, without another clock reading.
-    pub fn at_once<'c>(
+    /// are not.
+    fn at_once<'c>(
         &self,
         credential: &'c Result<Option<Credential<'_>>, Rejection>,
         route: RouteAuth,
@@ -234,7 +242,7 @@ impl Authenticator {
     /// The rest of [`Authenticator::authenticate`] after [`Authenticator::at_once`]: the
     /// token verified (unless `found` already holds its cached identity) and, for a
     /// sender-constrained one, its proof checked.
-    pub async fn wait(
+    async fn wait(
         &self,
         token: Presented<'_>,
         found: Option<Arc<Identity>>,
@@ -278,7 +286,7 @@ impl Authenticator {
 }
 
 /// What [`Authenticator::at_once`] could tell.
-pub enum AtOnce<'c> {
+enum AtOnce<'c> {
     /// The answer.
     Done(Result<Arc<Identity>, Rejection>),
     /// Verification, introspection or a proof check is needed: hand these to
@@ -293,9 +301,9 @@ pub enum AtOnce<'c> {
 
 /// A presented token and whether it came under the `DPoP` scheme.
 #[derive(Debug, Clone, Copy)]
-pub struct Presented<'c> {
+struct Presented<'c> {
     /// The token.
-    pub token: &'c str,
+    token: &'c str,
     /// Sent as `Authorization: DPoP`.
-    pub dpop: bool,
+    dpop: bool,
 }

@@ -54,7 +54,6 @@ impl IssuerVerifier {
 }
 
 /// A verified token as kept in the cache.
-#[derive(Clone)]
 struct Cached {
     identity: Arc<Identity>,
     issuer: usize,

@@ -12,7 +12,6 @@ use pingora::prelude::*;
 use pingora::protocols::http::server::Session as HttpSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::auth::AtOnce;
 use crate::auth::cnf::ClientCert;
 use crate::auth::dpop::DpopRequest;
 use crate::auth::token::Credential;
@@ -474,7 +473,8 @@ impl Gateway {
         let conditions = policy.condition_claims();
         let (method, path) = (req.method.as_str(), req.uri.path());
         decision::decide(&self.paths, method, path, policy, now, |route| {
-            // Built only for a protected route: a public one never reads the proof.
+            // Built only for a protected route (a public one never reads the proof); the
+            // DPoP header itself is read only by a proof check.
             let sender = Sender {
                 dpop: DpopRequest {
                     method,
@@ -483,22 +483,8 @@ impl Gateway {
                 },
                 client_cert,
             };
-            // A cache hit is answered here, with no future but this block's; what must
-            // wait (verification, introspection, a proof) is boxed, off the hit's path.
-            let first = self
-                .auth
-                .at_once(credential, route, conditions, now, arrived);
-            async move {
-                match first {
-                    AtOnce::Done(answer) => answer,
-                    AtOnce::Wait { token, found } => {
-                        let wait = self
-                            .auth
-                            .wait(token, found, route, conditions, &sender, now);
-                        Box::pin(wait).await
-                    }
-                }
-            }
+            self.auth
+                .authenticate(credential, route, conditions, sender, now, arrived)
         })
         .await
     }

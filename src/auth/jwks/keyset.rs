@@ -40,10 +40,9 @@ impl std::fmt::Debug for VerifyKey {
 pub struct KeySet {
     by_kid: HashMap<String, Arc<VerifyKey>>,
     pub(super) all: Vec<Arc<VerifyKey>>,
-    pub(super) loaded_at: Instant,
-    /// The last instant its keys may be used (`loaded_at` plus the maximum staleness);
-    /// `None` when that lies past what an `Instant` can hold.
-    pub(super) fresh_until: Option<Instant>,
+    /// The last instant its keys may be used (when it was loaded, plus the maximum
+    /// staleness); `None` when that lies past what an `Instant` can hold.
+    fresh_until: Option<Instant>,
 }
 
 impl KeySet {
@@ -54,13 +53,16 @@ impl KeySet {
             .iter()
             .filter_map(|k| k.kid.clone().map(|kid| (kid, k.clone())))
             .collect();
-        let loaded_at = Instant::now();
         KeySet {
             by_kid,
             all: keys,
-            loaded_at,
-            fresh_until: loaded_at.checked_add(max_staleness),
+            fresh_until: Instant::now().checked_add(max_staleness),
         }
+    }
+
+    /// Whether its keys may still be used `at` that instant.
+    pub fn fresh_at(&self, at: Instant) -> bool {
+        self.fresh_until.is_none_or(|until| at <= until)
     }
 
     /// The key with this `kid`.

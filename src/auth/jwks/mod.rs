@@ -125,7 +125,7 @@ impl KeyStore {
     /// The usable keys, or `None` while none are loaded or they are too stale to trust.
     pub fn keys(&self) -> Option<Arc<KeySet>> {
         let set = self.current.load_full()?;
-        if !self.fixed && set.loaded_at.elapsed() > self.max_staleness() {
+        if !self.fixed && !set.fresh_at(Instant::now()) {
             return None;
         }
         Some(set)
@@ -136,18 +136,13 @@ impl KeyStore {
     /// (a cached token's check on every request).
     pub fn holds(&self, key: &Arc<VerifyKey>, at: Instant) -> bool {
         let set = self.current.load();
-        set.as_ref().is_some_and(|set| {
-            (self.fixed || set.fresh_until.is_none_or(|until| at <= until)) && set.contains(key)
-        })
+        set.as_ref()
+            .is_some_and(|set| (self.fixed || set.fresh_at(at)) && set.contains(key))
     }
 
     /// Whether the store has keys it may use (readiness).
     pub fn is_ready(&self) -> bool {
         self.keys().is_some()
-    }
-
-    fn max_staleness(&self) -> Duration {
-        self.timing.max_staleness
     }
 
     /// Asks for a refetch because a token named `kid`, which the set lacks. Never blocks:
@@ -218,7 +213,7 @@ impl KeyStore {
             .collect();
         let n = keys.len();
         self.current
-            .store(Some(Arc::new(KeySet::new(keys, self.max_staleness()))));
+            .store(Some(Arc::new(KeySet::new(keys, self.timing.max_staleness))));
         self.unknown_kids.clear();
         n
     }
