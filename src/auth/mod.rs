@@ -187,8 +187,8 @@ impl Authenticator {
         async move {
             match first {
                 AtOnce::Done(answer) => answer,
-                AtOnce::Wait { token, found } => {
-                    let wait = self.wait(token, found, route, conditions, &sender, now);
+                AtOnce::Wait(waiting) => {
+                    let wait = self.resume(credential, waiting, route, conditions, sender, now);
                     Box::pin(wait).await
                 }
             }
@@ -199,64 +199,66 @@ impl Authenticator {
     /// what is left to wait for: a missing or malformed credential, and a token either
     /// cache holds (verified JWS, introspection answer) that no proof of possession
     /// concerns, are answered here; a token to verify or introspect, and a proof to check,
-    /// are not.
-    fn at_once<'c>(
+    /// are left to [`Authenticator::resume`].
+    pub fn at_once(
         &self,
-        credential: &'c Result<Option<Credential<'_>>, Rejection>,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
         route: RouteAuth,
         conditions: &ConditionClaims,
         now: u64,
         arrived: Instant,
-    ) -> AtOnce<'c> {
+    ) -> AtOnce {
         let presented = match credential {
             Ok(Some(credential)) => credential,
             Ok(None) => return AtOnce::Done(Err(Rejection::MissingToken)),
             Err(rejection) => return AtOnce::Done(Err(rejection.clone())),
         };
-        let token = Presented {
-            token: &presented.token,
-            dpop: presented.is_dpop(),
-        };
         // A route that introspects always asks the server, cache or not.
         if route.introspect == Introspect::Always {
-            return AtOnce::Wait { token, found: None };
+            return AtOnce::Wait(Waiting { found: None });
         }
-        let found = match self.verifier.cached(token.token, conditions, now, arrived) {
+        let token = presented.token.as_ref();
+        let found = match self.verifier.cached(token, conditions, now, arrived) {
             Some(identity) => identity,
-            None => match self.verifier.cached_opaque(token.token, now) {
+            None => match self.verifier.cached_opaque(token, now) {
                 Some(Ok(identity)) => identity,
                 Some(Err(refused)) => return AtOnce::Done(Err(refused)),
-                None => return AtOnce::Wait { token, found: None },
+                None => return AtOnce::Wait(Waiting { found: None }),
             },
         };
         if self.needs_proof(&found, route) {
-            AtOnce::Wait {
-                token,
-                found: Some(found),
-            }
+            AtOnce::Wait(Waiting { found: Some(found) })
         } else {
             AtOnce::Done(Ok(found))
         }
     }
 
-    /// The rest of [`Authenticator::authenticate`] after [`Authenticator::at_once`]: the
-    /// token verified (unless `found` already holds its cached identity) and, for a
-    /// sender-constrained one, its proof checked.
-    async fn wait(
+    /// The rest of [`Authenticator::authenticate`] after [`Authenticator::at_once`] said
+    /// to wait, for the same `credential` and `route`: the token verified (unless
+    /// `waiting` already holds its cached identity) and, for a sender-constrained one, its
+    /// proof checked.
+    pub async fn resume(
         &self,
-        token: Presented<'_>,
-        found: Option<Arc<Identity>>,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
+        waiting: Waiting,
         route: RouteAuth,
         conditions: &ConditionClaims,
-        sender: &Sender<'_>,
+        sender: Sender<'_>,
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
-        let identity = match found {
+        // `at_once` waits only for a presented token; the other arms answer as it would.
+        let presented = match credential {
+            Ok(Some(credential)) => credential,
+            Ok(None) => return Err(Rejection::MissingToken),
+            Err(rejection) => return Err(rejection.clone()),
+        };
+        let token = presented.token.as_ref();
+        let identity = match waiting.found {
             Some(identity) => identity,
             None => {
                 let introspect = route.introspect == Introspect::Always;
                 self.verifier
-                    .authenticate(token.token, introspect, conditions, now)
+                    .authenticate(token, introspect, conditions, now)
                     .await?
             }
         };
@@ -265,8 +267,8 @@ impl Authenticator {
             // DPoP requests pay for it.
             Box::pin(self.dpop.check(
                 &identity,
-                token.token,
-                token.dpop,
+                token,
+                presented.is_dpop(),
                 &sender.dpop,
                 route.dpop,
                 now,
@@ -286,24 +288,17 @@ impl Authenticator {
 }
 
 /// What [`Authenticator::at_once`] could tell.
-enum AtOnce<'c> {
+pub enum AtOnce {
     /// The answer.
     Done(Result<Arc<Identity>, Rejection>),
-    /// Verification, introspection or a proof check is needed: hand these to
-    /// [`Authenticator::wait`].
-    Wait {
-        /// The presented token.
-        token: Presented<'c>,
-        /// Its identity, when the cache held it (only its proof is left to check).
-        found: Option<Arc<Identity>>,
-    },
+    /// Verification, introspection or a proof check is needed: hand this to
+    /// [`Authenticator::resume`].
+    Wait(Waiting),
 }
 
-/// A presented token and whether it came under the `DPoP` scheme.
-#[derive(Debug, Clone, Copy)]
-struct Presented<'c> {
-    /// The token.
-    token: &'c str,
-    /// Sent as `Authorization: DPoP`.
-    dpop: bool,
+/// What [`Authenticator::resume`] takes up. It borrows nothing, so a caller can carry it
+/// into a future that reads the request anew.
+pub struct Waiting {
+    /// The token's identity, when the cache held it (only its proof is left to check).
+    found: Option<Arc<Identity>>,
 }

@@ -26,7 +26,7 @@ pub use crate::ground::{
 use crate::auth::RouteAuth;
 use crate::auth::identity::Identity;
 use crate::ground::path::PathRules;
-use crate::policy::Policy;
+use crate::policy::{Policy, Route};
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -159,6 +159,9 @@ impl Verdict {
 /// the network (token introspection, the refetch of a key set after a rotation), always
 /// bounded; the offline tools pass one that is ready at once and run the decision with
 /// [`now`]. `clock` is the request's one reading of the time, in seconds since the epoch.
+///
+/// It is [`route`] and then [`Protected::conclude`]; the gateway calls those two itself,
+/// so that a caller it knows without waiting is decided without a future.
 pub async fn decide<F, Fut>(
     rules: &PathRules,
     method: &str,
@@ -171,15 +174,41 @@ where
     F: FnOnce(RouteAuth) -> Fut,
     Fut: Future<Output = Result<Arc<Identity>, Rejection>>,
 {
+    match route(rules, method, path, policy) {
+        Routed::Decided(decision) => decision,
+        Routed::Protected(protected) => {
+            let caller = authenticate(protected.auth()).await;
+            protected.conclude(caller, clock)
+        }
+    }
+}
+
+/// The first half of a decision: the path read and the route found, before anyone is
+/// authenticated.
+pub enum Routed<'p> {
+    /// Decided without a caller: a path refused, no route, or a public route.
+    Decided(Decision),
+    /// A protected route: its decision needs the caller.
+    Protected(Protected<'p>),
+}
+
+/// A protected route matched, waiting for its caller.
+pub struct Protected<'p> {
+    route: &'p Route,
+    rewritten_path: Option<String>,
+}
+
+/// Reads `path` with `rules` and finds its route in `policy`: see [`decide`].
+pub fn route<'p>(rules: &PathRules, method: &str, path: &str, policy: &'p Policy) -> Routed<'p> {
     let path = match crate::ground::path::normalize_with(path, rules) {
         Ok(p) => p,
         Err(rejection) => {
-            return Decision {
+            return Routed::Decided(Decision {
                 route: None,
                 rewritten_path: None,
                 auth: RouteAuth::default(),
                 verdict: Verdict::deny(rejection),
-            };
+            });
         }
     };
     let rewritten_path = match &path {
@@ -188,7 +217,7 @@ where
     };
     let Some(route) = policy.route(method, &path) else {
         let verdict = Verdict::deny(Rejection::NoRoute);
-        return Decision {
+        return Routed::Decided(Decision {
             route: None,
             rewritten_path,
             auth: RouteAuth::default(),
@@ -197,22 +226,45 @@ where
             } else {
                 verdict
             },
-        };
+        });
     };
-    let verdict = if route.is_public() {
-        Verdict::Allow(Access::Public)
-    } else {
-        match authenticate(route.auth).await {
+    if route.is_public() {
+        return Routed::Decided(decided(
+            route,
+            rewritten_path,
+            Verdict::Allow(Access::Public),
+        ));
+    }
+    Routed::Protected(Protected {
+        route,
+        rewritten_path,
+    })
+}
+
+impl Protected<'_> {
+    /// What the route asks of authentication (introspection, DPoP).
+    pub fn auth(&self) -> RouteAuth {
+        self.route.auth
+    }
+
+    /// The decision, given who the caller is (or why they are no one) at `clock`.
+    pub fn conclude(self, caller: Result<Arc<Identity>, Rejection>, clock: u64) -> Decision {
+        let verdict = match caller {
             Err(rejection) => Verdict::deny(rejection),
-            Ok(identity) => match route.decide(&identity, clock) {
+            Ok(identity) => match self.route.decide(&identity, clock) {
                 Ok(()) => Verdict::Allow(Access::Authorized(identity)),
                 Err(rejection) => Verdict::Deny {
                     rejection,
                     identity: Some(identity),
                 },
             },
-        }
-    };
+        };
+        decided(self.route, self.rewritten_path, verdict)
+    }
+}
+
+/// The decision on a matched `route`, its own dry run applied.
+fn decided(route: &Route, rewritten_path: Option<String>, verdict: Verdict) -> Decision {
     Decision {
         route: Some(route.id.clone()),
         rewritten_path,

@@ -24,6 +24,11 @@ pub fn finished<'a>(result: Result<()>) -> Phase<'a, Result<()>> {
     }
 }
 
+/// `request_filter`'s answer for a request that goes on to the upstream, already known.
+pub fn proceed<'a>() -> Phase<'a, Result<bool>> {
+    Box::pin(Proceed)
+}
+
 /// A phase without an answer, done.
 pub fn done<'a>() -> Phase<'a, ()> {
     Box::pin(Done)
@@ -36,6 +41,16 @@ impl Future for Succeeded {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+struct Proceed;
+
+impl Future for Proceed {
+    type Output = Result<bool>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<bool>> {
+        Poll::Ready(Ok(false))
     }
 }
 
@@ -59,6 +74,7 @@ mod tests {
         let refused = pingora::Error::explain(pingora::ErrorType::HTTPStatus(413), "too big");
         let answer = finished(Err(refused)).await.unwrap_err();
         assert_eq!(answer.etype(), &pingora::ErrorType::HTTPStatus(413));
+        assert!(!proceed().await.unwrap());
         done().await;
     }
 }

@@ -15,9 +15,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::auth::cnf::ClientCert;
 use crate::auth::dpop::DpopRequest;
 use crate::auth::token::Credential;
-use crate::auth::{Authenticator, Sender};
+use crate::auth::{AtOnce, Authenticator, Sender, Waiting};
 use crate::config::{HostRules, Upstream, UpstreamTimeouts};
-use crate::decision::{self, Access, Decision, Verdict};
+use crate::decision::{self, Access, Decision, Routed, Verdict};
 use crate::ground::clock::unix_time;
 use crate::ground::path::PathRules;
 use crate::ground::query::{self, QueryRules};
@@ -33,7 +33,7 @@ use crate::proxy::header_clock::HeaderClock;
 use crate::proxy::headers::{HeaderPlan, HeaderSink, PlannedName};
 use crate::proxy::host::{self, TargetHost};
 use crate::proxy::metadata::ResourceMetadata;
-use crate::proxy::phase_future::{Phase, done, finished};
+use crate::proxy::phase_future::{Phase, done, finished, proceed};
 use crate::proxy::read_headers;
 use crate::proxy::upstream;
 
@@ -111,6 +111,21 @@ enum Stage {
     Decided(Decision),
 }
 
+/// What `request_filter` found without waiting.
+enum Admission {
+    /// Decided: forward it.
+    Forward,
+    /// Decided: refuse it with this answer.
+    Answer(Answer),
+    /// Refused before the policy was asked (host, query, declared body size).
+    Refuse(Rejection),
+    /// A request for the RFC 9728 document: this one.
+    Metadata(Bytes),
+    /// The caller must be verified, introspected or prove possession: the policy snapshot
+    /// the request is decided against, and where authentication left off.
+    Wait(Arc<Policy>, Waiting),
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -127,46 +142,34 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
-            clock.header_read();
-        }
-        if let Some(tracing) = &self.tracing {
-            ctx.trace = Some(Box::new(crate::proxy::traced::start(tracing, session)));
-        }
-        // One snapshot per request: a reload mid-request does not change its decision.
-        let policy = self.policy.snapshot();
-        let read = read_headers::read(&session.req_header().headers);
-        if let Err(rejection) = self.check_target(session.req_header(), &read, ctx) {
-            return self.refuse(session, ctx, rejection).await;
-        }
-        if let Some(metadata) = self.metadata_request(session.req_header()) {
-            ctx.stage = Stage::Served(Reason::ResourceMetadata);
-            self.serve_metadata(session, metadata.document(&policy))
-                .await?;
-            return Ok(true);
-        }
-        let client_cert = self.client_cert(session);
-        let req = session.req_header();
-        let credential = self
-            .auth
-            .credential(read.authorization.values(), req.uri.query());
-        let arrived = (ctx.started, ctx.started_unix.as_secs());
-        let decide = self.decide(&policy, req, &credential, client_cert, arrived);
-        let decision = match &ctx.trace {
-            None => decide.await,
-            // Verification and introspection open their spans under the server span.
-            Some(trace) => decide.with_context(trace.context()).await,
-        };
-        self.metrics
-            .decided(decision.verdict.outcome(), ctx.started.elapsed());
-        let answer = self.answer(&decision, &credential);
-        ctx.stage = Stage::Decided(decision);
-        match answer {
-            None => Ok(false),
-            Some(answer) => {
+    // Decided in the call when nothing waits (no route, a public route, a cached token):
+    // then an allowed request's future holds nothing and allocates nothing. What waits
+    // (verification, introspection, a proof), and every answer the gateway writes itself,
+    // is boxed.
+    fn request_filter<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        ctx: &'life2 mut RequestCtx,
+    ) -> Phase<'async_trait, Result<bool>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        match self.admit(session, ctx) {
+            Admission::Forward => proceed(),
+            Admission::Answer(answer) => Box::pin(async move {
                 self.reject(session, answer).await?;
                 Ok(true)
+            }),
+            Admission::Refuse(rejection) => Box::pin(self.refuse(session, ctx, rejection)),
+            Admission::Metadata(document) => Box::pin(async move {
+                self.serve_metadata(session, document).await?;
+                Ok(true)
+            }),
+            Admission::Wait(policy, waiting) => {
+                Box::pin(self.decide_later(session, ctx, policy, waiting))
             }
         }
     }
@@ -458,35 +461,130 @@ impl Gateway {
         Ok(())
     }
 
-    /// The decision for `req`, with its `credential` read once: the policy's route, then
-    /// (on a protected route) authentication as of the request's one clock reading
-    /// (`arrived`: the instant, for the freshness of a cached token's keys, and the Unix
-    /// second).
-    async fn decide(
-        &self,
-        policy: &Policy,
-        req: &RequestHeader,
-        credential: &Result<Option<Credential<'_>>, Rejection>,
-        client_cert: Option<ClientCert>,
-        (arrived, now): (Instant, u64),
-    ) -> Decision {
-        let conditions = policy.condition_claims();
+    /// `request_filter`'s work up to what it has to wait for: the header's clock stopped,
+    /// the trace begun, the target checked, and the decision made when its caller needs no
+    /// waiting (a cached token, no token, or no token needed).
+    fn admit(&self, session: &Session, ctx: &mut RequestCtx) -> Admission {
+        if let Some(clock) = HeaderClock::of(session.as_downstream().stream()) {
+            clock.header_read();
+        }
+        if let Some(tracing) = &self.tracing {
+            ctx.trace = Some(Box::new(crate::proxy::traced::start(tracing, session)));
+        }
+        // One snapshot per request: a reload mid-request does not change its decision.
+        let policy = self.policy.snapshot();
+        let req = session.req_header();
+        let read = read_headers::read(&req.headers);
+        if let Err(rejection) = self.check_target(req, &read, ctx) {
+            return Admission::Refuse(rejection);
+        }
+        if let Some(metadata) = self.metadata_request(req) {
+            ctx.stage = Stage::Served(Reason::ResourceMetadata);
+            return Admission::Metadata(metadata.document(&policy));
+        }
+        let credential = self
+            .auth
+            .credential(read.authorization.values(), req.uri.query());
+        let now = ctx.started_unix.as_secs();
         let (method, path) = (req.method.as_str(), req.uri.path());
-        decision::decide(&self.paths, method, path, policy, now, |route| {
-            // Built only for a protected route (a public one never reads the proof); the
-            // DPoP header itself is read only by a proof check.
-            let sender = Sender {
-                dpop: DpopRequest {
-                    method,
-                    path,
-                    headers: &req.headers,
-                },
-                client_cert,
-            };
-            self.auth
-                .authenticate(credential, route, conditions, sender, now, arrived)
-        })
-        .await
+        let decision = match decision::route(&self.paths, method, path, &policy) {
+            Routed::Decided(decision) => decision,
+            Routed::Protected(protected) => {
+                let conditions = policy.condition_claims();
+                match (self.auth).at_once(
+                    &credential,
+                    protected.auth(),
+                    conditions,
+                    now,
+                    ctx.started,
+                ) {
+                    AtOnce::Done(caller) => protected.conclude(caller, now),
+                    AtOnce::Wait(waiting) => {
+                        drop(protected);
+                        return Admission::Wait(policy, waiting);
+                    }
+                }
+            }
+        };
+        match self.settle(decision, &credential, ctx) {
+            None => Admission::Forward,
+            Some(answer) => Admission::Answer(answer),
+        }
+    }
+
+    /// The rest of `request_filter` for a caller who must be verified, introspected or
+    /// prove possession of the token. The request is read again (what `admit` read borrowed
+    /// the session, which an answer needs mutably) and its route found again in the same
+    /// policy snapshot; both are pure, and cost little beside a signature check.
+    /// Authentication resumes where `admit` left it, so nothing is counted twice.
+    async fn decide_later(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        policy: Arc<Policy>,
+        waiting: Waiting,
+    ) -> Result<bool> {
+        let client_cert = self.client_cert(session);
+        let req = session.req_header();
+        let read = read_headers::read(&req.headers);
+        let credential = self
+            .auth
+            .credential(read.authorization.values(), req.uri.query());
+        let now = ctx.started_unix.as_secs();
+        let (method, path) = (req.method.as_str(), req.uri.path());
+        let decision = match decision::route(&self.paths, method, path, &policy) {
+            // Not reached: the same snapshot routed the same request to a protected route.
+            Routed::Decided(decision) => decision,
+            Routed::Protected(protected) => {
+                // Built only for a protected route (a public one never reads the proof);
+                // the DPoP header itself is read only by a proof check.
+                let sender = Sender {
+                    dpop: DpopRequest {
+                        method,
+                        path,
+                        headers: &req.headers,
+                    },
+                    client_cert,
+                };
+                let conditions = policy.condition_claims();
+                let resumed = (self.auth).resume(
+                    &credential,
+                    waiting,
+                    protected.auth(),
+                    conditions,
+                    sender,
+                    now,
+                );
+                let caller = match &ctx.trace {
+                    None => resumed.await,
+                    // Verification and introspection open their spans under the server span.
+                    Some(trace) => resumed.with_context(trace.context()).await,
+                };
+                protected.conclude(caller, now)
+            }
+        };
+        match self.settle(decision, &credential, ctx) {
+            None => Ok(false),
+            Some(answer) => {
+                self.reject(session, answer).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// A decision made: counted, kept for the later phases, and the answer to write if it
+    /// refuses.
+    fn settle(
+        &self,
+        decision: Decision,
+        credential: &Result<Option<Credential<'_>>, Rejection>,
+        ctx: &mut RequestCtx,
+    ) -> Option<Answer> {
+        self.metrics
+            .decided(decision.verdict.outcome(), ctx.started.elapsed());
+        let answer = self.answer(&decision, credential);
+        ctx.stage = Stage::Decided(decision);
+        answer
     }
 
     /// What a refused request gets: the challenge offers DPoP as the matched route allows
