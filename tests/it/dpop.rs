@@ -216,6 +216,35 @@ fn a_bound_token_passes_only_with_a_fresh_proof_by_its_key() {
 }
 
 #[test]
+fn a_bound_tokens_cache_hit_is_counted_once_per_request() {
+    // A cached bound token is found without waiting, and its proof checked in a future
+    // that takes up what was found: the lookup is not made, nor counted, twice.
+    let (gw, _jwks, _upstream) = start("allowed", "", &timesheets_policy());
+    let app = Holder::new(TestKey::ec());
+    let token = bound_token(&app, "read:timesheets");
+    for _ in 0..3 {
+        let proof = app.proof("GET", "/timesheets", &token);
+        assert_eq!(
+            dpop_call(&gw, "GET", "/timesheets", &token, &proof).status,
+            200
+        );
+    }
+    gw.wait_metric(
+        r#"scopegate_requests_total{decision="allow",reason="authorized",route="list-timesheets"}"#,
+        3.0,
+    );
+    let m = |s: &str| gw.metric(s);
+    assert_eq!(
+        m(r#"scopegate_token_cache_requests_total{result="miss"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"scopegate_token_cache_requests_total{result="hit"}"#),
+        2.0
+    );
+}
+
+#[test]
 fn where_dpop_is_allowed_bearer_tokens_still_pass_and_challenges_offer_both() {
     let (gw, _jwks, upstream) = start("allowed", "", &timesheets_policy());
     let token = TestKey::rsa().sign(&claims("read:timesheets"));
