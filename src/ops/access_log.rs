@@ -33,8 +33,10 @@ pub const QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// lost to a race costs at most this much delay, never a line).
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How long the writer lets lines gather after it is woken.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long the writer lets lines gather before it writes them, once woken and for as long
+/// as lines keep coming: a busy gateway's lines go out in one write this often, and the
+/// writer (which may share the workers' one core) takes the core from them this rarely.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Where the proxy writes its access lines; cheap to share between worker threads.
 #[derive(Clone)]
@@ -177,8 +179,8 @@ impl AccessLog {
 }
 
 impl Inner {
-    /// The writer thread: drains the slots whenever woken (or every [`IDLE_LOOK`]), until
-    /// stopped, then once more.
+    /// The writer thread: drains the slots every [`GATHER`] while lines come, or when woken
+    /// (or every [`IDLE_LOOK`]) after an idle spell, until stopped, then once more.
     fn write_until_stopped<W: Write>(&self, mut out: W) {
         let mut spare = Vec::new();
         loop {
@@ -188,6 +190,7 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
+            let mut wrote = false;
             for slot in &slots {
                 std::mem::swap(
                     &mut *slot.lines.lock().unwrap_or_else(PoisonError::into_inner),
@@ -197,15 +200,20 @@ impl Inner {
                     // Lines that cannot be written (a closed stdout) are not retried.
                     let _ = out.write_all(&spare);
                     spare.clear();
+                    wrote = true;
                 }
             }
             let _ = out.flush();
             if stopping {
                 return;
             }
-            std::thread::park_timeout(IDLE_LOOK);
-            // Woken by a first line: let a few more join it, so that a busy worker's lines
-            // go out in batches rather than a write each.
+            if !wrote {
+                // Idle: parked until a worker's first line wakes it. While lines keep
+                // coming it only sleeps, so that no worker pays for a wake-up (a worker
+                // unparks a thread that is not parked for the price of an atomic swap).
+                std::thread::park_timeout(IDLE_LOOK);
+            }
+            // Let more lines join the first before they are written.
             std::thread::sleep(GATHER);
         }
     }
