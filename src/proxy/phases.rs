@@ -128,10 +128,12 @@ enum Admission {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
+    type CTX = Box<RequestCtx>;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
+    // Boxed: pingora keeps the context in each request's future, which it moves a few times
+    // per request (memcpy); a pointer moves for less than the allocation costs.
+    fn new_ctx(&self) -> Box<RequestCtx> {
+        Box::new(RequestCtx {
             started: Instant::now(),
             started_unix: unix_time(),
             stage: Stage::Received,
@@ -139,7 +141,7 @@ impl ProxyHttp for Gateway {
             rewritten_query: None,
             body_bytes: 0,
             trace: None,
-        }
+        })
     }
 
     // Decided in the call when nothing waits (no route, a public route, a cached token):
@@ -149,7 +151,7 @@ impl ProxyHttp for Gateway {
     fn request_filter<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
         session: &'life1 mut Session,
-        ctx: &'life2 mut RequestCtx,
+        ctx: &'life2 mut Box<RequestCtx>,
     ) -> Phase<'async_trait, Result<bool>>
     where
         'life0: 'async_trait,
@@ -177,7 +179,7 @@ impl ProxyHttp for Gateway {
     fn upstream_peer<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
         _session: &'life1 mut Session,
-        _ctx: &'life2 mut RequestCtx,
+        _ctx: &'life2 mut Box<RequestCtx>,
     ) -> Phase<'async_trait, Result<Box<HttpPeer>>>
     where
         'life0: 'async_trait,
@@ -204,7 +206,7 @@ impl ProxyHttp for Gateway {
         &'life0 self,
         session: &'life1 mut Session,
         upstream_request: &'life2 mut RequestHeader,
-        ctx: &'life3 mut RequestCtx,
+        ctx: &'life3 mut Box<RequestCtx>,
     ) -> Phase<'async_trait, Result<()>>
     where
         'life0: 'async_trait,
@@ -220,7 +222,7 @@ impl ProxyHttp for Gateway {
         &'life0 self,
         session: &'life1 mut Session,
         error: Option<&'life2 Error>,
-        ctx: &'life3 mut RequestCtx,
+        ctx: &'life3 mut Box<RequestCtx>,
     ) -> Phase<'async_trait, ()>
     where
         'life0: 'async_trait,
@@ -238,7 +240,7 @@ impl ProxyHttp for Gateway {
         session: &'life1 mut Session,
         body: &'life2 mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &'life3 mut RequestCtx,
+        ctx: &'life3 mut Box<RequestCtx>,
     ) -> Phase<'async_trait, Result<()>>
     where
         'life0: 'async_trait,
@@ -254,7 +256,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut RequestCtx,
+        _ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
         let code = match upstream::classify(e.esource(), e.etype()) {
             Some((fault, rejection)) => {
@@ -304,14 +306,19 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+    fn request_summary(&self, session: &Session, _ctx: &Box<RequestCtx>) -> String {
         // pingora's error lines name the request with this: the path only, never the query
         // (which may hold a token).
         let req = session.req_header();
         format!("{} {}", req.method, req.uri.path())
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+    fn suppress_error_log(
+        &self,
+        _session: &Session,
+        _ctx: &Box<RequestCtx>,
+        _error: &Error,
+    ) -> bool {
         // `logging` writes one line per request, errors included.
         false
     }
