@@ -1,6 +1,7 @@
 //! Token verification per algorithm, with the verified-token cache warm (the same token
 //! again) and off (every call a full signature and claims check); the header rewrite; and
-//! the whole per-request decision (`decision::decide`: path, route, token, verify, scopes).
+//! the whole per-request decision (`decision::decide`: path, route, token, verify, scopes;
+//! the gateway runs the same steps, split where a token must be waited for).
 //!
 //! Everything is built through the constructor `server::build` uses
 //! (`Authenticator::from_settings` on parsed settings), with the key store filled from a

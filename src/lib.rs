@@ -5,7 +5,7 @@
 //! | step | what happens | where |
 //! |---|---|---|
 //! | 1 | pingora hands the request to the proxy phases | [`proxy::phases`] |
-//! | 2 | read the credential once ([`auth::token::Credential`]); normalize the path, refusing ambiguous ones (400) | [`ground::path`] |
+//! | 2 | read the credential ([`auth::token::Credential`]; once, but for a token that must be verified or proven, read again by the future that waits for it); normalize the path, refusing ambiguous ones (400) | [`ground::path`] |
 //! | 3 | match method + path against a policy snapshot; no route → 403 | [`policy`] |
 //! | 4 | verify the token with cached keys, or introspect it → identity | [`auth`] |
 //! | 4b | a bound token (`cnf`): its DPoP proof or client certificate | `auth::dpop`, `auth::cnf` |
@@ -14,8 +14,9 @@
 //! | 7 | strip client identity headers, set verified ones, forward | [`proxy::headers`] |
 //! | 8 | one metrics update and one log line; with tracing on, the request's spans end | [`ops::metrics`], [`ops::trace`] |
 //!
-//! Steps 2–5 are one function, [`decision::decide`], which `scopegate explain` and
-//! `scopegate test` run too, with a given identity in place of a verified token.
+//! Steps 2–5 are one decision ([`decision::route`], then [`decision::Protected::conclude`]
+//! with the caller), which `scopegate explain` and `scopegate test` run too
+//! ([`decision::decide`]), with a given identity in place of a verified token.
 //!
 //! The layers, each a folder, top to bottom; a layer imports only the layers below it
 //! (`scripts/layers` prints the graph and fails on an upward import):

@@ -200,7 +200,7 @@ impl Authenticator {
     /// cache holds (verified JWS, introspection answer) that no proof of possession
     /// concerns, are answered here; a token to verify or introspect, and a proof to check,
     /// are left to [`Authenticator::resume`].
-    pub fn at_once(
+    pub(crate) fn at_once(
         &self,
         credential: &Result<Option<Credential<'_>>, Rejection>,
         route: RouteAuth,
@@ -234,10 +234,11 @@ impl Authenticator {
     }
 
     /// The rest of [`Authenticator::authenticate`] after [`Authenticator::at_once`] said
-    /// to wait, for the same `credential` and `route`: the token verified (unless
-    /// `waiting` already holds its cached identity) and, for a sender-constrained one, its
-    /// proof checked.
-    pub async fn resume(
+    /// to wait: the token verified (unless `waiting` already holds its cached identity)
+    /// and, for a sender-constrained one, its proof checked. `credential` and `route` must
+    /// be the ones `at_once` was given: an identity it found is used without looking at
+    /// the token again (hence crate-private).
+    pub(crate) async fn resume(
         &self,
         credential: &Result<Option<Credential<'_>>, Rejection>,
         waiting: Waiting,
@@ -288,7 +289,7 @@ impl Authenticator {
 }
 
 /// What [`Authenticator::at_once`] could tell.
-pub enum AtOnce {
+pub(crate) enum AtOnce {
     /// The answer.
     Done(Result<Arc<Identity>, Rejection>),
     /// Verification, introspection or a proof check is needed: hand this to
@@ -298,7 +299,7 @@ pub enum AtOnce {
 
 /// What [`Authenticator::resume`] takes up. It borrows nothing, so a caller can carry it
 /// into a future that reads the request anew.
-pub struct Waiting {
+pub(crate) struct Waiting {
     /// The token's identity, when the cache held it (only its proof is left to check).
     found: Option<Arc<Identity>>,
 }

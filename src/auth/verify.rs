@@ -299,7 +299,7 @@ impl Verifier {
 
     /// The identity the verified-token cache holds for `token` while it is still good: before
     /// its expiry, its key still published, made for the claims the policy reads now. A
-    /// stale entry is dropped. Misses are counted by [`Verifier::verify_and_cache`], so that
+    /// stale entry is dropped. Misses are counted by `Verifier::verify_and_cache`, so that
     /// an opaque token looked up here first is not counted as one.
     pub fn cached(
         &self,

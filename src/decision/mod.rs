@@ -1,9 +1,11 @@
 //! The decision for one request, from plain values: path, route, credentials, requirement.
 //!
-//! One function, [`decide`], serves the gateway, `scopegate explain` and `scopegate test`:
-//! they differ only in how a caller is authenticated. The gateway passes its token path
-//! (extract, verify, cache); the offline tools pass an identity built from the scopes and
-//! claims they were given. Nothing here knows pingora.
+//! One decision serves the gateway, `scopegate explain` and `scopegate test`: they differ
+//! only in how a caller is authenticated. The offline tools call [`decide`] with an identity
+//! built from the scopes and claims they were given; the gateway calls its two halves,
+//! [`route`] and [`Protected::conclude`], with its token path (extract, cache, verify)
+//! between them, so that a caller known without waiting is decided without a future.
+//! Nothing here knows pingora.
 //!
 //! | file | job |
 //! |---|---|

@@ -4,7 +4,8 @@
 //! `async fn` body becomes a state machine allocated for every call, every request, even
 //! when it never waits. A phase that never waits (forwarding's header rewrite, the body
 //! count, logging) does its work in the call and returns one of these, which hold nothing
-//! and so allocate nothing.
+//! and so allocate nothing; so does `request_filter` when its decision needed no waiting
+//! ([`proceed`]).
 
 use std::future::Future;
 use std::pin::Pin;

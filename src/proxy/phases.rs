@@ -96,8 +96,8 @@ pub struct RequestCtx {
     rewritten_query: Option<String>,
     /// Request body bytes forwarded so far.
     body_bytes: u64,
-    /// The request's spans, when tracing is on; boxed, so that the context pingora moves
-    /// with every request stays small when it is off.
+    /// The request's spans, when tracing is on; boxed, so that the context allocated for
+    /// every request stays small when it is off.
     trace: Option<Box<RequestTrace>>,
 }
 
@@ -498,18 +498,12 @@ impl Gateway {
             Routed::Decided(decision) => decision,
             Routed::Protected(protected) => {
                 let conditions = policy.condition_claims();
-                match (self.auth).at_once(
-                    &credential,
-                    protected.auth(),
-                    conditions,
-                    now,
-                    ctx.started,
-                ) {
+                match self
+                    .auth
+                    .at_once(&credential, protected.auth(), conditions, now, ctx.started)
+                {
                     AtOnce::Done(caller) => protected.conclude(caller, now),
-                    AtOnce::Wait(waiting) => {
-                        drop(protected);
-                        return Admission::Wait(policy, waiting);
-                    }
+                    AtOnce::Wait(waiting) => return Admission::Wait(policy, waiting),
                 }
             }
         };
@@ -554,7 +548,7 @@ impl Gateway {
                     client_cert,
                 };
                 let conditions = policy.condition_claims();
-                let resumed = (self.auth).resume(
+                let resumed = self.auth.resume(
                     &credential,
                     waiting,
                     protected.auth(),
