@@ -489,12 +489,9 @@ impl Gateway {
             ctx.stage = Stage::Served(Reason::ResourceMetadata);
             return Admission::Metadata(metadata.document(&policy));
         }
-        let credential = self
-            .auth
-            .credential(read.authorization.values(), req.uri.query());
+        let (credential, routed) = self.route(req, &read, &policy);
         let now = ctx.started_unix.as_secs();
-        let (method, path) = (req.method.as_str(), req.uri.path());
-        let decision = match decision::route(&self.paths, method, path, &policy) {
+        let decision = match routed {
             Routed::Decided(decision) => decision,
             Routed::Protected(protected) => {
                 let conditions = policy.condition_claims();
@@ -528,12 +525,9 @@ impl Gateway {
         let client_cert = self.client_cert(session);
         let req = session.req_header();
         let read = read_headers::read(&req.headers);
-        let credential = self
-            .auth
-            .credential(read.authorization.values(), req.uri.query());
+        let (credential, routed) = self.route(req, &read, &policy);
         let now = ctx.started_unix.as_secs();
-        let (method, path) = (req.method.as_str(), req.uri.path());
-        let decision = match decision::route(&self.paths, method, path, &policy) {
+        let decision = match routed {
             // Not reached: the same snapshot routed the same request to a protected route.
             Routed::Decided(decision) => decision,
             Routed::Protected(protected) => {
@@ -541,8 +535,8 @@ impl Gateway {
                 // the DPoP header itself is read only by a proof check.
                 let sender = Sender {
                     dpop: DpopRequest {
-                        method,
-                        path,
+                        method: req.method.as_str(),
+                        path: req.uri.path(),
                         headers: &req.headers,
                     },
                     client_cert,
@@ -571,6 +565,24 @@ impl Gateway {
                 Ok(true)
             }
         }
+    }
+
+    /// The request's credential (read once from the headers `read` found), and its route
+    /// in `policy`.
+    fn route<'r, 'p>(
+        &self,
+        req: &'r RequestHeader,
+        read: &read_headers::Read<'r>,
+        policy: &'p Policy,
+    ) -> (Result<Option<Credential<'r>>, Rejection>, Routed<'p>) {
+        let credential = self
+            .auth
+            .credential(read.authorization.values(), req.uri.query());
+        let (method, path) = (req.method.as_str(), req.uri.path());
+        (
+            credential,
+            decision::route(&self.paths, method, path, policy),
+        )
     }
 
     /// A decision made: counted, kept for the later phases, and the answer to write if it
