@@ -145,13 +145,18 @@ impl Introspector {
     /// The cached answer for `token`, while it is still good: what
     /// [`Introspector::introspect`] would answer at once. `None` when it would have to
     /// wait (no answer cached, or one past its time). `now` is the request's Unix second.
-    pub fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
-        let answer = self.cache.get(token)?;
+    pub(crate) fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
+        self.hit(&self.cache.get(token)?, now)
+    }
+
+    /// A cached `answer`, counted as a hit and served as of `now`, while it is still good;
+    /// `None` once past its time.
+    fn hit(&self, answer: &Answer, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
         if Instant::now() >= answer.until() {
             return None;
         }
         self.metrics.introspection_cache_hit(&self.label);
-        Some(served(&answer, now))
+        Some(served(answer, now))
     }
 
     /// The identity behind `token`, from the cache or the authorization server. With
@@ -172,11 +177,10 @@ impl Introspector {
         }
         loop {
             match self.cache.get_value_or_guard_async(token).await {
-                Ok(answer) if Instant::now() < answer.until() => {
-                    self.metrics.introspection_cache_hit(&self.label);
-                    return served(&answer, unix_now());
-                }
-                Ok(_) => {
+                Ok(answer) => {
+                    if let Some(served) = self.hit(&answer, unix_now()) {
+                        return served;
+                    }
                     // Past its time: drop it, then take the placeholder (or wait for a
                     // request that already did).
                     self.cache.remove(token);

@@ -208,10 +208,9 @@ impl Authenticator {
         now: u64,
         arrived: Instant,
     ) -> AtOnce {
-        let presented = match credential {
-            Ok(Some(credential)) => credential,
-            Ok(None) => return AtOnce::Done(Err(Rejection::MissingToken)),
-            Err(rejection) => return AtOnce::Done(Err(rejection.clone())),
+        let presented = match presented(credential) {
+            Ok(presented) => presented,
+            Err(refused) => return AtOnce::Done(Err(refused)),
         };
         // A route that introspects always asks the server, cache or not.
         if route.introspect == Introspect::Always {
@@ -247,12 +246,8 @@ impl Authenticator {
         sender: Sender<'_>,
         now: u64,
     ) -> Result<Arc<Identity>, Rejection> {
-        // `at_once` waits only for a presented token; the other arms answer as it would.
-        let presented = match credential {
-            Ok(Some(credential)) => credential,
-            Ok(None) => return Err(Rejection::MissingToken),
-            Err(rejection) => return Err(rejection.clone()),
-        };
+        // `at_once` waits only for a presented token; anything else is refused as it was.
+        let presented = presented(credential)?;
         let token = presented.token.as_ref();
         let identity = match waiting.found {
             Some(identity) => identity,
@@ -285,6 +280,18 @@ impl Authenticator {
     /// token on a gateway without DPoP pays nothing more.
     fn needs_proof(&self, identity: &Identity, route: RouteAuth) -> bool {
         self.dpop.enabled() || identity.confirmation.is_bound() || route.dpop != DpopMode::Off
+    }
+}
+
+/// The token the request presents, or why it presents none (no credential, or one sent
+/// wrongly).
+fn presented<'c, 'a>(
+    credential: &'c Result<Option<Credential<'a>>, Rejection>,
+) -> Result<&'c Credential<'a>, Rejection> {
+    match credential {
+        Ok(Some(credential)) => Ok(credential),
+        Ok(None) => Err(Rejection::MissingToken),
+        Err(rejection) => Err(rejection.clone()),
     }
 }
 

@@ -286,7 +286,11 @@ impl Verifier {
     /// The introspection cache's answer for an opaque `token`, when it holds a good one
     /// (see [`Introspector::cached`]); `None` for a JWS or when the answer must be waited
     /// for.
-    pub fn cached_opaque(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
+    pub(crate) fn cached_opaque(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Option<Result<Arc<Identity>, Rejection>> {
         let index = self.opaque_issuer?;
         if crate::auth::token::looks_like_jws(token) {
             return None;
@@ -301,7 +305,7 @@ impl Verifier {
     /// its expiry, its key still published, made for the claims the policy reads now. A
     /// stale entry is dropped. Misses are counted by `Verifier::verify_and_cache`, so that
     /// an opaque token looked up here first is not counted as one.
-    pub fn cached(
+    pub(crate) fn cached(
         &self,
         token: &str,
         conditions: &ConditionClaims,

@@ -5,9 +5,9 @@
 //! into a buffer of its own (a slot), under a lock only the writer thread ever contends for;
 //! the writer swaps each slot's buffer for an empty one and writes what it took in one go,
 //! every few milliseconds while lines keep coming, and parks when they stop, to be woken by
-//! the next line. A line costs no allocation, copy or
-//! queue message of its own. A slot holds at most [`QUEUED_BYTES`]: when the writer cannot
-//! keep up, further lines are dropped, never the request delayed, and counted in
+//! the next line. A line costs no allocation, copy or queue message of its own. A slot
+//! holds at most [`QUEUED_BYTES`]: when the writer cannot keep up, further lines are
+//! dropped, never the request delayed, and counted in
 //! `scopegate_access_log_dropped_lines_total`. [`AccessLogFlush::flush`], called once the
 //! server's runtimes have stopped (shutdown, or the old process of an upgrade), writes out
 //! what is still buffered. Lines of one worker thread keep their order; lines of several
