@@ -213,12 +213,14 @@ fn a_dry_run_route_forwards_what_it_would_refuse_and_counts_it() {
     ] {
         gw.wait_metric(&format!("scopegate_requests_total{{{labels}}}"), n);
     }
-    let log = gw.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("decision=\"dry_run_deny\"")
-                && l.contains("reason=\"claim_mismatch\"")),
-        "{log}"
+    // The access line is written by the log's own thread, a moment after the counters.
+    gw.wait_for(
+        || {
+            gw.log().lines().any(|l| {
+                l.contains("decision=\"dry_run_deny\"") && l.contains("reason=\"claim_mismatch\"")
+            })
+        },
+        "the dry-run refusal's access line",
     );
 }
 
