@@ -169,11 +169,11 @@ issuers:
         }
     }
 
-    fn tempfile_secret() -> std::path::PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("scopegate-test-secret-{}", std::process::id()));
-        std::fs::write(&path, "a-client-secret\n").unwrap();
-        path
+    /// A client secret file, removed when the test drops it.
+    fn tempfile_secret() -> tempfile::TempPath {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "a-client-secret\n").unwrap();
+        file.into_temp_path()
     }
 
     #[test]
