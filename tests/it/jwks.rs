@@ -85,7 +85,11 @@ fn an_outage_after_warm_up_keeps_valid_tokens_passing_and_shows_in_the_metrics()
     );
     assert_eq!(gw.metric(r#"scopegate_jwks_keys{issuer="exampleco"}"#), 1.0);
     assert_eq!(gw.admin_get("/readyz").0, 200);
-    assert!(gw.log().contains("JWKS refresh failed"));
+    // The failure is counted just before it is logged.
+    gw.wait_for(
+        || gw.log().contains("JWKS refresh failed"),
+        "the failed refresh's log line",
+    );
 }
 
 #[test]

@@ -202,7 +202,11 @@ fn the_tls_listener_serves_its_certificate_and_picks_up_a_renewed_one() {
     );
     // A new client (no TLS session to resume) that trusts only the old CA is refused.
     assert!(status(&client(&ca1, tls_addr), tls_addr.port(), &token).is_err());
-    assert!(gw.log().contains("TLS certificate reloaded"));
+    // The new certificate is served just before the reload is logged.
+    gw.wait_for(
+        || gw.log().contains("TLS certificate reloaded"),
+        "the reload's log line",
+    );
 }
 
 #[test]
